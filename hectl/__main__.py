@@ -1,0 +1,20 @@
+"""Entry point: ``hectl`` and ``python -m hectl``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    from hectl.fastpath import try_run
+
+    code = try_run(sys.argv[1:])
+    if code is None:
+        from hectl.cli import main as cli_main
+
+        code = cli_main(sys.argv[1:])
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""A storage domain in a local directory: for single-host set-ups, demos and tests.
+
+Any already-mounted shared filesystem also works through it, but the dedicated
+backends add what sharing needs (mounting, quorum and failover checks).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hectl import directio
+from hectl.errors import ConfigError, StorageError
+from hectl.storage import StorageBackend
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from hectl.clock import Clock
+
+
+class LocalFSBackend(StorageBackend):
+    """``[storage] type = localfs``, ``path = /absolute/dir``."""
+
+    name = "localfs"
+    KEYS = frozenset({"path"})
+
+    def __init__(self, options: Mapping[str, str], clock: Clock) -> None:
+        super().__init__(options, clock)
+        unknown = sorted(set(options) - self.KEYS)
+        if unknown:
+            raise ConfigError(f"[storage] unknown key '{unknown[0]}' for type localfs (known: path)")
+        path = options.get("path", "")
+        if not path:
+            raise ConfigError("[storage] path is required for type localfs (the domain directory)")
+        if not os.path.isabs(path) or "\0" in path:
+            raise ConfigError(f"[storage] path = {path!r}: must be an absolute path")
+        self._root = os.path.normpath(path)
+        self._connected = False
+
+    def connect(self, timeout: float) -> None:
+        kind = directio.path_kind(self._root, timeout)
+        if kind != "dir":
+            what = "does not exist" if kind is None else "is not a directory"
+            raise StorageError(f"domain directory {self._root} {what}")
+        self._connected = True
+
+    def disconnect(self, timeout: float) -> None:
+        self._connected = False
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def root(self) -> str:
+        return self._root

@@ -1,0 +1,106 @@
+"""The click command line: root group, lazy command map, and the bridge to ``output.run``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hectl import __version__
+from hectl.context import AppContext
+from hectl.errors import EXIT_CODE_HELP, ExitCode
+from hectl.output import Output, emit, run
+
+# Command name -> "module:attribute". Greppable, import-on-demand (click's LazyGroup recipe).
+COMMANDS = {
+    "deploy": "hectl.commands.deploy:command",
+    "vm-start": "hectl.commands.vm_start:command",
+    "vm-shutdown": "hectl.commands.vm_shutdown:command",
+    "vm-poweroff": "hectl.commands.vm_poweroff:command",
+    "vm-status": "hectl.commands.vm_status:command",
+    "set-maintenance": "hectl.commands.set_maintenance:command",
+    "add-console-password": "hectl.commands.add_console_password:command",
+    "check-liveliness": "hectl.commands.check_liveliness:command",
+    "ha": "hectl.commands.ha:group",
+    "plugins": "hectl.commands.plugins:command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, _, attr = self.lazy[name].partition(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            assert isinstance(cmd, click.Command)
+            return cmd
+        return super().get_command(ctx, name)
+
+
+def _exit_code_epilog() -> str:
+    lines = ["\b", "Exit codes:"]
+    lines += [f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()]
+    lines += ["\b", "vm-status --check uses Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."]
+    return "\n".join(lines)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, epilog=_exit_code_epilog(), context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Configuration file [default: $HECTL_CONFIG or /etc/hectl/hectl.conf].",
+)
+@click.option("-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings; no output from commands that only act.")
+@click.version_option(__version__, "--version", prog_name="hectl", message="%(prog)s %(version)s")
+@click.pass_obj
+def cli(app: AppContext, config_path: str | None, verbose: int, quiet: bool) -> None:
+    """hectl keeps the self-hosted management VM (the engine) running on exactly one healthy host."""
+    app.config_path = config_path
+    app.verbose = verbose
+    app.quiet = quiet
+
+
+def _usage_error(exc: click.UsageError) -> int:
+    ctx = exc.ctx
+    path = ctx.command_path if ctx is not None else "hectl"
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and ctx is not None:
+        click.echo(ctx.get_help(), err=True)
+    else:
+        message = " ".join(exc.format_message().split())
+        click.echo(f"{path}: error: {message} (see '{path} --help')", err=True)
+    return int(ExitCode.USAGE)
+
+
+def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
+    """Run the CLI on ``argv``; return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    app = app or AppContext()
+
+    def invoke() -> int:
+        try:
+            rv = cli.main(args=args, prog_name="hectl", obj=app, standalone_mode=False)
+        except click.UsageError as exc:
+            return _usage_error(exc)
+        except click.ClickException as exc:
+            click.echo(f"hectl: error: {exc.format_message()}", err=True)
+            return exc.exit_code
+        except click.Abort:
+            click.echo("hectl: aborted", err=True)
+            return int(ExitCode.FAILED)
+        if isinstance(rv, Output):
+            return emit(rv, app.quiet)
+        return int(rv or 0)
+
+    return run(invoke, lambda: app.verbose)

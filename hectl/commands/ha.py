@@ -1,0 +1,12 @@
+"""``hectl ha``: the HA agent's commands."""
+
+from __future__ import annotations
+
+import click
+
+from hectl.cli import LazyGroup
+
+
+@click.group("ha", cls=LazyGroup, lazy={"run": "hectl.commands.ha_run:command"})
+def group() -> None:
+    """The HA agent that runs on every host."""

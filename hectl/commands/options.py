@@ -1,0 +1,66 @@
+"""Option bundles shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+from hectl import __version__, completion
+from hectl.errors import NotAvailable
+from hectl.output import FORMATS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_options(fn: F) -> F:
+    """``--format table|json`` and its alias ``--json``; the command receives ``fmt``."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(fn)
+    fn = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format (JSON fields are documented, stable API).",
+    )(fn)
+    return fn
+
+
+def pick_format(fmt: str, as_json: bool) -> str:
+    return "json" if as_json else fmt
+
+
+def timeout_option(default_help: str) -> Callable[[F], F]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1, max=3600),
+        metavar="SECONDS",
+        help=default_help,
+    )
+
+
+host_id_type = click.IntRange(1, 2000)
+
+
+def host_id_option(help_text: str, multiple: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--host-id",
+        "host_ids",
+        type=host_id_type,
+        multiple=multiple,
+        metavar="ID",
+        help=help_text,
+        shell_complete=completion.complete_host_ids,
+    )
+
+
+def not_available(command: str, capability: str) -> NotAvailable:
+    """The error of a command that is part of the CLI contract but not built yet."""
+    return NotAvailable(
+        f"'hectl {command}' is not available yet in hectl {__version__}: {capability} is still being built",
+        hint="see the README's roadmap",
+    )

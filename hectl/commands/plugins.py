@@ -1,0 +1,24 @@
+"""``hectl plugins``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from hectl.commands.options import format_options, pick_format
+from hectl.context import AppContext
+from hectl.output import Output
+
+
+@click.command("plugins")
+@format_options
+@click.pass_obj
+def command(app: AppContext, fmt: str, as_json: bool) -> Output:
+    """List loaded plugins, the hooks they implement, and the storage backends they provide."""
+    plugins = app.plugins
+    data = {
+        "plugins": [dataclasses.asdict(p) for p in plugins.infos],
+        "backends": [{"name": b.name, "plugin": b.plugin} for b in plugins.backends().values()],
+    }
+    return Output("plugins", data, pick_format(fmt, as_json))

@@ -1,0 +1,244 @@
+"""Configuration: defaults < INI file < HECTL_* environment, merged once into frozen objects.
+
+Command-line flags that override configuration are applied by the CLI on top,
+with ``dataclasses.replace``. Nothing else reads the file or the environment.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+
+from hectl.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+DEFAULT_PATH = "/etc/hectl/hectl.conf"
+MAX_HOST_ID = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class HostConfig:
+    id: int
+    hostname: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    type: str = "localfs"
+    timeout: float = 5.0
+    options: tuple[tuple[str, str], ...] = ()  # backend-specific keys of [storage], validated by the backend
+
+    def option_map(self) -> dict[str, str]:
+        return dict(self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class PathsConfig:
+    state_dir: str = "/var/lib/hectl"
+    audit_log: str = ""  # default: <state_dir>/audit.log
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeoutsConfig:
+    liveness_window: float = 30.0
+    agent_silent_after: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+    base: int = 3400
+    network_penalty: int = 1600
+    config_penalty: int = 1000
+    bridge_penalty: int = 600
+    memory_penalty: int = 400
+    cpu_penalty: int = 1000
+    cpu_min: float = 0.4
+    cpu_max: float = 0.9
+    retry_penalty: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    source: str
+    host: HostConfig
+    storage: StorageConfig
+    paths: PathsConfig
+    timeouts: TimeoutsConfig
+    score: ScoreConfig
+    plugin_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    @property
+    def audit_log(self) -> str:
+        return self.paths.audit_log or os.path.join(self.paths.state_dir, "audit.log")
+
+
+# Environment overrides: variable -> (section, key). Documented in docs/configuration.md.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "HECTL_HOST_ID": ("host", "id"),
+    "HECTL_HOSTNAME": ("host", "hostname"),
+    "HECTL_STORAGE_TYPE": ("storage", "type"),
+    "HECTL_STORAGE_PATH": ("storage", "path"),
+    "HECTL_STORAGE_TIMEOUT": ("storage", "timeout"),
+    "HECTL_STATE_DIR": ("paths", "state_dir"),
+}
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 86400 * 365:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _host_id(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_HOST_ID:
+        raise ValueError(f"must be an integer in 1..{MAX_HOST_ID}")
+    return value
+
+
+def _hostname(text: str) -> str:
+    text = text.strip()
+    if not text or len(text.encode()) > 253 or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ValueError("must be a hostname of 1..253 bytes without spaces")
+    return text
+
+
+def _abs_path(text: str) -> str:
+    if not os.path.isabs(text) or "\0" in text:
+        raise ValueError("must be an absolute path")
+    return os.path.normpath(text)
+
+
+def _nonneg_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a non-negative integer")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _identifier(text: str) -> str:
+    text = text.strip()
+    if not text or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError("must be a name of letters, digits, '-', '_' or '.'")
+    return text
+
+
+# Known keys per section and how each is parsed.
+_SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
+    "host": {"id": _host_id, "hostname": _hostname},
+    "storage": {"type": _identifier, "timeout": _positive_float},
+    "paths": {"state_dir": _abs_path, "audit_log": _abs_path},
+    "timeouts": {"liveness_window": _positive_float, "agent_silent_after": _positive_float},
+    "score": {
+        "base": _nonneg_int,
+        "network_penalty": _nonneg_int,
+        "config_penalty": _nonneg_int,
+        "bridge_penalty": _nonneg_int,
+        "memory_penalty": _nonneg_int,
+        "cpu_penalty": _nonneg_int,
+        "cpu_min": _fraction,
+        "cpu_max": _fraction,
+        "retry_penalty": _nonneg_int,
+    },
+}
+_OPEN_SECTIONS = ("storage",)  # may hold keys for the backend
+
+
+def disabled_plugins(environ: Mapping[str, str]) -> frozenset[str]:
+    """Plugin names blocked by ``HECTL_DISABLE_PLUGINS`` (comma-separated)."""
+    return frozenset(n.strip() for n in environ.get("HECTL_DISABLE_PLUGINS", "").split(",") if n.strip())
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
+    return explicit or environ.get("HECTL_CONFIG") or DEFAULT_PATH
+
+
+def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration once; raise ``ConfigError`` naming the file and key on any problem."""
+    environ = os.environ if environ is None else environ
+    path = config_path(path, environ)
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"configuration file {path} not found",
+            hint="hectl is not deployed on this host; pass --config or set HECTL_CONFIG",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: not a valid INI file: {_one_line(exc)}") from None
+
+    raw: dict[str, dict[str, tuple[str, str]]] = {}  # section -> key -> (value, where)
+    plugin_sections = []
+    for section in parser.sections():
+        if section.startswith("plugin:"):
+            plugin_sections.append((section[7:], tuple(parser.items(section))))
+            continue
+        if section not in _SCHEMA:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(_SCHEMA))}, plugin:NAME)")
+        for key, value in parser.items(section):
+            if key not in _SCHEMA[section] and section not in _OPEN_SECTIONS:
+                raise ConfigError(f"{path}: [{section}] unknown key '{key}' (known: {', '.join(sorted(_SCHEMA[section]))})")
+            raw.setdefault(section, {})[key] = (value, f"{path}: [{section}] {key}")
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if var in environ:
+            raw.setdefault(section, {})[key] = (environ[var], f"environment {var}")
+
+    def get(section: str, key: str, default: object) -> object:
+        if key not in raw.get(section, {}):
+            return default
+        value, where = raw[section][key]
+        parse = _SCHEMA[section].get(key, str)
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where} = {value!r}: {_friendly(str(exc))}") from None
+
+    if "id" not in raw.get("host", {}):
+        raise ConfigError(f"{path}: [host] id is required (this host's id, 1..{MAX_HOST_ID})")
+    host = HostConfig(id=get("host", "id", 0), hostname=get("host", "hostname", os.uname().nodename))  # type: ignore[arg-type]
+    storage_raw = raw.get("storage", {})
+    storage = StorageConfig(
+        type=get("storage", "type", "localfs"),  # type: ignore[arg-type]
+        timeout=get("storage", "timeout", 5.0),  # type: ignore[arg-type]
+        options=tuple(sorted((k, v) for k, (v, _) in storage_raw.items() if k not in _SCHEMA["storage"])),
+    )
+    paths = PathsConfig(**{k: get("paths", k, getattr(PathsConfig, k)) for k in _SCHEMA["paths"]})  # type: ignore[arg-type]
+    timeouts = TimeoutsConfig(**{k: get("timeouts", k, getattr(TimeoutsConfig, k)) for k in _SCHEMA["timeouts"]})  # type: ignore[arg-type]
+    score = ScoreConfig(**{k: get("score", k, getattr(ScoreConfig, k)) for k in _SCHEMA["score"]})  # type: ignore[arg-type]
+    if score.cpu_min > score.cpu_max:
+        raise ConfigError(f"{path}: [score] cpu_min ({score.cpu_min}) must not exceed cpu_max ({score.cpu_max})")
+    return Config(
+        source=path,
+        host=host,
+        storage=storage,
+        paths=paths,
+        timeouts=timeouts,
+        score=score,
+        plugin_sections=tuple(plugin_sections),
+    )
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _friendly(reason: str) -> str:
+    if reason.startswith("invalid literal") or reason.startswith("could not convert"):
+        return "not a number"
+    return reason

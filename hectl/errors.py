@@ -1,0 +1,97 @@
+"""Exit codes and the one error hierarchy they are mapped from.
+
+Exit codes are public API: scripts depend on them. The table is rendered into
+``hectl --help`` and the README from ``EXIT_CODE_HELP``; tests assert each one.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    CONFIG = 3
+    STORAGE = 4
+    LOCKED = 5
+    VM_STATE = 6
+    TIMEOUT = 7
+    NOT_AVAILABLE = 8
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+EXIT_CODE_HELP: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.FAILED: "operation failed, or the checked thing is unhealthy",
+    ExitCode.USAGE: "bad command-line usage",
+    ExitCode.CONFIG: "not deployed, or bad configuration",
+    ExitCode.STORAGE: "shared storage unreachable, corrupt beyond use, or timed out",
+    ExitCode.LOCKED: "lease or lock held elsewhere",
+    ExitCode.VM_STATE: "the engine VM is in the wrong state for this",
+    ExitCode.TIMEOUT: "timed out waiting (--wait)",
+    ExitCode.NOT_AVAILABLE: "capability not available in this version",
+    ExitCode.INTERNAL: "internal error (a bug: rerun with -v and report it)",
+    ExitCode.INTERRUPTED: "interrupted (SIGINT)",
+}
+
+
+class HectlError(Exception):
+    """Base of every error hectl reports to the user; carries its exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class OperationFailed(HectlError):
+    exit_code = ExitCode.FAILED
+
+
+class ConfigError(HectlError):
+    """Missing or invalid configuration, or the domain is not deployed."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class NotDeployed(ConfigError):
+    pass
+
+
+class StorageError(HectlError):
+    """Shared storage cannot be used."""
+
+    exit_code = ExitCode.STORAGE
+
+
+class StorageTimeout(StorageError):
+    """A storage operation did not finish within its hard deadline."""
+
+
+class LockHeld(HectlError):
+    exit_code = ExitCode.LOCKED
+
+
+class VMStateError(HectlError):
+    exit_code = ExitCode.VM_STATE
+
+
+class WaitTimeout(HectlError):
+    exit_code = ExitCode.TIMEOUT
+
+
+class NotAvailable(HectlError):
+    """The command exists in the CLI contract but its capability is not built yet."""
+
+    exit_code = ExitCode.NOT_AVAILABLE
+
+
+class PluginError(HectlError):
+    """A plugin is broken (bad registration, duplicate backend name)."""
+
+    exit_code = ExitCode.CONFIG

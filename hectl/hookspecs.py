@@ -1,0 +1,70 @@
+"""Hook specifications: the contract between hectl and its plugins.
+
+Plugins implement hooks with ``@hookimpl`` (``from hectl.hookspecs import hookimpl``)
+and are found through the ``hectl`` entry-point group. Hooks are called with
+keyword arguments; an implementation may accept fewer arguments than the spec,
+so specs can grow without breaking plugins. Every spec below states who calls
+it, when, what it returns and what happens when it raises.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "hectl"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- Registration: called once per plugin manager, by hectl.plugins -------------------------
+
+
+@hookspec
+def hectl_register_backends(register):  # type: ignore[no-untyped-def]
+    """Register storage backends.
+
+    Call ``register(name, factory)`` once per backend. ``name`` is what users
+    write as ``[storage] type``; ``factory(options, clock)`` returns a
+    ``hectl.storage.StorageBackend``, validating ``options`` (the ``[storage]``
+    keys) and raising ``hectl.errors.ConfigError`` naming a bad key.
+
+    Called by: ``hectl.plugins.Plugins.backends`` when a backend is looked up.
+    Returns: ignored. A name registered twice is a ``PluginError`` naming both
+    plugins; an exception raised here disables only this plugin's backends.
+    """
+
+
+@hookspec
+def hectl_register_monitors(register):  # type: ignore[no-untyped-def]
+    """Register host-health monitors for the HA agent.
+
+    Call ``register(name, factory)``; ``factory(config, clock)`` returns a monitor
+    whose ``sample()`` gives one observation per agent cycle.
+
+    Called by: the HA agent (``hectl ha run``) at start-up and on reload.
+    Returns: ignored. Exceptions disable this plugin's monitors and are logged.
+    """
+
+
+# --- Runtime notifications: called from the HA loop and commands; must be fast ---------------
+
+
+@hookspec
+def hectl_on_state_transition(host_id, old_state, new_state, reason):  # type: ignore[no-untyped-def]
+    """The HA agent of ``host_id`` moved from ``old_state`` to ``new_state`` because of ``reason``.
+
+    Called by: the HA agent, once per transition, after the new state is published.
+    Returns: ignored. Exceptions are logged and swallowed: a notifier never stops the loop.
+    """
+
+
+@hookspec
+def hectl_on_maintenance_change(scope, host_id, old_mode, new_mode, reason, set_by, expires_at):  # type: ignore[no-untyped-def]
+    """Maintenance changed: ``scope`` is ``"global"`` or ``"local"`` (then ``host_id`` says which host).
+
+    ``old_mode``/``new_mode`` are ``"global"``, ``"local"`` or ``"none"``;
+    ``expires_at`` is a wall-clock time or ``None``.
+
+    Called by: ``hectl set-maintenance`` after the change is stored.
+    Returns: ignored. Exceptions are logged and swallowed.
+    """

@@ -1,0 +1,157 @@
+"""Host-local state files under ``[paths] state_dir`` (never on shared storage).
+
+- ``local-maintenance.json``: this host's local maintenance, set by the CLI and
+  published by the agent in the host record;
+- ``agent-view.json``: the local agent's view (who is live, as judged by record
+  sequence changes on this host's monotonic clock), rewritten every agent cycle;
+- ``completion-cache.json``: host ids and backend names last seen, for instant shell completion.
+
+Writes are atomic (temporary file + rename); readers treat a missing or
+unreadable file as absent and never raise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+LOCAL_MAINTENANCE = "local-maintenance.json"
+AGENT_VIEW = "agent-view.json"
+COMPLETION_CACHE = "completion-cache.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalMaintenance:
+    active: bool = False
+    reason: str = ""
+    set_by: str = ""
+    set_at: float = 0.0
+    expires_at: float | None = None
+
+    def in_force(self, now_wall: float) -> bool:
+        return self.active and (self.expires_at is None or now_wall < self.expires_at)
+
+    def expired(self, now_wall: float) -> bool:
+        return self.active and self.expires_at is not None and now_wall >= self.expires_at
+
+
+@dataclasses.dataclass(frozen=True)
+class HostView:
+    """The local agent's opinion of one host."""
+
+    live: bool
+    seq: int
+    unchanged_for: float  # seconds since its sequence last changed, on the agent's monotonic clock
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentView:
+    host_id: int
+    state: str
+    boot_id: str
+    written_mono: float
+    written_wall: float
+    hosts: dict[int, HostView]
+
+
+def boot_id() -> str:
+    """Identifies this boot: monotonic times from another boot are meaningless."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _write_atomic(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read_json(path: str) -> dict[str, object] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_local_maintenance(state_dir: str) -> LocalMaintenance:
+    data = _read_json(os.path.join(state_dir, LOCAL_MAINTENANCE))
+    if data is None:
+        return LocalMaintenance()
+    try:
+        expires = data.get("expires_at")
+        return LocalMaintenance(
+            active=bool(data.get("active")),
+            reason=str(data.get("reason", "")),
+            set_by=str(data.get("set_by", "")),
+            set_at=float(data.get("set_at", 0.0)),  # type: ignore[arg-type]
+            expires_at=float(expires) if expires is not None else None,  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError):
+        return LocalMaintenance()
+
+
+def write_local_maintenance(state_dir: str, value: LocalMaintenance) -> None:
+    _write_atomic(os.path.join(state_dir, LOCAL_MAINTENANCE), json.dumps(dataclasses.asdict(value)) + "\n")
+
+
+def read_agent_view(state_dir: str) -> AgentView | None:
+    data = _read_json(os.path.join(state_dir, AGENT_VIEW))
+    if data is None:
+        return None
+    try:
+        hosts = {
+            int(k): HostView(bool(v["live"]), int(v["seq"]), float(v["unchanged_for"]))
+            for k, v in data["hosts"].items()  # type: ignore[attr-defined]
+        }
+        return AgentView(
+            host_id=int(data["host_id"]),  # type: ignore[call-overload]
+            state=str(data["state"]),
+            boot_id=str(data["boot_id"]),
+            written_mono=float(data["written_mono"]),  # type: ignore[arg-type]
+            written_wall=float(data["written_wall"]),  # type: ignore[arg-type]
+            hosts=hosts,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def write_agent_view(state_dir: str, view: AgentView) -> None:
+    data = dataclasses.asdict(view)
+    data["hosts"] = {str(k): v for k, v in data["hosts"].items()}
+    _write_atomic(os.path.join(state_dir, AGENT_VIEW), json.dumps(data) + "\n")
+
+
+def read_completion_cache(state_dir: str) -> dict[str, object]:
+    """What completion may offer without touching storage: ``hosts`` [[id, name]], ``backends`` [name]."""
+    return _read_json(os.path.join(state_dir, COMPLETION_CACHE)) or {}
+
+
+def update_completion_cache(state_dir: str, **values: object) -> bool:
+    """Merge ``values`` into the completion cache; write only on change; never raise. Return whether written."""
+    path = os.path.join(state_dir, COMPLETION_CACHE)
+    old = _read_json(path) or {}
+    new = dict(old, **values)
+    if new == old:
+        return False
+    try:
+        _write_atomic(path, json.dumps(new, sort_keys=True) + "\n")
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,220 @@
+"""Set global or local maintenance, with reason, TTL and an audit trail.
+
+- ``global``: cluster-wide, stored in slot 0 of the metadata file; agents stop
+  acting on the engine while it is in force. A TTL makes it expire by itself.
+- ``local``: this host only, stored in the host-local state directory; the
+  local agent publishes it in the host record and gives this host score 0.
+- ``none``: clears global maintenance and this host's local maintenance.
+
+Every change is appended to the local audit log as one JSON line.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+
+from hectl import localstate, records
+from hectl.errors import HectlError, OperationFailed, StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hectl.clock import Clock
+    from hectl.metadata import MetadataStore
+
+MODES = ("global", "local", "none")
+MAX_REASON_BYTES = 255
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` or combinations like ``1h30m`` -> seconds (> 0)."""
+    text = text.strip().lower()
+    if text.isdigit():
+        total = float(text)
+    else:
+        total, num = 0.0, ""
+        for ch in text:
+            if ch.isdigit():
+                num += ch
+            elif ch in _UNITS and num:
+                total += int(num) * _UNITS[ch]
+                num = ""
+            else:
+                raise ValueError(f"'{text}' is not a duration (examples: 90, 90s, 30m, 2h, 1d, 1h30m)")
+        if num:
+            raise ValueError(f"'{text}' is not a duration: a number needs a unit at the end")
+    if not 0 < total <= 366 * 86400:
+        raise ValueError("a TTL must be between 1 second and 366 days")
+    return total
+
+
+def check_reason(reason: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        raise ValueError("the reason must be one line of printable text")
+    if len(reason.encode("utf-8")) > MAX_REASON_BYTES:
+        raise ValueError(f"the reason is longer than {MAX_REASON_BYTES} bytes")
+    return reason
+
+
+def who(hostname: str) -> str:
+    """``user@host`` of the human behind this command (the sudo caller when there is one)."""
+    user = os.environ.get("SUDO_USER") or ""
+    if not user:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid{os.getuid()}"
+    return f"{user}@{hostname}"[:128]
+
+
+def set_maintenance(
+    mode: str,
+    *,
+    reason: str,
+    ttl: float | None,
+    store: Callable[[], MetadataStore],
+    state_dir: str,
+    audit_log: str,
+    host_id: int,
+    hostname: str,
+    clock: Clock,
+    notify: Callable[..., None] | None = None,
+) -> dict[str, object]:
+    """Apply ``mode``; return what changed, as plain data for the renderer.
+
+    ``store`` is called only when shared storage is needed (global and none).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    now = clock.wall()
+    expires = now + ttl if ttl else None
+    actor = who(hostname)
+    changes: list[dict[str, object]] = []
+
+    old_local = localstate.read_local_maintenance(state_dir)
+    if mode in ("local", "none") and (mode == "local" or old_local.active):
+        want_on = mode == "local"
+        new_local = localstate.LocalMaintenance(
+            active=want_on,
+            reason=reason if want_on else "",
+            set_by=actor,
+            set_at=now,
+            expires_at=expires if want_on else None,
+        )
+        try:
+            localstate.write_local_maintenance(state_dir, new_local)
+        except OSError as exc:
+            raise OperationFailed(f"cannot write local maintenance state in {state_dir}: {exc.strerror}") from exc
+        changes.append(_change("local", host_id, old_local.in_force(now), want_on, reason, actor, now, new_local.expires_at))
+
+    if mode in ("global", "none"):  # local maintenance above never needs shared storage
+        try:
+            _set_global(mode == "global", reason, expires, actor, now, store, changes)
+        except StorageError as exc:
+            if changes:
+                exc.message += " (local maintenance was cleared; global maintenance is unchanged)"
+            _finish(changes, audit_log, host_id, notify)
+            raise
+
+    _finish(changes, audit_log, host_id, notify)
+    return {
+        "mode": mode,
+        "changes": [
+            dict(c, set_at=records.iso_time(c["set_at"]), expires_at=_iso_or_none(c["expires_at"]))  # type: ignore[arg-type]
+            for c in changes
+        ],
+        "audit_log": audit_log,
+    }
+
+
+def _set_global(
+    want_on: bool,
+    reason: str,
+    expires: float | None,
+    actor: str,
+    now: float,
+    store: Callable[[], MetadataStore],
+    changes: list[dict[str, object]],
+) -> None:
+    store_ = store()
+    slot = store_.read_slot(0)
+    if slot.kind == records.SlotKind.TOO_NEW:
+        raise StorageError(f"the global record was written by a newer hectl ({slot.problem}); refusing to overwrite it")
+    old = slot.record if isinstance(slot.record, records.GlobalRecord) else records.GlobalRecord()
+    if not (want_on or old.maintenance or slot.kind == records.SlotKind.CORRUPT):
+        return  # already off: nothing to write
+    new = records.GlobalRecord(
+        seq=(old.seq + 1) % 2**64,
+        maintenance=want_on,
+        reason=reason if want_on else "",
+        set_by=actor,
+        set_at=now,
+        expires_at=expires if want_on else None,
+    )
+    store_.write_global(new)
+    changes.append(_change("global", None, old.maintenance_active(now), want_on, reason, actor, now, new.expires_at))
+
+
+def _finish(
+    changes: list[dict[str, object]], audit_log: str, host_id: int, notify: Callable[..., None] | None
+) -> None:
+    for change in changes:
+        _audit(audit_log, change, host_id)
+        if notify is not None:
+            notify(**{k: change[k] for k in _EVENT_KEYS})
+
+
+_EVENT_KEYS = ("scope", "host_id", "old_mode", "new_mode", "reason", "set_by", "expires_at")
+
+
+def _iso_or_none(t: float | None) -> str | None:
+    return records.iso_time(t) if t is not None else None
+
+
+def _change(
+    scope: str, host_id: int | None, was_on: bool, on: bool, reason: str, actor: str, now: float, expires: float | None
+) -> dict[str, object]:
+    return {
+        "scope": scope,
+        "host_id": host_id,
+        "old_mode": scope if was_on else "none",
+        "new_mode": scope if on else "none",
+        "reason": reason if on else "",
+        "set_by": actor,
+        "set_at": now,
+        "expires_at": expires,
+    }
+
+
+def _audit(path: str, change: dict[str, object], host_id: int) -> None:
+    entry = dict(change, time=records.iso_time(change["set_at"]), from_host_id=host_id)  # type: ignore[arg-type]
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise HectlError(f"maintenance changed, but the audit log {path} could not be written: {exc.strerror}") from exc
+
+
+def read_audit(path: str) -> list[dict[str, object]]:
+    """Entries of the audit log, oldest first (unparseable lines skipped)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    out.append(entry)
+    except OSError:
+        pass
+    return out

@@ -1,0 +1,104 @@
+"""Read and write the metadata file of a storage domain through its backend.
+
+One whole-slot write per update; never a read-modify-write of another host's
+slot. Reads take the whole file in one direct I/O and classify every slot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hectl import records
+from hectl.errors import StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hectl.clock import Clock
+    from hectl.storage import StorageBackend
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataSnapshot:
+    """Every slot of the metadata file as read at one moment."""
+
+    slots: dict[int, records.Slot]  # non-empty slots only; see slot()
+    size: int
+    direct_io: bool
+    read_ms: float
+    read_at_mono: float
+    read_at_wall: float
+
+    def slot(self, index: int) -> records.Slot:
+        return self.slots.get(index) or records.Slot(index, records.SlotKind.EMPTY)
+
+    @property
+    def global_record(self) -> records.GlobalRecord:
+        rec = self.slot(0).record
+        return rec if isinstance(rec, records.GlobalRecord) else records.GlobalRecord()
+
+    @property
+    def truncated(self) -> bool:
+        return self.size < records.METADATA_SIZE
+
+    def host_slots(self) -> tuple[records.Slot, ...]:
+        """Host slots that are not empty, by host id."""
+        return tuple(s for i, s in sorted(self.slots.items()) if i)
+
+
+class MetadataStore:
+    """The metadata file of one domain, reached through ``backend`` with hard timeouts."""
+
+    def __init__(self, backend: StorageBackend, clock: Clock, timeout: float) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.timeout = timeout
+
+    @property
+    def path(self) -> str:
+        return self.backend.paths().metadata
+
+    def read_all(self, max_host_id: int = records.MAX_HOST_ID) -> MetadataSnapshot:
+        start = self.clock.monotonic()
+        length = records.SLOT_SIZE * (max_host_id + 1)
+        result = self.backend.read(self.path, 0, length, self.timeout)
+        end = self.clock.monotonic()
+        return MetadataSnapshot(
+            slots=records.decode_metadata(result.extents, result.size, max_host_id),
+            size=result.size,
+            direct_io=result.direct,
+            read_ms=round((end - start) * 1000.0, 3),
+            read_at_mono=end,
+            read_at_wall=self.clock.wall(),
+        )
+
+    def read_slot(self, index: int) -> records.Slot:
+        _check_index(index)
+        result = self.backend.read(self.path, index * records.SLOT_SIZE, records.SLOT_SIZE, self.timeout)
+        return records.decode_slot(index, result.data)
+
+    def write_host(self, record: records.HostRecord) -> bool:
+        """Write ``record`` into its own slot; return whether O_DIRECT was used."""
+        return self._write(record.host_id, records.encode_host(record))
+
+    def write_global(self, record: records.GlobalRecord) -> bool:
+        return self._write(0, records.encode_global(record))
+
+    def clear_slot(self, index: int) -> bool:
+        _check_index(index)
+        return self._write(index, bytes(records.SLOT_SIZE))
+
+    def _write(self, index: int, slot: bytes) -> bool:
+        if len(slot) != records.SLOT_SIZE:
+            raise StorageError(f"refusing to write {len(slot)} bytes into a {records.SLOT_SIZE}-byte slot")
+        return self.backend.write(self.path, index * records.SLOT_SIZE, slot, self.timeout).direct
+
+    def next_seq(self, host_id: int) -> int:
+        """The sequence number a fresh writer of ``host_id`` should use next."""
+        slot = self.read_slot(host_id)
+        rec = slot.record
+        return (rec.seq + 1) % 2**64 if isinstance(rec, records.HostRecord) else 1
+
+
+def _check_index(index: int) -> None:
+    if not 0 <= index <= records.MAX_HOST_ID:
+        raise ValueError(f"slot index {index} outside 0..{records.MAX_HOST_ID}")

@@ -1,0 +1,191 @@
+"""The one renderer: commands return an ``Output``; this module turns it into text or JSON.
+
+Also the one place where an exception becomes a message on stderr and an exit
+code (``run``), shared by the click CLI and the fast paths. Imports stay light:
+tabulate is loaded only when a table is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from hectl.errors import ExitCode, HectlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+FORMATS = ("table", "json")
+
+
+class Output:
+    """What a command produced: ``kind`` selects the text view; ``data`` is the JSON form."""
+
+    __slots__ = ("kind", "data", "fmt", "exit_code", "quiet_text")
+
+    def __init__(self, kind: str, data: object, fmt: str = "table", exit_code: int = 0, quiet_text: bool = False) -> None:
+        self.kind = kind
+        self.data = data
+        self.fmt = fmt
+        self.exit_code = exit_code
+        self.quiet_text = quiet_text  # text output is informational only: suppressed by -q
+
+
+def render(out: Output) -> str:
+    """Text for stdout ('' for nothing)."""
+    if out.fmt == "json":
+        return json.dumps(out.data, indent=2, sort_keys=False) + "\n"
+    view = _TEXT_VIEWS.get(out.kind)
+    return view(out.data) if view else f"{out.data}\n"
+
+
+def emit(out: Output, quiet: bool) -> int:
+    if not (quiet and out.quiet_text and out.fmt != "json"):
+        text = render(out)
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    return out.exit_code
+
+
+def error_text(exc: HectlError) -> str:
+    return f"hectl: error: {exc.message}" + (f"\nhectl: hint: {exc.hint}" if exc.hint else "")
+
+
+def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
+    """Call ``fn``; map every exception to a one-line message and an exit code."""
+    try:
+        return fn()
+    except HectlError as exc:
+        if verbose():
+            import traceback
+
+            traceback.print_exc()
+        print(error_text(exc), file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("hectl: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.FAILED)
+    except Exception as exc:
+        if verbose():
+            import traceback
+
+            traceback.print_exc()
+            print(f"hectl: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        else:
+            print(
+                f"hectl: internal error: {type(exc).__name__}: {exc} (a bug: rerun with -v for the traceback)",
+                file=sys.stderr,
+            )
+        return int(ExitCode.INTERNAL)
+
+
+def warn(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"hectl: warning: {message}", file=sys.stderr)
+
+
+# --- text views ------------------------------------------------------------------------------
+
+
+def _table(rows: list[list[object]], headers: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _vm_status_text(data: dict) -> str:  # type: ignore[type-arg]
+    lines: list[str] = []
+    g = data["global_maintenance"]
+    if g["active"]:
+        until = f"expires {g['expires_at']}" if g["expires_at"] else "NO EXPIRY"
+        lines += [
+            "!! GLOBAL MAINTENANCE: the HA agents will not start, stop or move the engine !!",
+            f"!! set by {g['set_by']} at {g['set_at']}, {until}" + (f"; reason: {g['reason']}" if g["reason"] else "") + " !!",
+            "",
+        ]
+    elif g["expired"]:
+        lines += [f"(global maintenance expired at {g['expires_at']}; no longer in force)", ""]
+    if g["record"] not in ("valid", "empty"):
+        lines += [f"!! global record {g['record']} ({g.get('problem', '')}): maintenance state unknown !!", ""]
+    rows = []
+    for h in data["hosts"]:
+        eng = h["engine"]
+        engine = "-" if not eng else f"{eng['vm']}/{eng['health']}" + (f" ({eng['reason']})" if eng["reason"] else "")
+        maint = "-" if h["local_maintenance"] is None else ("yes" if h["local_maintenance"] else "no")
+        if h.get("local_maintenance_pending") is not None:
+            maint += f" (-> {'yes' if h['local_maintenance_pending'] else 'no'}, pending)"
+        status = "live" if h["live"] else f"STALE: {h['stale_reason']}"
+        if h["problem"]:
+            status += f" ({h['problem']})"
+        age = "-" if h["age_s"] is None else f"{h['age_s']:.0f}s"
+        rows.append(
+            [
+                f"{h['host_id']}{'*' if h['this_host'] else ''}",
+                _dash(h["hostname"]),
+                _dash(h["state"]),
+                _dash(h["score"]),
+                engine,
+                maint,
+                age,
+                status,
+            ]
+        )
+    lines.append(_table(rows, ["id", "hostname", "state", "score", "engine", "local-maint", "age", "status"]))
+    s = data["summary"]
+    agent = data["local_agent"]
+    agent_text = {"running": "running", "silent": "SILENT", "absent": "not running"}[agent["status"]]
+    st = data["storage"]
+    lines += [
+        "",
+        f"* this host. {s['live']}/{s['hosts']} hosts live; engine up on: "
+        + (", ".join(map(str, s["engine_up_on"])) or "none"),
+        f"liveness judged by: {data['liveness']['source']} (window {data['liveness']['window_s']:g}s); "
+        f"local agent: {agent_text}",
+        f"storage: {st.get('type', '?')} {st.get('root', '')}, read {st['read_ms']:.1f} ms"
+        + ("" if st["direct_io"] else ", buffered I/O (O_DIRECT refused)")
+        + (", METADATA FILE TRUNCATED" if st["truncated"] else ""),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _check_text(data: dict) -> str:  # type: ignore[type-arg]
+    return str(data["line"]) + "\n"
+
+
+def _maintenance_text(data: dict) -> str:  # type: ignore[type-arg]
+    if not data["changes"]:
+        return f"no change: maintenance mode '{data['mode']}' was already in effect\n"
+    out = []
+    for c in data["changes"]:
+        scope = "global maintenance" if c["scope"] == "global" else f"local maintenance of host {c['host_id']}"
+        state = "ON" if c["new_mode"] != "none" else "OFF"
+        line = f"{scope}: {state}"
+        if c["new_mode"] != "none":
+            line += f" (expires {c['expires_at']})" if c["expires_at"] else " (no expiry)"
+            if c["reason"]:
+                line += f"; reason: {c['reason']}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _plugins_text(data: dict) -> str:  # type: ignore[type-arg]
+    rows = [[p["name"], p["kind"], _dash(p["version"]), ", ".join(p["hooks"]) or "-", _dash(p["error"])] for p in data["plugins"]]
+    text = _table(rows, ["plugin", "kind", "version", "hooks", "error"])
+    backends = [[b["name"], b["plugin"]] for b in data["backends"]]
+    return text + "\n\n" + _table(backends, ["backend", "from plugin"]) + "\n"
+
+
+_TEXT_VIEWS: dict[str, Callable[[dict], str]] = {  # type: ignore[type-arg]
+    "vm-status": _vm_status_text,
+    "check": _check_text,
+    "set-maintenance": _maintenance_text,
+    "plugins": _plugins_text,
+}

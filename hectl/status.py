@@ -1,0 +1,230 @@
+"""Build the cluster status report (what ``hectl vm-status`` shows) from what was read.
+
+Pure: every input is passed in, nothing is read here. The report is plain,
+JSON-ready data whose field names are public API (docs/vm-status-json.md).
+
+Liveness: when the local agent is running, its view decides (a host is live
+when its record's sequence number changed within the liveness window, as seen
+on this host's monotonic clock). When the local agent is silent, hosts are
+judged by the writer's wall time against ours and the report says so; a silent
+local agent is reported as such on *this* host's row, never smeared over the
+others (the "unknown stale-data for every host" of the original).
+"""
+
+from __future__ import annotations
+
+from hectl import records
+from hectl.records import SlotKind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hectl.localstate import AgentView, LocalMaintenance
+    from hectl.metadata import MetadataSnapshot
+
+SCHEMA = "hectl.vm-status/1"
+CLOCK_SKEW_TOLERANCE = 5.0
+
+# Why a host is not counted as live.
+STALE_REASONS = {
+    "local-agent-silent": "this host's agent has not published within the liveness window",
+    "remote-host-silent": "the host's record has not changed within the liveness window",
+    "agent-stopped": "the host's agent stopped cleanly",
+    "slot-corrupt": "the slot failed its checks (bad magic, CRC, truncated or malformed)",
+    "version-too-new": "the slot was written by a newer hectl this version cannot read",
+    "wrong-host-id": "the slot holds a record of another host id",
+    "no-record": "this host has not published a record yet",
+}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _global_section(snapshot: MetadataSnapshot, now_wall: float) -> dict[str, object]:
+    slot = snapshot.slot(0)
+    g = snapshot.global_record
+    section: dict[str, object] = {
+        "active": g.maintenance_active(now_wall),
+        "expired": g.maintenance_expired(now_wall),
+        "reason": g.reason if g.maintenance else "",
+        "set_by": g.set_by if g.maintenance else "",
+        "set_at": records.iso_time(g.set_at) if g.maintenance else None,
+        "expires_at": records.iso_time(g.expires_at) if g.maintenance and g.expires_at is not None else None,
+        "remaining_s": _round(g.expires_at - now_wall) if g.maintenance_active(now_wall) and g.expires_at else None,
+        "record": slot.kind,
+    }
+    if slot.problem:
+        section["problem"] = slot.problem
+    return section
+
+
+def _agent_section(view: AgentView | None, now_mono: float, boot: str, silent_after: float) -> dict[str, object]:
+    if view is None:
+        return {"status": "absent", "view_age_s": None, "state": None}
+    age = now_mono - view.written_mono if view.boot_id == boot else None
+    fresh = age is not None and -1.0 <= age <= silent_after
+    return {"status": "running" if fresh else "silent", "view_age_s": _round(age), "state": view.state}
+
+
+def _host_row(
+    slot: records.Slot,
+    me: int,
+    window: float,
+    now_wall: float,
+    view: AgentView | None,
+    local_maint: LocalMaintenance,
+) -> dict[str, object]:
+    row: dict[str, object] = {
+        "host_id": slot.index,
+        "this_host": slot.index == me,
+        "slot": slot.kind,
+        "hostname": None,
+        "state": None,
+        "score": None,
+        "engine": None,
+        "local_maintenance": None,
+        "stopped": None,
+        "seq": None,
+        "written_at": None,
+        "age_s": None,
+        "live": False,
+        "stale_reason": None,
+        "problem": slot.problem or None,
+        "details": [],
+    }
+    rec = slot.record
+    if slot.kind == SlotKind.EMPTY:
+        row["stale_reason"] = "no-record"
+        return row
+    if slot.kind == SlotKind.CORRUPT:
+        row["stale_reason"] = "slot-corrupt"
+        return row
+    if slot.kind == SlotKind.TOO_NEW:
+        row["stale_reason"] = "version-too-new"
+        return row
+    assert isinstance(rec, records.HostRecord)
+    row.update(
+        hostname=rec.hostname,
+        state=rec.state,
+        score=rec.score,
+        engine={"vm": rec.engine.vm, "health": rec.engine.health, "detail": rec.engine.detail, "reason": rec.engine.reason},
+        local_maintenance=rec.local_maintenance,
+        stopped=rec.stopped,
+        seq=rec.seq,
+        written_at=records.iso_time(rec.wall_time),
+        details=list(rec.details),
+    )
+    if slot.kind == SlotKind.WRONG_HOST_ID:
+        row["stale_reason"] = "wrong-host-id"
+        return row
+    if slot.index == me and local_maint.in_force(now_wall) != rec.local_maintenance:
+        row["local_maintenance_pending"] = local_maint.in_force(now_wall)
+    skew = rec.wall_time - now_wall
+    if skew > CLOCK_SKEW_TOLERANCE:
+        row["clock_skew_s"] = _round(skew)
+    hv = view.hosts.get(slot.index) if view is not None else None
+    if hv is not None and hv.seq == rec.seq:
+        row["age_s"] = _round(hv.unchanged_for)
+        live = hv.live
+    else:
+        age = max(0.0, now_wall - rec.wall_time)
+        row["age_s"] = _round(age)
+        live = age <= window
+    if rec.stopped:
+        row["live"], row["stale_reason"] = False, "agent-stopped"
+    elif live:
+        row["live"] = True
+    else:
+        row["stale_reason"] = "local-agent-silent" if slot.index == me else "remote-host-silent"
+    return row
+
+
+def build_report(
+    snapshot: MetadataSnapshot,
+    *,
+    host_id: int,
+    hostname: str,
+    window: float,
+    silent_after: float,
+    agent_view: AgentView | None,
+    local_maintenance: LocalMaintenance,
+    now_wall: float,
+    now_mono: float,
+    boot_id: str,
+    storage: dict[str, object],
+    host_filter: frozenset[int] = frozenset(),
+) -> dict[str, object]:
+    """The full vm-status report."""
+    agent = _agent_section(agent_view, now_mono, boot_id, silent_after)
+    view = agent_view if agent["status"] == "running" else None
+    slots = list(snapshot.host_slots())
+    if not any(s.index == host_id for s in slots):
+        slots.append(snapshot.slot(host_id))
+        slots.sort(key=lambda s: s.index)
+    rows = [
+        _host_row(s, host_id, window, now_wall, view, local_maintenance)
+        for s in slots
+        if not host_filter or s.index in host_filter
+    ]
+    live = [r for r in rows if r["live"]]
+    engine_up = [r["host_id"] for r in live if isinstance(r["engine"], dict) and r["engine"]["vm"] == "up"]
+    return {
+        "schema": SCHEMA,
+        "this_host": {"host_id": host_id, "hostname": hostname},
+        "storage": dict(storage, direct_io=snapshot.direct_io, read_ms=snapshot.read_ms, truncated=snapshot.truncated),
+        "global_maintenance": _global_section(snapshot, now_wall),
+        "local_agent": agent,
+        "liveness": {"source": "agent" if view is not None else "wall-clock", "window_s": window},
+        "hosts": rows,
+        "summary": {
+            "hosts": len([r for r in rows if r["slot"] != SlotKind.EMPTY]),
+            "live": len(live),
+            "stale": len([r for r in rows if not r["live"] and r["slot"] != SlotKind.EMPTY]),
+            "problem_slots": len([r for r in rows if r["slot"] not in (SlotKind.VALID, SlotKind.EMPTY)]),
+            "engine_up_on": engine_up,
+        },
+        "read_at": records.iso_time(snapshot.read_at_wall),
+    }
+
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+CHECK_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+def check(report: dict[str, object]) -> tuple[int, str]:
+    """Nagios-style verdict and one-line summary with performance data."""
+    g: dict = report["global_maintenance"]  # type: ignore[assignment]
+    s: dict = report["summary"]  # type: ignore[assignment]
+    hosts: list[dict] = report["hosts"]  # type: ignore[assignment]
+    crit: list[str] = []
+    warn: list[str] = []
+    up = s["engine_up_on"]
+    if len(up) > 1:
+        crit.append(f"engine reported up on {len(up)} hosts ({', '.join(map(str, up))})")
+    elif not up:
+        (warn if g["active"] else crit).append("engine not up on any live host")
+    if g["record"] not in (SlotKind.VALID, SlotKind.EMPTY):
+        warn.append(f"global record {g['record']}: maintenance state unknown")
+    if g["active"]:
+        until = f", expires {g['expires_at']}" if g["expires_at"] else ", no expiry"
+        warn.append(f"GLOBAL MAINTENANCE since {g['set_at']}{until}" + (f" ({g['reason']})" if g["reason"] else ""))
+    for r in hosts:
+        if r["slot"] == SlotKind.EMPTY:
+            continue
+        name = f"host {r['host_id']}" + (f" ({r['hostname']})" if r["hostname"] else "")
+        if r["stale_reason"]:
+            warn.append(f"{name} {r['stale_reason']}")
+        elif r["local_maintenance"]:
+            warn.append(f"{name} in local maintenance")
+        elif isinstance(r["engine"], dict) and r["engine"]["vm"] == "up" and r["engine"]["health"] != "good":
+            warn.append(f"{name} engine health {r['engine']['health']}")
+    if report["local_agent"]["status"] == "silent":  # type: ignore[index]
+        warn.append("local agent silent")
+    code = CRITICAL if crit else WARNING if warn else OK
+    where = ", ".join(f"host {h}" for h in up) or "nowhere"
+    text = "; ".join(crit + warn) or f"engine up on {where}"
+    perf = (
+        f"live_hosts={s['live']};;;0 stale_hosts={s['stale']};;;0 problem_slots={s['problem_slots']};;;0 "
+        f"global_maintenance={int(bool(g['active']))};;;0;1 storage_read_ms={report['storage']['read_ms']}ms"  # type: ignore[index]
+    )
+    return code, f"HECTL {CHECK_NAMES[code]} - {text}; {s['live']}/{s['hosts']} hosts live | {perf}"

@@ -1,0 +1,59 @@
+"""``vm-status``: read the domain and the local state, build the report (shared by CLI and fast path)."""
+
+from __future__ import annotations
+
+from hectl import localstate, status
+from hectl.output import Output
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hectl.context import AppContext
+
+
+def vm_status(app: AppContext, *, fmt: str, check: bool, host_filter: frozenset[int]) -> Output:
+    """The status report (or, with ``check``, the Nagios verdict) as an ``Output``."""
+    if check:
+        try:
+            report = _report(app, host_filter)
+        except Exception as exc:  # a monitoring check answers in its own codes, always
+            return _check_failure(exc, fmt)
+        code, line = status.check(report)
+        return Output("check", {"status": status.CHECK_NAMES[code], "code": code, "line": line}, fmt, code)
+    return Output("vm-status", _report(app, host_filter), fmt)
+
+
+def _report(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
+    cfg = app.config
+    backend = app.backend()
+    snapshot = app.store().read_all()
+    report = status.build_report(
+        snapshot,
+        host_id=cfg.host.id,
+        hostname=cfg.host.hostname,
+        window=cfg.timeouts.liveness_window,
+        silent_after=cfg.timeouts.agent_silent_after,
+        agent_view=localstate.read_agent_view(cfg.paths.state_dir),
+        local_maintenance=localstate.read_local_maintenance(cfg.paths.state_dir),
+        now_wall=app.clock.wall(),
+        now_mono=app.clock.monotonic(),
+        boot_id=localstate.boot_id(),
+        storage=backend.describe(),
+        host_filter=host_filter,
+    )
+    hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined, index]
+    localstate.update_completion_cache(cfg.paths.state_dir, hosts=hosts)
+    return report
+
+
+def _check_failure(exc: Exception, fmt: str) -> Output:
+    from hectl.errors import ConfigError, HectlError, StorageError
+
+    if isinstance(exc, StorageError):
+        code, what = status.CRITICAL, "storage unreachable"
+    elif isinstance(exc, ConfigError):
+        code, what = status.UNKNOWN, "configuration problem"
+    else:
+        code, what = status.UNKNOWN, "check failed"
+    message = exc.message if isinstance(exc, HectlError) else f"{type(exc).__name__}: {exc}"
+    line = f"HECTL {status.CHECK_NAMES[code]} - {what}: {message}"
+    return Output("check", {"status": status.CHECK_NAMES[code], "code": code, "line": line}, fmt, code)
