@@ -8,6 +8,7 @@ hosts' clocks for liveness: compare a record's *change* against local monotonic 
 from __future__ import annotations
 
 import time
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 8 ms on fast paths
 
 if TYPE_CHECKING:

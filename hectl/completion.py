@@ -40,8 +40,8 @@ def host_ids(environ: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def backends(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """(value, description) pairs of storage backend names: built-ins plus those last seen from plugins."""
-    from hectl.backends import BUILTIN_BACKENDS
     from hectl import localstate
+    from hectl.backends import BUILTIN_BACKENDS
 
     names = dict.fromkeys(BUILTIN_BACKENDS, "built-in")
     try:

@@ -8,7 +8,6 @@ import os
 from hectl import config as config_mod
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import Clock, SystemClock
-from hectl.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ class AppContext:
         # Built-in backends are built without pluggy and entry points: status and completion stay fast.
         if self._plugins is None and name in BUILTIN_BACKENDS and name not in config_mod.disabled_plugins(self.environ):
             module, _, attr = BUILTIN_BACKENDS[name].partition(":")
-            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+            return getattr(importlib.import_module(module), attr)
         return self.plugins.backend_factory(name)
 
     def store(self) -> MetadataStore:

@@ -41,7 +41,7 @@ class IOResult:
     exists in the file.
     """
 
-    __slots__ = ("size", "extents", "direct")
+    __slots__ = ("direct", "extents", "size")
 
     def __init__(self, size: int, extents: list[tuple[int, bytes]], direct: bool) -> None:
         self.size = size

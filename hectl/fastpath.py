@@ -23,7 +23,9 @@ VM_STATUS_VALUE_OPTIONS = frozenset({"--format", "--host-id", "--timeout"})
 VM_STATUS_FLAGS = frozenset({"--json", "--check"})
 
 
-def _split(args: Sequence[str], value_opts: frozenset[str], flags: frozenset[str]) -> tuple[dict[str, list[str]], int] | None:
+def _split(
+    args: Sequence[str], value_opts: frozenset[str], flags: frozenset[str]
+) -> tuple[dict[str, list[str]], int] | None:
     """Parse leading options; return (options, index of first non-option) or None if unsure."""
     opts: dict[str, list[str]] = {}
     i = 0
@@ -71,7 +73,7 @@ def _vm_status(root: dict[str, list[str]], args: Sequence[str]) -> int | None:
     from hectl.vmstatus import vm_status
 
     app = AppContext(
-        config_path=(root.get("--config") or [None])[-1],
+        config_path=root["--config"][-1] if "--config" in root else None,
         verbose=len(root.get("-v", [])) + len(root.get("--verbose", [])),
         quiet=bool(root.get("-q") or root.get("--quiet")),
     )

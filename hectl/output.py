@@ -14,7 +14,8 @@ from hectl.errors import ExitCode, HectlError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 FORMATS = ("table", "json")
 
@@ -22,7 +23,7 @@ FORMATS = ("table", "json")
 class Output:
     """What a command produced: ``kind`` selects the text view; ``data`` is the JSON form."""
 
-    __slots__ = ("kind", "data", "fmt", "exit_code", "quiet_text")
+    __slots__ = ("data", "exit_code", "fmt", "kind", "quiet_text")
 
     def __init__(self, kind: str, data: object, fmt: str = "table", exit_code: int = 0, quiet_text: bool = False) -> None:
         self.kind = kind
@@ -91,7 +92,7 @@ def warn(message: str, quiet: bool) -> None:
 # --- text views ------------------------------------------------------------------------------
 
 
-def _table(rows: list[list[object]], headers: list[str]) -> str:
+def _table(rows: Sequence[Sequence[object]], headers: list[str]) -> str:
     from tabulate import tabulate
 
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
@@ -101,7 +102,7 @@ def _dash(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def _vm_status_text(data: dict) -> str:  # type: ignore[type-arg]
+def _vm_status_text(data: Any) -> str:
     lines: list[str] = []
     g = data["global_maintenance"]
     if g["active"]:
@@ -156,11 +157,11 @@ def _vm_status_text(data: dict) -> str:  # type: ignore[type-arg]
     return "\n".join(lines) + "\n"
 
 
-def _check_text(data: dict) -> str:  # type: ignore[type-arg]
+def _check_text(data: Any) -> str:
     return str(data["line"]) + "\n"
 
 
-def _maintenance_text(data: dict) -> str:  # type: ignore[type-arg]
+def _maintenance_text(data: Any) -> str:
     if not data["changes"]:
         return f"no change: maintenance mode '{data['mode']}' was already in effect\n"
     out = []
@@ -176,14 +177,14 @@ def _maintenance_text(data: dict) -> str:  # type: ignore[type-arg]
     return "\n".join(out) + "\n"
 
 
-def _plugins_text(data: dict) -> str:  # type: ignore[type-arg]
+def _plugins_text(data: Any) -> str:
     rows = [[p["name"], p["kind"], _dash(p["version"]), ", ".join(p["hooks"]) or "-", _dash(p["error"])] for p in data["plugins"]]
     text = _table(rows, ["plugin", "kind", "version", "hooks", "error"])
     backends = [[b["name"], b["plugin"]] for b in data["backends"]]
     return text + "\n\n" + _table(backends, ["backend", "from plugin"]) + "\n"
 
 
-_TEXT_VIEWS: dict[str, Callable[[dict], str]] = {  # type: ignore[type-arg]
+_TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "vm-status": _vm_status_text,
     "check": _check_text,
     "set-maintenance": _maintenance_text,

@@ -154,7 +154,7 @@ def _finish_slot(first: bytes, details: tuple[str, ...]) -> bytes:
 
 
 def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def encode_host(record: HostRecord) -> bytes:
@@ -227,7 +227,8 @@ def host_details(record: HostRecord, extra: tuple[str, ...] = ()) -> tuple[str, 
         f"state={record.state} score={record.score}",
         f"engine vm={e.vm} health={e.health} detail={e.detail} reason={e.reason}",
         f"local_maintenance={int(record.local_maintenance)} stopped={int(record.stopped)}",
-    ) + extra
+        *extra,
+    )
 
 
 class _Reader:

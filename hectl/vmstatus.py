@@ -40,7 +40,7 @@ def _report(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
         storage=backend.describe(),
         host_filter=host_filter,
     )
-    hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined, index]
+    hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined]
     localstate.update_completion_cache(cfg.paths.state_dir, hosts=hosts)
     return report
 

@@ -7,5 +7,5 @@ build a built-in backend without loading pluggy and the entry points; a test
 keeps the two tables in step with what the hooks register.
 """
 
-BUILTIN_PLUGINS = {"localfs": "hectl.backends.localfs"}
+BUILTIN_PLUGINS = {"localfs": "hectl.backends.localfs.plugin"}
 BUILTIN_BACKENDS = {"localfs": "hectl.backends.localfs.backend:LocalFSBackend"}

@@ -9,7 +9,9 @@ from hectl.commands.options import not_available
 
 
 @click.command("deploy")
-@click.option("--storage-type", metavar="TYPE", shell_complete=completion.complete_backends, help="Storage backend of the new domain.")
+@click.option(
+    "--storage-type", metavar="TYPE", shell_complete=completion.complete_backends, help="Storage backend of the new domain."
+)
 @click.option("--host-id", type=click.IntRange(1, 2000), metavar="ID", help="This host's id (1..2000).")
 @click.pass_obj
 def command(app: object, **_options: object) -> None:

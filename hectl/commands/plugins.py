@@ -6,8 +6,10 @@ import dataclasses
 
 import click
 
+from hectl import localstate
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
+from hectl.errors import HectlError
 from hectl.output import Output
 
 
@@ -21,4 +23,8 @@ def command(app: AppContext, fmt: str, as_json: bool) -> Output:
         "plugins": [dataclasses.asdict(p) for p in plugins.infos],
         "backends": [{"name": b.name, "plugin": b.plugin} for b in plugins.backends().values()],
     }
+    try:
+        localstate.update_completion_cache(app.config.paths.state_dir, backends=list(plugins.backends()))
+    except HectlError:
+        pass  # no configuration here: nothing to cache, and listing plugins needs none
     return Output("plugins", data, pick_format(fmt, as_json))

@@ -27,7 +27,12 @@ def _reason(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 @click.command("set-maintenance")
-@click.option("--mode", required=True, type=click.Choice(maintenance.MODES), help="global: whole cluster; local: this host; none: clear both.")
+@click.option(
+    "--mode",
+    required=True,
+    type=click.Choice(maintenance.MODES),
+    help="global: whole cluster; local: this host; none: clear both.",
+)
 @click.option("--reason", default="", callback=_reason, help="Why (shown in vm-status and the audit log).")
 @click.option("--ttl", callback=_ttl, metavar="DURATION", help="Expire by itself after e.g. 90s, 30m, 2h, 1d.")
 @format_options

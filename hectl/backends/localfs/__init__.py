@@ -1,15 +1,1 @@
 """The ``localfs`` backend: a storage domain in a directory of this host (the embedded default)."""
-
-from __future__ import annotations
-
-from hectl.backends.localfs.backend import LocalFSBackend
-from hectl.hookspecs import hookimpl
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-
-@hookimpl
-def hectl_register_backends(register: Callable[..., None]) -> None:
-    register(LocalFSBackend.name, LocalFSBackend)

@@ -1,0 +1,15 @@
+"""Plugin registration of the ``localfs`` backend (kept apart so that the backend class imports without pluggy)."""
+
+from __future__ import annotations
+
+from hectl.backends.localfs.backend import LocalFSBackend
+from hectl.hookspecs import hookimpl
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+@hookimpl
+def hectl_register_backends(register: Callable[..., None]) -> None:
+    register(LocalFSBackend.name, LocalFSBackend)

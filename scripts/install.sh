@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything hectl and its test suite need on Debian 12 (run as root):
+# Debian packages, then a venv in .venv with hectl (editable) and its test extras.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: python3-venv (the venv), python3-sanlock (the sanlock binding, not on PyPI: linked
+# into the venv below), bash/zsh/fish (completion tests in real shells), fuse + libfuse2 (the hung-storage
+# tests mount a stalling FUSE filesystem).
+PACKAGES=(python3 python3-venv python3-sanlock bash zsh fish fuse libfuse2)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install.sh: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q </dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# The venv uses Debian's interpreter so that Debian's compiled bindings (sanlock) match its ABI.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' </dev/null
+
+# sanlock's binding is only packaged by Debian: link just its module into the venv
+# (a .pth to dist-packages would drag in every Debian Python package).
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+for so in /usr/lib/python3/dist-packages/sanlock*.so; do
+  [ -e "$so" ] && ln -sf "$so" "$site/"
+done
+.venv/bin/python -c 'import sanlock' 2>/dev/null || { echo "install.sh: sanlock binding not importable" >&2; exit 1; }
+echo "install.sh: ready ($(.venv/bin/hectl --version))"

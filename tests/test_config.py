@@ -1,0 +1,91 @@
+"""Configuration: one merge of defaults, file and environment into frozen objects, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hectl import config
+from hectl.errors import ConfigError, ExitCode
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "hectl.conf"
+    path.write_text(text)
+    return str(path)
+
+
+MINIMAL = "[host]\nid = 2\n[storage]\npath = /srv/domain\n"
+
+
+def test_defaults_and_frozen(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL), environ={})
+    assert cfg.host.id == 2
+    assert cfg.storage.type == "localfs" and cfg.storage.timeout == 5.0
+    assert cfg.storage.option_map() == {"path": "/srv/domain"}
+    assert cfg.paths.state_dir == "/var/lib/hectl" and cfg.audit_log == "/var/lib/hectl/audit.log"
+    assert cfg.score.base == 3400 and cfg.score.network_penalty == 1600
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.host.id = 3  # type: ignore[misc]
+
+
+def test_file_path_precedence(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    assert config.config_path(None, {}) == config.DEFAULT_PATH
+    assert config.config_path(None, {"HECTL_CONFIG": path}) == path
+    assert config.config_path("/x.conf", {"HECTL_CONFIG": path}) == "/x.conf"
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    env = {"HECTL_HOST_ID": "7", "HECTL_STORAGE_TIMEOUT": "1.5", "HECTL_STATE_DIR": "/run/x", "HECTL_STORAGE_PATH": "/d"}
+    cfg = config.load(write(tmp_path, MINIMAL), environ=env)
+    assert (cfg.host.id, cfg.storage.timeout, cfg.paths.state_dir) == (7, 1.5, "/run/x")
+    assert cfg.storage.option_map() == {"path": "/d"}
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.conf")
+    with pytest.raises(ConfigError) as info:
+        config.load(missing, environ={})
+    assert missing in info.value.message and info.value.exit_code == ExitCode.CONFIG
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[host]\nid = abc\n", "[host] id = 'abc': not a number"),
+        ("[host]\nid = 2001\n", "[host] id = '2001': must be an integer in 1..2000"),
+        ("[host]\nhostname = x\n", "[host] id is required"),
+        ("[host]\nid = 1\n[storage]\ntimeout = -3\n", "[storage] timeout = '-3': must be a positive number"),
+        ("[host]\nid = 1\n[paths]\nstate_dir = relative\n", "[paths] state_dir = 'relative': must be an absolute path"),
+        ("[host]\nid = 1\n[hots]\nx = 1\n", "unknown section [hots]"),
+        ("[host]\nid = 1\ncolour = blue\n", "[host] unknown key 'colour'"),
+        ("[host]\nid = 1\n[score]\ncpu_min = 0.9\ncpu_max = 0.4\n", "cpu_min (0.9) must not exceed cpu_max (0.4)"),
+        ("id = 1\n", "not a valid INI file"),
+        ("[host]\nid = 1\n[host]\nid = 2\n", "not a valid INI file"),
+    ],
+)
+def test_invalid_values_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    assert expected in info.value.message
+    assert path in info.value.message
+
+
+def test_invalid_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, MINIMAL), environ={"HECTL_HOST_ID": "zero"})
+    assert "environment HECTL_HOST_ID = 'zero'" in info.value.message
+
+
+def test_plugin_sections_pass_through(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL + "[plugin:mailer]\nto = ops@example.org\n"), environ={})
+    assert cfg.plugin_sections == (("mailer", (("to", "ops@example.org"),)),)
+
+
+def test_disabled_plugins() -> None:
+    assert config.disabled_plugins({"HECTL_DISABLE_PLUGINS": " a, ,b "}) == frozenset({"a", "b"})
+    assert config.disabled_plugins({}) == frozenset()

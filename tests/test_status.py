@@ -1,0 +1,167 @@
+"""vm-status report and Nagios verdict, from hand-built snapshots (pure: no storage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hectl import records, status
+from hectl.localstate import AgentView, HostView, LocalMaintenance
+from hectl.metadata import MetadataSnapshot
+from hectl.records import EngineStatus, GlobalRecord, HostRecord, Slot, SlotKind
+
+NOW = 1_800_000_000.0
+MONO = 5000.0
+BOOT = "boot-1"
+
+
+def rec(host_id: int, age: float = 0.0, vm: str = "down", health: str = "unknown", **kw: Any) -> HostRecord:
+    return HostRecord(
+        host_id=host_id,
+        seq=kw.pop("seq", 10),
+        wall_time=NOW - age,
+        score=kw.pop("score", 3400),
+        state=kw.pop("state", "EngineUp" if vm == "up" else "EngineDown"),
+        engine=EngineStatus(vm, health, "", ""),
+        hostname=f"h{host_id}",
+        **kw,
+    )
+
+
+def snap(*slots: Slot, global_: GlobalRecord | None = None) -> MetadataSnapshot:
+    by_index = {s.index: s for s in slots}
+    if global_ is not None:
+        by_index[0] = Slot(0, SlotKind.VALID, global_)
+    return MetadataSnapshot(by_index, records.METADATA_SIZE, True, 1.0, MONO, NOW)
+
+
+def valid(r: HostRecord) -> Slot:
+    return Slot(r.host_id, SlotKind.VALID, r)
+
+
+def report(snapshot: MetadataSnapshot, view: AgentView | None = None, me: int = 1, **kw: Any) -> dict[str, Any]:
+    return status.build_report(
+        snapshot,
+        host_id=me,
+        hostname=f"h{me}",
+        window=30.0,
+        silent_after=30.0,
+        agent_view=view,
+        local_maintenance=kw.pop("local_maintenance", LocalMaintenance()),
+        now_wall=NOW,
+        now_mono=MONO,
+        boot_id=BOOT,
+        storage={"type": "localfs", "root": "/d"},
+        **kw,
+    )
+
+
+def rows(r: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {h["host_id"]: h for h in r["hosts"]}
+
+
+def test_every_slot_kind_reported() -> None:
+    s = snap(
+        valid(rec(1, vm="up", health="good")),
+        Slot(2, SlotKind.CORRUPT, problem="bad CRC"),
+        Slot(3, SlotKind.TOO_NEW, problem="format v2 needs a reader of v2; this is v1", version=2),
+        Slot(4, SlotKind.WRONG_HOST_ID, rec(9), problem="slot 4 holds a record of host id 9"),
+    )
+    r = rows(report(s))
+    assert r[1]["live"] and r[1]["stale_reason"] is None
+    assert (r[2]["live"], r[2]["stale_reason"], r[2]["problem"]) == (False, "slot-corrupt", "bad CRC")
+    assert (r[3]["live"], r[3]["stale_reason"]) == (False, "version-too-new")
+    assert (r[4]["live"], r[4]["stale_reason"], r[4]["hostname"]) == (False, "wrong-host-id", "h9")
+
+
+def test_corrupt_slot_never_counts_as_live_or_as_engine_host() -> None:
+    s = snap(Slot(1, SlotKind.CORRUPT, problem="bad CRC"), Slot(2, SlotKind.WRONG_HOST_ID, rec(3, vm="up", health="good")))
+    r = report(s)
+    assert r["summary"]["live"] == 0 and r["summary"]["engine_up_on"] == []
+    assert r["summary"]["problem_slots"] == 2
+
+
+def test_wall_clock_fallback_blames_only_the_silent_party() -> None:
+    s = snap(valid(rec(1, age=100)), valid(rec(2, age=5)), valid(rec(3, age=100)))
+    r = report(s)
+    assert r["liveness"]["source"] == "wall-clock" and r["local_agent"]["status"] == "absent"
+    hosts = rows(r)
+    assert hosts[1]["stale_reason"] == "local-agent-silent"  # this host's own agent
+    assert hosts[2]["live"] is True  # a healthy remote host is not smeared
+    assert hosts[3]["stale_reason"] == "remote-host-silent"
+
+
+def test_agent_view_decides_liveness_when_fresh() -> None:
+    # Host 2's wall clock is far behind ours, but the agent saw its sequence change 3 s ago.
+    view = AgentView(1, "EngineDown", BOOT, MONO - 2, NOW - 2, {1: HostView(True, 10, 1.0), 2: HostView(True, 10, 3.0)})
+    r = report(snap(valid(rec(1)), valid(rec(2, age=3600))), view)
+    assert r["liveness"]["source"] == "agent" and r["local_agent"]["status"] == "running"
+    assert rows(r)[2]["live"] and rows(r)[2]["age_s"] == 3.0
+
+
+def test_stale_agent_view_is_ignored() -> None:
+    view = AgentView(1, "EngineDown", BOOT, MONO - 120, NOW - 120, {2: HostView(False, 10, 99.0)})
+    r = report(snap(valid(rec(1)), valid(rec(2))), view)
+    assert r["local_agent"]["status"] == "silent" and r["liveness"]["source"] == "wall-clock"
+    assert rows(r)[2]["live"]
+
+
+def test_agent_view_from_another_boot_is_silent() -> None:
+    view = AgentView(1, "EngineDown", "other-boot", MONO, NOW, {})
+    assert report(snap(valid(rec(1))), view)["local_agent"]["status"] == "silent"
+
+
+def test_stopped_agent() -> None:
+    r = rows(report(snap(valid(rec(2, stopped=True)))))
+    assert (r[2]["live"], r[2]["stale_reason"]) == (False, "agent-stopped")
+
+
+def test_missing_own_record_is_listed() -> None:
+    r = rows(report(snap(valid(rec(2))), me=5))
+    assert r[5]["slot"] == "empty" and r[5]["stale_reason"] == "no-record" and r[5]["this_host"]
+
+
+def test_clock_skew_is_flagged() -> None:
+    r = rows(report(snap(valid(rec(2, age=-60)))))
+    assert r[2]["clock_skew_s"] == 60.0 and r[2]["live"]
+
+
+def test_pending_local_maintenance() -> None:
+    lm = LocalMaintenance(active=True, reason="disk", set_by="root@h1", set_at=NOW - 5)
+    r = rows(report(snap(valid(rec(1))), local_maintenance=lm))
+    assert r[1]["local_maintenance"] is False and r[1]["local_maintenance_pending"] is True
+
+
+def test_global_maintenance_active_and_expired() -> None:
+    on = GlobalRecord(1, True, "upgrade", "root@h1", NOW - 60, NOW + 600)
+    g = report(snap(valid(rec(1)), global_=on))["global_maintenance"]
+    assert g["active"] and not g["expired"] and g["remaining_s"] == 600.0 and g["reason"] == "upgrade"
+    gone = GlobalRecord(1, True, "upgrade", "root@h1", NOW - 700, NOW - 100)
+    g = report(snap(valid(rec(1)), global_=gone))["global_maintenance"]
+    assert not g["active"] and g["expired"]
+
+
+def test_host_filter() -> None:
+    r = report(snap(valid(rec(1)), valid(rec(2)), valid(rec(3))), host_filter=frozenset({2}))
+    assert [h["host_id"] for h in r["hosts"]] == [2]
+
+
+@pytest.mark.parametrize(
+    ("slots", "global_", "code", "words"),
+    [
+        ([valid(rec(1, vm="up", health="good")), valid(rec(2))], None, status.OK, "engine up on host 1"),
+        ([valid(rec(1)), valid(rec(2))], None, status.CRITICAL, "engine not up on any live host"),
+        ([valid(rec(1, vm="up", health="good")), valid(rec(2, vm="up", health="good"))], None, status.CRITICAL, "up on 2 hosts"),
+        ([valid(rec(1)), valid(rec(2))], GlobalRecord(1, True, "x", "a", NOW, None), status.WARNING, "GLOBAL MAINTENANCE"),
+        ([valid(rec(1, vm="up", health="good")), valid(rec(2, age=500))], None, status.WARNING, "remote-host-silent"),
+        ([valid(rec(1, vm="up", health="bad"))], None, status.WARNING, "engine health bad"),
+        ([valid(rec(1, vm="up", health="good")), Slot(2, SlotKind.CORRUPT, problem="bad CRC")], None, status.WARNING, "slot-corrupt"),
+        ([valid(rec(1, vm="up", health="good")), valid(rec(2, local_maintenance=True))], None, status.WARNING, "local maintenance"),
+    ],
+)
+def test_check_verdicts(slots: list[Slot], global_: GlobalRecord | None, code: int, words: str) -> None:
+    got, line = status.check(report(snap(*slots, global_=global_)))
+    assert got == code, line
+    assert words in line
+    assert line.startswith(f"HECTL {status.CHECK_NAMES[code]} - ") and "\n" not in line and " | live_hosts=" in line
