@@ -169,7 +169,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     """Read the configuration once; raise ``ConfigError`` naming the file and key on any problem."""
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none", inline_comment_prefixes=("#", ";"))
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)

@@ -159,7 +159,7 @@ def _run_in_child(
     if pid == 0:  # child: report through the pipe, never return into the caller's code
         code = 1
         try:
-            os.close(rfd)
+            wfd = _detach(wfd)
             try:
                 n, flag, ranges = work()
                 msg = _RESULT.pack(0, n, int(flag), len(ranges)) + b"".join(_RANGE.pack(a, b) for a, b in ranges)
@@ -195,6 +195,24 @@ def _run_in_child(
         raise StorageError(f"{what}: {os.strerror(err)}", hint=_hint(err)) from OSError(err, os.strerror(err))
     ranges = [_RANGE.unpack_from(msg, _RESULT.size + i * _RANGE.size) for i in range(count)]
     return n, bool(flag), ranges
+
+
+def _detach(keep: int) -> int:
+    """In the child: let go of every inherited descriptor but ``keep``; return its (new) number.
+
+    A child stuck on hung storage must not hold the caller's stdout/stderr (or
+    any other pipe) open: whoever reads hectl's output would wait for storage.
+    """
+    if keep <= 2:  # the caller ran with a standard descriptor closed
+        import fcntl
+
+        keep = fcntl.fcntl(keep, fcntl.F_DUPFD, 3)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(keep + 2, os.sysconf("SC_OPEN_MAX")))
+    return keep
 
 
 def _hint(err: int) -> str | None:

@@ -191,7 +191,8 @@ def _change(
 
 
 def _audit(path: str, change: dict[str, object], host_id: int) -> None:
-    entry = dict(change, time=records.iso_time(change["set_at"]), from_host_id=host_id)  # type: ignore[arg-type]
+    entry = dict(change, set_at=records.iso_time(change["set_at"]), expires_at=_iso_or_none(change["expires_at"]))  # type: ignore[arg-type]
+    entry["from_host_id"] = host_id
     try:
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)

@@ -89,3 +89,12 @@ def test_plugin_sections_pass_through(tmp_path: Path) -> None:
 def test_disabled_plugins() -> None:
     assert config.disabled_plugins({"HECTL_DISABLE_PLUGINS": " a, ,b "}) == frozenset({"a", "b"})
     assert config.disabled_plugins({}) == frozenset()
+
+
+def test_documented_example_parses(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    example = doc.split("```ini\n", 1)[1].split("```", 1)[0].replace("[plugin:NAME]", "[plugin:mailer]")
+    cfg = config.load(write(tmp_path, example), environ={})
+    assert cfg.host.id == 1 and cfg.host.hostname == "h1.example.org"
+    assert cfg.storage.option_map() == {"path": "/srv/hectl-domain"} and cfg.storage.timeout == 5.0
+    assert cfg.score == config.ScoreConfig() and cfg.timeouts == config.TimeoutsConfig()

@@ -99,7 +99,7 @@ def test_audit_log_and_notifications(domain: Domain) -> None:
         ("local", "local", "none"),
         ("global", "global", "none"),
     ]
-    assert all(e["set_by"] and e["time"] and e["from_host_id"] == 1 for e in log)
+    assert all(e["set_by"] and e["set_at"].endswith("Z") and e["from_host_id"] == 1 for e in log)
     assert [e["new_mode"] for e in events] == ["global", "local", "none", "none"]
     assert events[0] == {
         "scope": "global", "host_id": None, "old_mode": "none", "new_mode": "global",

@@ -1,0 +1,98 @@
+"""The conformance suite every storage backend passes, run against each built-in backend on real storage.
+
+A backend joins by adding a case to ``CASES``: how to build options for a real,
+reachable domain root under ``tmp_path`` (starting whatever server it needs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hectl import records
+from hectl.backends import BUILTIN_BACKENDS
+from hectl.clock import SystemClock
+from hectl.domain import init_domain
+from hectl.errors import ConfigError, StorageError
+from hectl.metadata import MetadataStore
+from hectl.plugins import make_plugin_manager
+from hectl.storage import StorageBackend
+
+# backend name -> (options for a reachable root, options whose root is missing, options the factory must refuse)
+CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dict[str, str]]]]] = {
+    "localfs": lambda tmp: (
+        {"path": str(tmp)},
+        {"path": str(tmp / "missing")},
+        [{}, {"path": "relative/dir"}, {"path": str(tmp), "bogus": "1"}],
+    ),
+}
+
+
+def test_every_builtin_backend_runs_the_suite() -> None:
+    assert set(CASES) == set(BUILTIN_BACKENDS)
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
+    factory = make_plugin_manager(load_entrypoints=False, environ={}).backend_factory(request.param)
+    good, missing, bad = CASES[request.param](tmp_path)
+    return factory, good, missing, bad
+
+
+def test_factory_validates_options(case) -> None:  # type: ignore[no-untyped-def]
+    factory, _, _, bad = case
+    for options in bad:
+        with pytest.raises(ConfigError):
+            factory(options, SystemClock())
+
+
+def test_constructor_does_no_io_and_connect_reports_missing_storage(case) -> None:  # type: ignore[no-untyped-def]
+    factory, _, missing, _ = case
+    backend = factory(missing, SystemClock())  # must not touch storage
+    assert not backend.is_connected()
+    with pytest.raises(StorageError):
+        backend.connect(2.0)
+    assert not backend.is_connected()
+    assert not backend.health(2.0).ok
+
+
+def test_connect_disconnect_are_idempotent(case) -> None:  # type: ignore[no-untyped-def]
+    factory, good, _, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    backend.connect(5.0)
+    assert backend.is_connected()
+    backend.disconnect(5.0)
+    backend.disconnect(5.0)
+    assert not backend.is_connected()
+
+
+def test_layout_description_and_health(case) -> None:  # type: ignore[no-untyped-def]
+    factory, good, _, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    paths = backend.paths()
+    assert paths.metadata == f"{backend.root()}/ha/metadata" and paths.lockspace.endswith("/ha/lockspace")
+    described = backend.describe()
+    assert described["type"] == backend.name and json.loads(json.dumps(described)) == described
+    init_domain(backend, SystemClock(), 5.0)
+    health = backend.health(5.0)
+    assert health.ok and isinstance(health.direct_io, bool) and health.latency_ms is not None
+
+
+def test_slots_round_trip_through_the_backend(case) -> None:  # type: ignore[no-untyped-def]
+    factory, good, _, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    init_domain(backend, SystemClock(), 5.0)
+    store = MetadataStore(backend, SystemClock(), 5.0)
+    rec = records.HostRecord(7, 1, 1_800_000_000.0, 2000, "EngineDown", records.EngineStatus("down"), "h7")
+    store.write_host(rec)
+    store.write_global(records.GlobalRecord(seq=3, maintenance=True, reason="r"))
+    snap = store.read_all()
+    assert snap.slot(7).record == rec and snap.global_record.maintenance
+    assert sorted(snap.slots) == [0, 7] and not snap.truncated
+    assert store.next_seq(7) == 2
