@@ -192,7 +192,7 @@ def _run_in_child(
         raise StorageError(f"{what}: I/O helper process died")
     err, n, flag, count = _RESULT.unpack_from(msg)
     if err:
-        raise StorageError(f"{what}: {os.strerror(err)}", hint=_hint(err)) from OSError(err, os.strerror(err))
+        raise StorageError(f"{what}: {os.strerror(err)}", hint=_hint(err), errno=err)
     ranges = [_RANGE.unpack_from(msg, _RESULT.size + i * _RANGE.size) for i in range(count)]
     return n, bool(flag), ranges
 
@@ -252,9 +252,7 @@ def read(path: str, offset: int, length: int, timeout: float, direct: bool = Tru
     """Read up to ``length`` bytes at ``offset`` (both multiples of 512); fewer at end of file."""
     buf = mmap.mmap(-1, _aligned(length))
     try:
-        n, used, ranges = _run_in_child(
-            lambda: _child_io(path, offset, length, buf, False, direct), timeout, f"read {path}"
-        )
+        n, used, ranges = _run_in_child(lambda: _child_io(path, offset, length, buf, False, direct), timeout, f"read {path}")
         extents = [(a, buf[a : min(b, n)]) for a, b in ranges if a < n]
         return IOResult(n, extents, used)
     finally:
@@ -266,14 +264,13 @@ def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = Tr
     buf = mmap.mmap(-1, _aligned(len(data)))
     try:
         buf[: len(data)] = data
-        n, used, _ = _run_in_child(
-            lambda: _child_io(path, offset, len(data), buf, True, direct), timeout, f"write {path}"
-        )
+        n, used, _ = _run_in_child(lambda: _child_io(path, offset, len(data), buf, True, direct), timeout, f"write {path}")
         if n != len(data):
             raise StorageError(f"write {path}: short write ({n} of {len(data)} bytes)")
         return IOResult(n, [], used)
     finally:
         buf.close()
+
 
 _KINDS = {1: "dir", 2: "file", 3: "other"}
 

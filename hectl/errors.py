@@ -64,9 +64,13 @@ class NotDeployed(ConfigError):
 
 
 class StorageError(HectlError):
-    """Shared storage cannot be used."""
+    """Shared storage cannot be used; ``errno`` is set when the OS said why."""
 
     exit_code = ExitCode.STORAGE
+
+    def __init__(self, message: str, *, hint: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.errno = errno
 
 
 class StorageTimeout(StorageError):

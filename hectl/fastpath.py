@@ -23,9 +23,7 @@ VM_STATUS_VALUE_OPTIONS = frozenset({"--format", "--host-id", "--timeout"})
 VM_STATUS_FLAGS = frozenset({"--json", "--check"})
 
 
-def _split(
-    args: Sequence[str], value_opts: frozenset[str], flags: frozenset[str]
-) -> tuple[dict[str, list[str]], int] | None:
+def _split(args: Sequence[str], value_opts: frozenset[str], flags: frozenset[str]) -> tuple[dict[str, list[str]], int] | None:
     """Parse leading options; return (options, index of first non-option) or None if unsure."""
     opts: dict[str, list[str]] = {}
     i = 0

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import pluggy
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 PROJECT = "hectl"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -20,7 +24,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def hectl_register_backends(register):  # type: ignore[no-untyped-def]
+def hectl_register_backends(register: Callable[..., None]) -> None:
     """Register storage backends.
 
     Call ``register(name, factory)`` once per backend. ``name`` is what users
@@ -35,7 +39,7 @@ def hectl_register_backends(register):  # type: ignore[no-untyped-def]
 
 
 @hookspec
-def hectl_register_monitors(register):  # type: ignore[no-untyped-def]
+def hectl_register_monitors(register: Callable[..., None]) -> None:
     """Register host-health monitors for the HA agent.
 
     Call ``register(name, factory)``; ``factory(config, clock)`` returns a monitor
@@ -50,7 +54,7 @@ def hectl_register_monitors(register):  # type: ignore[no-untyped-def]
 
 
 @hookspec
-def hectl_on_state_transition(host_id, old_state, new_state, reason):  # type: ignore[no-untyped-def]
+def hectl_on_state_transition(host_id: int, old_state: str, new_state: str, reason: str) -> None:
     """The HA agent of ``host_id`` moved from ``old_state`` to ``new_state`` because of ``reason``.
 
     Called by: the HA agent, once per transition, after the new state is published.
@@ -59,7 +63,9 @@ def hectl_on_state_transition(host_id, old_state, new_state, reason):  # type: i
 
 
 @hookspec
-def hectl_on_maintenance_change(scope, host_id, old_mode, new_mode, reason, set_by, expires_at):  # type: ignore[no-untyped-def]
+def hectl_on_maintenance_change(
+    scope: str, host_id: int | None, old_mode: str, new_mode: str, reason: str, set_by: str, expires_at: float | None
+) -> None:
     """Maintenance changed: ``scope`` is ``"global"`` or ``"local"`` (then ``host_id`` says which host).
 
     ``old_mode``/``new_mode`` are ``"global"``, ``"local"`` or ``"none"``;

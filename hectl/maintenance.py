@@ -159,9 +159,7 @@ def _set_global(
     changes.append(_change("global", None, old.maintenance_active(now), want_on, reason, actor, now, new.expires_at))
 
 
-def _finish(
-    changes: list[dict[str, object]], audit_log: str, host_id: int, notify: Callable[..., None] | None
-) -> None:
+def _finish(changes: list[dict[str, object]], audit_log: str, host_id: int, notify: Callable[..., None] | None) -> None:
     for change in changes:
         _audit(audit_log, change, host_id)
         if notify is not None:

@@ -7,9 +7,10 @@ slot. Reads take the whole file in one direct I/O and classify every slot.
 from __future__ import annotations
 
 import dataclasses
+import errno
 
-from hectl import records
-from hectl.errors import StorageError
+from hectl import directio, records
+from hectl.errors import NotDeployed, StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,10 +58,19 @@ class MetadataStore:
     def path(self) -> str:
         return self.backend.paths().metadata
 
+    def _read(self, offset: int, length: int) -> directio.IOResult:
+        try:
+            return self.backend.read(self.path, offset, length, self.timeout)
+        except StorageError as exc:
+            if exc.errno == errno.ENOENT:  # the backend reached the domain root: it is just not deployed
+                raise NotDeployed(
+                    f"no hectl domain at {self.backend.root()} ({self.path} is missing)", hint="deploy one first"
+                ) from None
+            raise
+
     def read_all(self, max_host_id: int = records.MAX_HOST_ID) -> MetadataSnapshot:
         start = self.clock.monotonic()
-        length = records.SLOT_SIZE * (max_host_id + 1)
-        result = self.backend.read(self.path, 0, length, self.timeout)
+        result = self._read(0, records.SLOT_SIZE * (max_host_id + 1))
         end = self.clock.monotonic()
         return MetadataSnapshot(
             slots=records.decode_metadata(result.extents, result.size, max_host_id),
@@ -73,7 +83,7 @@ class MetadataStore:
 
     def read_slot(self, index: int) -> records.Slot:
         _check_index(index)
-        result = self.backend.read(self.path, index * records.SLOT_SIZE, records.SLOT_SIZE, self.timeout)
+        result = self._read(index * records.SLOT_SIZE, records.SLOT_SIZE)
         return records.decode_slot(index, result.data)
 
     def write_host(self, record: records.HostRecord) -> bool:

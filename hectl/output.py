@@ -68,7 +68,10 @@ def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("hectl: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (`hectl ... | head`): not worth a message
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitCode.FAILED)
     except Exception as exc:
         if verbose():
@@ -146,10 +149,8 @@ def _vm_status_text(data: Any) -> str:
     st = data["storage"]
     lines += [
         "",
-        f"* this host. {s['live']}/{s['hosts']} hosts live; engine up on: "
-        + (", ".join(map(str, s["engine_up_on"])) or "none"),
-        f"liveness judged by: {data['liveness']['source']} (window {data['liveness']['window_s']:g}s); "
-        f"local agent: {agent_text}",
+        f"* this host. {s['live']}/{s['hosts']} hosts live; engine up on: " + (", ".join(map(str, s["engine_up_on"])) or "none"),
+        f"liveness judged by: {data['liveness']['source']} (window {data['liveness']['window_s']:g}s); local agent: {agent_text}",
         f"storage: {st.get('type', '?')} {st.get('root', '')}, read {st['read_ms']:.1f} ms"
         + ("" if st["direct_io"] else ", buffered I/O (O_DIRECT refused)")
         + (", METADATA FILE TRUNCATED" if st["truncated"] else ""),

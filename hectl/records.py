@@ -165,9 +165,7 @@ def encode_host(record: HostRecord) -> bytes:
         raise EncodeError("sequence number out of range")
     if not -(2**31) <= record.score < 2**31:
         raise EncodeError("score out of range")
-    flags = (HOST_FLAG_LOCAL_MAINTENANCE if record.local_maintenance else 0) | (
-        HOST_FLAG_STOPPED if record.stopped else 0
-    )
+    flags = (HOST_FLAG_LOCAL_MAINTENANCE if record.local_maintenance else 0) | (HOST_FLAG_STOPPED if record.stopped else 0)
     texts = _encode_texts(
         HOST_TEXT_LIMITS,
         {
@@ -334,9 +332,7 @@ def _decode_global(first: bytes) -> GlobalRecord:
     )
 
 
-def decode_metadata(
-    extents: list[tuple[int, bytes]], size: int, max_host_id: int = MAX_HOST_ID
-) -> dict[int, Slot]:
+def decode_metadata(extents: list[tuple[int, bytes]], size: int, max_host_id: int = MAX_HOST_ID) -> dict[int, Slot]:
     """Decode the non-empty slots among slot 0 and host slots 1..``max_host_id``, by index.
 
     ``extents`` are (offset, bytes) runs of the file that hold data and ``size``

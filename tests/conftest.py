@@ -52,7 +52,9 @@ class Domain:
     def store(self):  # type: ignore[no-untyped-def]
         return self.app().store()
 
-    def publish(self, host_id: int, *, age: float = 0.0, vm: str = "down", health: str = "unknown", **fields: object) -> records.HostRecord:
+    def publish(
+        self, host_id: int, *, age: float = 0.0, vm: str = "down", health: str = "unknown", **fields: object
+    ) -> records.HostRecord:
         """Write a plausible record for ``host_id`` as if its agent wrote it ``age`` seconds ago."""
         store = self.store()
         rec = records.HostRecord(
@@ -100,6 +102,8 @@ def domain(tmp_path: Path) -> Domain:
     return make_domain(tmp_path)
 
 
-def run_hectl(args: list[str], env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_hectl(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hectl`` console script as a real process."""
     return subprocess.run([HECTL, *args], env=env, capture_output=True, text=True, timeout=timeout, input=input)

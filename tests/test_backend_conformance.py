@@ -36,7 +36,9 @@ def test_every_builtin_backend_runs_the_suite() -> None:
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
+def case(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
     factory = make_plugin_manager(load_entrypoints=False, environ={}).backend_factory(request.param)
     good, missing, bad = CASES[request.param](tmp_path)
     return factory, good, missing, bad

@@ -18,7 +18,15 @@ from hectl.errors import ExitCode
 from tests.conftest import HECTL, REPO, Domain, run_hectl
 
 COMMAND_PATHS = [[name] for name in cli.COMMANDS if name != "ha"] + [["ha"], ["ha", "run"]]
-NOT_AVAILABLE = [["deploy"], ["vm-start"], ["vm-shutdown"], ["vm-poweroff"], ["add-console-password"], ["check-liveliness"], ["ha", "run"]]
+NOT_AVAILABLE = [
+    ["deploy"],
+    ["vm-start"],
+    ["vm-shutdown"],
+    ["vm-poweroff"],
+    ["add-console-password"],
+    ["check-liveliness"],
+    ["ha", "run"],
+]
 
 
 def in_process(args: list[str], capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -116,9 +124,12 @@ def test_exit_3_missing_config(tmp_path: Path) -> None:
 
 def test_exit_3_not_deployed(domain: Domain) -> None:
     os.unlink(domain.root / "ha" / "metadata")
-    res = run_hectl(["vm-status"], env=domain.env)
-    assert res.returncode == ExitCode.STORAGE or res.returncode == ExitCode.CONFIG
-    assert "metadata" in res.stderr and "Traceback" not in res.stderr
+    for args in (["vm-status"], ["vm-status", "--json"], ["set-maintenance", "--mode", "global"]):
+        res = run_hectl(args, env=domain.env)
+        assert res.returncode == ExitCode.CONFIG, args
+        assert res.stderr.startswith(f"hectl: error: no hectl domain at {domain.root}") and "Traceback" not in res.stderr
+    check = run_hectl(["vm-status", "--check"], env=domain.env)
+    assert check.returncode == 3 and check.stdout.startswith("HECTL UNKNOWN - configuration problem: no hectl domain")
 
 
 def test_exit_4_storage_unreachable(domain: Domain) -> None:
@@ -233,7 +244,9 @@ def test_vm_status_reports_every_slot_kind_in_json_and_text(domain: Domain) -> N
 
 def test_global_maintenance_banner_and_field(domain: Domain) -> None:
     domain.publish(1, vm="up", health="good")
-    assert run_hectl(["set-maintenance", "--mode", "global", "--reason", "upgrade", "--ttl", "1h"], env=domain.env).returncode == 0
+    assert (
+        run_hectl(["set-maintenance", "--mode", "global", "--reason", "upgrade", "--ttl", "1h"], env=domain.env).returncode == 0
+    )
     text = run_hectl(["vm-status"], env=domain.env).stdout
     assert text.startswith("!! GLOBAL MAINTENANCE") and "reason: upgrade" in text
     data = json.loads(run_hectl(["vm-status", "--json"], env=domain.env).stdout)
@@ -285,7 +298,10 @@ def test_fast_path_knows_exactly_the_click_options() -> None:
     from hectl.commands.vm_status import command
 
     def names(params: list[click.Parameter], flags: bool) -> set[str]:
-        return {o for p in params if isinstance(p, click.Option) and (p.is_flag or p.count) == flags for o in p.opts} - {"-h", "--help"}
+        return {o for p in params if isinstance(p, click.Option) and (p.is_flag or p.count) == flags for o in p.opts} - {
+            "-h",
+            "--help",
+        }
 
     root = [p for p in cli.cli.params if p.name != "version"]
     assert names(root, False) == fastpath.ROOT_VALUE_OPTIONS
@@ -296,8 +312,16 @@ def test_fast_path_knows_exactly_the_click_options() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["vm-status"], ["vm-status", "--help"], ["vm-status", "--format", "table"], ["vm-status", "--json", "--bogus"],
-     ["vm-status", "--host-id", "x", "--json"], ["--version"], ["plugins"], ["-x", "vm-status", "--json"]],
+    [
+        ["vm-status"],
+        ["vm-status", "--help"],
+        ["vm-status", "--format", "table"],
+        ["vm-status", "--json", "--bogus"],
+        ["vm-status", "--host-id", "x", "--json"],
+        ["--version"],
+        ["plugins"],
+        ["-x", "vm-status", "--json"],
+    ],
 )
 def test_fast_path_hands_over_what_it_does_not_own(argv: list[str]) -> None:
     assert fastpath.try_run(argv) is None
@@ -306,7 +330,9 @@ def test_fast_path_hands_over_what_it_does_not_own(argv: list[str]) -> None:
 def test_fast_path_options(domain: Domain) -> None:
     for i in (1, 2, 3):
         domain.publish(i)
-    res = run_hectl(["--config", str(domain.config), "-q", "vm-status", "--format=json", "--host-id", "2", "--host-id=3", "--timeout", "2"])
+    res = run_hectl(
+        ["--config", str(domain.config), "-q", "vm-status", "--format=json", "--host-id", "2", "--host-id=3", "--timeout", "2"]
+    )
     assert res.returncode == 0, res.stderr
     assert [h["host_id"] for h in json.loads(res.stdout)["hosts"]] == [2, 3]
 

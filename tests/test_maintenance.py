@@ -14,7 +14,9 @@ from hectl.errors import StorageError
 from tests.conftest import Domain
 
 
-def apply(domain: Domain, mode: str, clock: VirtualClock, *, reason: str = "", ttl: float | None = None, **kw: Any) -> dict[str, Any]:
+def apply(
+    domain: Domain, mode: str, clock: VirtualClock, *, reason: str = "", ttl: float | None = None, **kw: Any
+) -> dict[str, Any]:
     app = domain.app(clock=clock)
     cfg = app.config
     return maintenance.set_maintenance(
@@ -102,11 +104,16 @@ def test_audit_log_and_notifications(domain: Domain) -> None:
     assert all(e["set_by"] and e["set_at"].endswith("Z") and e["from_host_id"] == 1 for e in log)
     assert [e["new_mode"] for e in events] == ["global", "local", "none", "none"]
     assert events[0] == {
-        "scope": "global", "host_id": None, "old_mode": "none", "new_mode": "global",
-        "reason": "r1", "set_by": events[0]["set_by"], "expires_at": None,
+        "scope": "global",
+        "host_id": None,
+        "old_mode": "none",
+        "new_mode": "global",
+        "reason": "r1",
+        "set_by": events[0]["set_by"],
+        "expires_at": None,
     }
-    line = open(domain.app().config.audit_log).readline()
-    assert json.loads(line)["reason"] == "r1"
+    with open(domain.app().config.audit_log) as f:
+        assert json.loads(f.readline())["reason"] == "r1"
 
 
 def test_corrupt_global_record_is_repaired_by_none(domain: Domain) -> None:

@@ -43,7 +43,7 @@ def test_disabled_builtin_is_gone() -> None:
 def test_duplicate_backend_name_names_both_plugins() -> None:
     dup = SimpleNamespace(hectl_register_backends=hookimpl(lambda register: register("localfs", object)))
     plugins = make_plugin_manager(load_entrypoints=False, extra=[("copycat", dup)], environ={})
-    with pytest.raises(PluginError, match="'localfs' is registered by both '(localfs|copycat)' and '(copycat|localfs)'"):
+    with pytest.raises(PluginError, match=r"'localfs' is registered by both '(localfs|copycat)' and '(copycat|localfs)'"):
         plugins.backends()
 
 
@@ -67,8 +67,9 @@ def test_failing_notifier_is_contained(caplog: pytest.LogCaptureFixture) -> None
         ],
         environ={},
     )
-    plugins.notify_maintenance_change(scope="global", host_id=None, old_mode="none", new_mode="global",
-                                      reason="", set_by="a@b", expires_at=None)
+    plugins.notify_maintenance_change(
+        scope="global", host_id=None, old_mode="none", new_mode="global", reason="", set_by="a@b", expires_at=None
+    )
     assert seen == ["global"] and "mail server down" in caplog.text
 
 
@@ -85,9 +86,21 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin, really installed by pip (into a private target directory)."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-         str(REPO / "tests" / "data" / "example_plugin")],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO / "tests" / "data" / "example_plugin"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return target
 

@@ -156,8 +156,18 @@ def test_host_filter() -> None:
         ([valid(rec(1)), valid(rec(2))], GlobalRecord(1, True, "x", "a", NOW, None), status.WARNING, "GLOBAL MAINTENANCE"),
         ([valid(rec(1, vm="up", health="good")), valid(rec(2, age=500))], None, status.WARNING, "remote-host-silent"),
         ([valid(rec(1, vm="up", health="bad"))], None, status.WARNING, "engine health bad"),
-        ([valid(rec(1, vm="up", health="good")), Slot(2, SlotKind.CORRUPT, problem="bad CRC")], None, status.WARNING, "slot-corrupt"),
-        ([valid(rec(1, vm="up", health="good")), valid(rec(2, local_maintenance=True))], None, status.WARNING, "local maintenance"),
+        (
+            [valid(rec(1, vm="up", health="good")), Slot(2, SlotKind.CORRUPT, problem="bad CRC")],
+            None,
+            status.WARNING,
+            "slot-corrupt",
+        ),
+        (
+            [valid(rec(1, vm="up", health="good")), valid(rec(2, local_maintenance=True))],
+            None,
+            status.WARNING,
+            "local maintenance",
+        ),
     ],
 )
 def test_check_verdicts(slots: list[Slot], global_: GlobalRecord | None, code: int, words: str) -> None:

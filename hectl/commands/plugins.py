@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import click
@@ -23,8 +24,6 @@ def command(app: AppContext, fmt: str, as_json: bool) -> Output:
         "plugins": [dataclasses.asdict(p) for p in plugins.infos],
         "backends": [{"name": b.name, "plugin": b.plugin} for b in plugins.backends().values()],
     }
-    try:
+    with contextlib.suppress(HectlError):  # no configuration: nothing to cache, and listing plugins needs none
         localstate.update_completion_cache(app.config.paths.state_dir, backends=list(plugins.backends()))
-    except HectlError:
-        pass  # no configuration here: nothing to cache, and listing plugins needs none
     return Output("plugins", data, pick_format(fmt, as_json))
