@@ -8,30 +8,29 @@ hosts' clocks for liveness: compare a record's *change* against local monotonic 
 from __future__ import annotations
 
 import time
-
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 8 ms on fast paths
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import threading
 
 
-class Clock:
-    """Interface every clock implements (a plain base class: ``typing`` costs 8 ms to import)."""
+class Clock(Protocol):
+    """What every clock provides."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never jumps (this host only)."""
-        raise NotImplementedError
+        ...
 
     def wall(self) -> float:
         """Seconds since the Unix epoch (may jump; for humans and expiries)."""
-        raise NotImplementedError
+        ...
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         """Sleep up to ``seconds``; return True if ``stop`` was set meanwhile."""
-        raise NotImplementedError
+        ...
 
 
-class SystemClock(Clock):
+class SystemClock:
     """The real clock of this host."""
 
     def monotonic(self) -> float:
@@ -47,7 +46,7 @@ class SystemClock(Clock):
         return stop.wait(max(0.0, seconds))
 
 
-class VirtualClock(Clock):
+class VirtualClock:
     """A clock that only moves when told to; ``sleep`` advances it instantly."""
 
     def __init__(self, monotonic: float = 1000.0, wall: float = 1_700_000_000.0) -> None:

@@ -16,13 +16,12 @@ import errno as errno_mod
 import mmap
 import os
 import select
-import signal
 import struct
 import time
+from typing import TYPE_CHECKING
 
 from hectl.errors import StorageError, StorageTimeout
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -30,6 +29,7 @@ ALIGN = 4096
 _RESULT = struct.Struct("!iqBI")  # errno (0 = ok), bytes transferred, flag (O_DIRECT used), ranges
 _RANGE = struct.Struct("!qq")
 _abandoned: list[int] = []
+_SIGKILL = 9  # signal.SIGKILL on Linux; importing signal builds three enums (~1 ms on the fast path)
 
 
 class IOResult:
@@ -225,7 +225,7 @@ def _hint(err: int) -> str | None:
 
 def _abandon(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _SIGKILL)
     except ProcessLookupError:
         return
     _abandoned.append(pid)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from typing import TYPE_CHECKING
 
 from hectl import records
 from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.storage import DomainPaths
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hectl.clock import Clock
     from hectl.storage import StorageBackend

@@ -13,17 +13,16 @@ unreadable file as absent and never raise.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
+from typing import NamedTuple
 
 LOCAL_MAINTENANCE = "local-maintenance.json"
 AGENT_VIEW = "agent-view.json"
 COMPLETION_CACHE = "completion-cache.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class LocalMaintenance:
+class LocalMaintenance(NamedTuple):
     active: bool = False
     reason: str = ""
     set_by: str = ""
@@ -37,8 +36,7 @@ class LocalMaintenance:
         return self.active and self.expires_at is not None and now_wall >= self.expires_at
 
 
-@dataclasses.dataclass(frozen=True)
-class HostView:
+class HostView(NamedTuple):
     """The local agent's opinion of one host."""
 
     live: bool
@@ -46,8 +44,7 @@ class HostView:
     unchanged_for: float  # seconds since its sequence last changed, on the agent's monotonic clock
 
 
-@dataclasses.dataclass(frozen=True)
-class AgentView:
+class AgentView(NamedTuple):
     host_id: int
     state: str
     boot_id: str
@@ -107,7 +104,7 @@ def read_local_maintenance(state_dir: str) -> LocalMaintenance:
 
 
 def write_local_maintenance(state_dir: str, value: LocalMaintenance) -> None:
-    _write_atomic(os.path.join(state_dir, LOCAL_MAINTENANCE), json.dumps(dataclasses.asdict(value)) + "\n")
+    _write_atomic(os.path.join(state_dir, LOCAL_MAINTENANCE), json.dumps(value._asdict()) + "\n")
 
 
 def read_agent_view(state_dir: str) -> AgentView | None:
@@ -132,8 +129,8 @@ def read_agent_view(state_dir: str) -> AgentView | None:
 
 
 def write_agent_view(state_dir: str, view: AgentView) -> None:
-    data = dataclasses.asdict(view)
-    data["hosts"] = {str(k): v for k, v in data["hosts"].items()}
+    data = view._asdict()
+    data["hosts"] = {str(k): v._asdict() for k, v in view.hosts.items()}
     _write_atomic(os.path.join(state_dir, AGENT_VIEW), json.dumps(data) + "\n")
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from typing import TYPE_CHECKING
 
 from hectl import localstate, records
 from hectl.errors import HectlError, OperationFailed, StorageError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

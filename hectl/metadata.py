@@ -6,20 +6,18 @@ slot. Reads take the whole file in one direct I/O and classify every slot.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
+from typing import TYPE_CHECKING, NamedTuple
 
 from hectl import directio, records
 from hectl.errors import NotDeployed, StorageError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hectl.clock import Clock
     from hectl.storage import StorageBackend
 
 
-@dataclasses.dataclass(frozen=True)
-class MetadataSnapshot:
+class MetadataSnapshot(NamedTuple):
     """Every slot of the metadata file as read at one moment."""
 
     slots: dict[int, records.Slot]  # non-empty slots only; see slot()

@@ -8,10 +8,10 @@ skipped; it never takes hectl down.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 import os
+from typing import TYPE_CHECKING, NamedTuple
 
 import pluggy
 
@@ -20,7 +20,6 @@ from hectl.backends import BUILTIN_PLUGINS
 from hectl.config import disabled_plugins
 from hectl.errors import ConfigError, PluginError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
@@ -31,8 +30,7 @@ log = logging.getLogger(__name__)
 ENTRYPOINT_GROUP = "hectl"
 
 
-@dataclasses.dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     name: str
     kind: str  # builtin | external | blocked | failed
     version: str = ""
@@ -40,8 +38,7 @@ class PluginInfo:
     error: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class BackendEntry:
+class BackendEntry(NamedTuple):
     name: str
     factory: Callable[[Mapping[str, str], Clock], StorageBackend]
     plugin: str

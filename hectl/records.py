@@ -12,9 +12,9 @@ or foreign slot can be reported and can never count as a live host.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import zlib
+from typing import NamedTuple
 
 SLOT_SIZE = 4096
 SECTOR_SIZE = 512
@@ -65,8 +65,7 @@ class SlotKind:
     WRONG_HOST_ID = "wrong-host-id"
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineStatus:
+class EngineStatus(NamedTuple):
     """What a host says about the engine VM on itself."""
 
     vm: str = "unknown"  # up | down | down-unexpected | unknown ...
@@ -75,8 +74,7 @@ class EngineStatus:
     reason: str = ""  # free text explaining vm/health
 
 
-@dataclasses.dataclass(frozen=True)
-class HostRecord:
+class HostRecord(NamedTuple):
     """The machine-read part of one host's slot."""
 
     host_id: int
@@ -91,8 +89,7 @@ class HostRecord:
     details: tuple[str, ...] = ()  # human-readable lines (bytes 512..4095); never decided upon
 
 
-@dataclasses.dataclass(frozen=True)
-class GlobalRecord:
+class GlobalRecord(NamedTuple):
     """Slot 0: cluster-wide state."""
 
     seq: int = 0
@@ -110,11 +107,10 @@ class GlobalRecord:
         return self.maintenance and self.expires_at is not None and now_wall >= self.expires_at
 
 
-@dataclasses.dataclass(frozen=True)
-class Slot:
-    """One decoded slot: its kind, the record when valid, and what was wrong otherwise."""
+class Slot(NamedTuple):
+    """One decoded slot: its number (0 global, else the host id), kind, record when valid, and what was wrong."""
 
-    index: int
+    number: int
     kind: str
     record: HostRecord | GlobalRecord | None = None
     problem: str = ""
@@ -339,15 +335,21 @@ def decode_metadata(extents: list[tuple[int, bytes]], size: int, max_host_id: in
     is the file's length: anything else reads as zeros, so holes cost nothing.
     A slot cut short by the end of the file is reported as truncated.
     """
-    pieces: dict[int, bytearray] = {}
+    pieces: dict[int, bytes | bytearray] = {}
+    limit = min(size, SLOT_SIZE * (max_host_id + 1))
     for offset, chunk in extents:
-        end = min(offset + len(chunk), size, SLOT_SIZE * (max_host_id + 1))
+        end = min(offset + len(chunk), limit)
         for index in range(offset // SLOT_SIZE, (end - 1) // SLOT_SIZE + 1):
             base = index * SLOT_SIZE
             lo, hi = max(base, offset), min(base + SLOT_SIZE, end)
-            if chunk[lo - offset : hi - offset].count(0) == hi - lo:
-                continue  # all zeros: nothing to place
-            pieces.setdefault(index, bytearray(SLOT_SIZE))[lo - base : hi - base] = chunk[lo - offset : hi - offset]
+            part = chunk[lo - offset : hi - offset]
+            if lo == base and part[:SECTOR_SIZE] == _ZERO_SECTOR:
+                continue  # an empty record sector: an empty slot, whatever follows
+            if lo == base and hi - lo == SLOT_SIZE:
+                pieces[index] = part  # the common case: one extent holds the whole slot
+            else:
+                piece = pieces.setdefault(index, bytearray(SLOT_SIZE))
+                piece[lo - base : hi - base] = part  # type: ignore[index]
     slots = {}
     for index in sorted(pieces):
         slot = decode_slot(index, bytes(pieces[index][: max(0, min(SLOT_SIZE, size - index * SLOT_SIZE))]))

@@ -13,10 +13,11 @@ others (the "unknown stale-data for every host" of the original).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hectl import records
 from hectl.records import SlotKind
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hectl.localstate import AgentView, LocalMaintenance
     from hectl.metadata import MetadataSnapshot
@@ -75,8 +76,8 @@ def _host_row(
     local_maint: LocalMaintenance,
 ) -> dict[str, object]:
     row: dict[str, object] = {
-        "host_id": slot.index,
-        "this_host": slot.index == me,
+        "host_id": slot.number,
+        "this_host": slot.number == me,
         "slot": slot.kind,
         "hostname": None,
         "state": None,
@@ -117,12 +118,12 @@ def _host_row(
     if slot.kind == SlotKind.WRONG_HOST_ID:
         row["stale_reason"] = "wrong-host-id"
         return row
-    if slot.index == me and local_maint.in_force(now_wall) != rec.local_maintenance:
+    if slot.number == me and local_maint.in_force(now_wall) != rec.local_maintenance:
         row["local_maintenance_pending"] = local_maint.in_force(now_wall)
     skew = rec.wall_time - now_wall
     if skew > CLOCK_SKEW_TOLERANCE:
         row["clock_skew_s"] = _round(skew)
-    hv = view.hosts.get(slot.index) if view is not None else None
+    hv = view.hosts.get(slot.number) if view is not None else None
     if hv is not None and hv.seq == rec.seq:
         row["age_s"] = _round(hv.unchanged_for)
         live = hv.live
@@ -135,7 +136,7 @@ def _host_row(
     elif live:
         row["live"] = True
     else:
-        row["stale_reason"] = "local-agent-silent" if slot.index == me else "remote-host-silent"
+        row["stale_reason"] = "local-agent-silent" if slot.number == me else "remote-host-silent"
     return row
 
 
@@ -158,13 +159,13 @@ def build_report(
     agent = _agent_section(agent_view, now_mono, boot_id, silent_after)
     view = agent_view if agent["status"] == "running" else None
     slots = list(snapshot.host_slots())
-    if not any(s.index == host_id for s in slots):
+    if not any(s.number == host_id for s in slots):
         slots.append(snapshot.slot(host_id))
-        slots.sort(key=lambda s: s.index)
+        slots.sort(key=lambda s: s.number)
     rows = [
         _host_row(s, host_id, window, now_wall, view, local_maintenance)
         for s in slots
-        if not host_filter or s.index in host_filter
+        if not host_filter or s.number in host_filter
     ]
     live = [r for r in rows if r["live"]]
     engine_up = [r["host_id"] for r in live if isinstance(r["engine"], dict) and r["engine"]["vm"] == "up"]

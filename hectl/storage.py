@@ -8,12 +8,11 @@ fixed here; docs/storage-format.md describes it for humans.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import os
+from typing import TYPE_CHECKING, NamedTuple
 
 from hectl import directio
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -29,8 +28,7 @@ LOCKSPACE_NAME = "hectl"
 ENGINE_LEASE_NAME = "engine"
 
 
-@dataclasses.dataclass(frozen=True)
-class DomainPaths:
+class DomainPaths(NamedTuple):
     """Where the domain's files are on this host."""
 
     root: str
@@ -55,8 +53,7 @@ class DomainPaths:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class BackendHealth:
+class BackendHealth(NamedTuple):
     """Result of a backend health probe."""
 
     ok: bool

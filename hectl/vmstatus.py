@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hectl import localstate, status
 from hectl.output import Output
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hectl.context import AppContext
 

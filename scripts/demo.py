@@ -8,7 +8,6 @@ through hectl's public Python API (as their HA agents will), and drives the real
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shlex
 import shutil
@@ -54,7 +53,7 @@ def main() -> int:
     store = app.store()
     for host_id, name, state, score, engine in HOSTS:
         rec = HostRecord(host_id, store.next_seq(host_id), app.clock.wall(), score, state, engine, name)
-        store.write_host(dataclasses.replace(rec, details=host_details(rec)))
+        store.write_host(rec._replace(details=host_details(rec)))
     print(f"== published the records of {len(HOSTS)} hosts through hectl.metadata.MetadataStore")
 
     codes = [

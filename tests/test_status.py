@@ -30,7 +30,7 @@ def rec(host_id: int, age: float = 0.0, vm: str = "down", health: str = "unknown
 
 
 def snap(*slots: Slot, global_: GlobalRecord | None = None) -> MetadataSnapshot:
-    by_index = {s.index: s for s in slots}
+    by_index = {s.number: s for s in slots}
     if global_ is not None:
         by_index[0] = Slot(0, SlotKind.VALID, global_)
     return MetadataSnapshot(by_index, records.METADATA_SIZE, True, 1.0, MONO, NOW)

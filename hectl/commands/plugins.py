@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 import click
 
@@ -21,7 +20,7 @@ def command(app: AppContext, fmt: str, as_json: bool) -> Output:
     """List loaded plugins, the hooks they implement, and the storage backends they provide."""
     plugins = app.plugins
     data = {
-        "plugins": [dataclasses.asdict(p) for p in plugins.infos],
+        "plugins": [p._asdict() for p in plugins.infos],
         "backends": [{"name": b.name, "plugin": b.plugin} for b in plugins.backends().values()],
     }
     with contextlib.suppress(HectlError):  # no configuration: nothing to cache, and listing plugins needs none
