@@ -3,14 +3,15 @@
 The values come only from fast local state (the completion cache in the state
 directory, built-in backend names); never from storage, libvirt or sanlock.
 The same providers serve click's in-process completion (``shell_complete=``)
-and the generated shell scripts, which call ``hectl __complete KIND``.
+and the generated shell scripts (``hectl.completion_scripts``), which call
+``hectl __complete KIND`` (the click-free fast path). Keep this module light.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -33,7 +34,7 @@ def host_ids(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     try:
         cache = localstate.read_completion_cache(_state_dir(environ))
         hosts = cache.get("hosts", [])
-        return [(str(int(h[0])), str(h[1])) for h in hosts]  # type: ignore[union-attr, index]
+        return [(str(int(h[0])), str(h[1])) for h in hosts]  # type: ignore[attr-defined]
     except Exception:
         return []
 
@@ -46,7 +47,7 @@ def backends(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     names = dict.fromkeys(BUILTIN_BACKENDS, "built-in")
     try:
         cached = localstate.read_completion_cache(_state_dir(environ)).get("backends", [])
-        for name in cached:  # type: ignore[union-attr]
+        for name in cached:  # type: ignore[attr-defined]
             names.setdefault(str(name), "plugin")
     except Exception:
         pass

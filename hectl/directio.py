@@ -6,8 +6,9 @@ stuck on hung storage (even in uninterruptible sleep) is killed and abandoned,
 never waited for, so no hectl command can hang on sick storage.
 
 Files are opened with O_DIRECT so that reads see what other hosts wrote, not
-this host's page cache. Where the filesystem refuses O_DIRECT (tmpfs, some FUSE
-filesystems) the I/O falls back to buffered + O_DSYNC and says so in the result.
+this host's page cache. Where the filesystem refuses O_DIRECT (some FUSE
+filesystems, tmpfs before Linux 6.6) the I/O falls back to buffered + O_DSYNC
+and says so in the result.
 """
 
 from __future__ import annotations

@@ -115,8 +115,8 @@ def set_maintenance(
         try:
             _set_global(mode == "global", reason, expires, actor, now, store, changes)
         except StorageError as exc:
-            if changes:
-                exc.message += " (local maintenance was cleared; global maintenance is unchanged)"
+            if any(c["scope"] == "local" for c in changes):
+                exc.message += " (local maintenance was cleared)"
             _finish(changes, audit_log, host_id, notify)
             raise
 
@@ -141,7 +141,11 @@ def _set_global(
     changes: list[dict[str, object]],
 ) -> None:
     store_ = store()
-    slot = store_.read_slot(0)
+    try:
+        slot = store_.read_slot(0)
+    except StorageError as exc:
+        exc.message = f"global maintenance unchanged: {exc.message}"
+        raise
     if slot.kind == records.SlotKind.TOO_NEW:
         raise StorageError(f"the global record was written by a newer hectl ({slot.problem}); refusing to overwrite it")
     old = slot.record if isinstance(slot.record, records.GlobalRecord) else records.GlobalRecord()
@@ -155,14 +159,23 @@ def _set_global(
         set_at=now,
         expires_at=expires if want_on else None,
     )
-    store_.write_global(new)
-    changes.append(_change("global", None, old.maintenance_active(now), want_on, reason, actor, now, new.expires_at))
+    change = _change("global", None, old.maintenance_active(now), want_on, reason, actor, now, new.expires_at)
+    try:
+        store_.write_global(new)
+    except StorageError as exc:
+        # The write reached the storage (or timed out there) and may still land: the outcome is unknown.
+        changes.append(dict(change, outcome="unknown"))
+        target = "global" if want_on else "none"
+        exc.message = f"global maintenance may or may not have been set to '{target}': {exc.message}"
+        exc.hint = "check with 'hectl vm-status' once the storage answers, and repeat the command if needed"
+        raise
+    changes.append(change)
 
 
 def _finish(changes: list[dict[str, object]], audit_log: str, host_id: int, notify: Callable[..., None] | None) -> None:
     for change in changes:
         _audit(audit_log, change, host_id)
-        if notify is not None:
+        if notify is not None and change.get("outcome") != "unknown":
             notify(**{k: change[k] for k in _EVENT_KEYS})
 
 

@@ -161,6 +161,7 @@ def encode_host(record: HostRecord) -> bytes:
         raise EncodeError("sequence number out of range")
     if not -(2**31) <= record.score < 2**31:
         raise EncodeError("score out of range")
+    _check_time("wall_time", record.wall_time)
     flags = (HOST_FLAG_LOCAL_MAINTENANCE if record.local_maintenance else 0) | (HOST_FLAG_STOPPED if record.stopped else 0)
     texts = _encode_texts(
         HOST_TEXT_LIMITS,
@@ -181,8 +182,18 @@ def encode_host(record: HostRecord) -> bytes:
     return _finish_slot(first, record.details)
 
 
+def _check_time(name: str, value: float) -> None:
+    if not -(2**62) < value * 1000 < 2**62:  # NaN fails too
+        raise EncodeError(f"{name} out of range")
+
+
 def encode_global(record: GlobalRecord) -> bytes:
-    """The full 4096-byte slot 0 for ``record``."""
+    """The full 4096-byte slot 0 for ``record`` (``expires_at`` of 0 or None: no expiry)."""
+    if not 0 <= record.seq < 2**64:
+        raise EncodeError("sequence number out of range")
+    _check_time("set_at", record.set_at)
+    if record.expires_at is not None:
+        _check_time("expires_at", record.expires_at)
     flags = GLOBAL_FLAG_MAINTENANCE if record.maintenance else 0
     expires = _ms(record.expires_at) if record.expires_at is not None else 0
     texts = _encode_texts(GLOBAL_TEXT_LIMITS, {"set_by": record.set_by, "reason": record.reason})
@@ -345,11 +356,13 @@ def decode_metadata(extents: list[tuple[int, bytes]], size: int, max_host_id: in
             part = chunk[lo - offset : hi - offset]
             if lo == base and part[:SECTOR_SIZE] == _ZERO_SECTOR:
                 continue  # an empty record sector: an empty slot, whatever follows
-            if lo == base and hi - lo == SLOT_SIZE:
+            if lo == base and hi - lo == SLOT_SIZE and index not in pieces:
                 pieces[index] = part  # the common case: one extent holds the whole slot
             else:
-                piece = pieces.setdefault(index, bytearray(SLOT_SIZE))
-                piece[lo - base : hi - base] = part  # type: ignore[index]
+                piece = pieces.get(index)
+                if not isinstance(piece, bytearray):
+                    piece = pieces[index] = bytearray(piece or bytes(SLOT_SIZE))
+                piece[lo - base : hi - base] = part
     slots = {}
     for index in sorted(pieces):
         slot = decode_slot(index, bytes(pieces[index][: max(0, min(SLOT_SIZE, size - index * SLOT_SIZE))]))

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: python3-venv (the venv), python3-sanlock (the sanlock binding, not on PyPI: linked
 # into the venv below), bash/zsh/fish (completion tests in real shells), fuse + libfuse2 (the hung-storage
-# tests mount a stalling FUSE filesystem).
-PACKAGES=(python3 python3-venv python3-sanlock bash zsh fish fuse libfuse2)
+# tests mount a stalling FUSE filesystem), groff-base (a test renders the man pages with groff -ww).
+PACKAGES=(python3 python3-venv python3-sanlock bash zsh fish groff-base fuse libfuse2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,90 @@
+# bash completion for hectl.
+# Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
+# Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
+
+declare -gA _hectl_commands=(
+    [hectl]='add-console-password check-liveliness deploy ha plugins set-maintenance vm-poweroff vm-shutdown vm-start vm-status'
+    ['hectl add-console-password']=''
+    ['hectl check-liveliness']=''
+    ['hectl deploy']=''
+    ['hectl ha']=run
+    ['hectl ha run']=''
+    ['hectl plugins']=''
+    ['hectl set-maintenance']=''
+    ['hectl vm-poweroff']=''
+    ['hectl vm-shutdown']=''
+    ['hectl vm-start']=''
+    ['hectl vm-status']=''
+)
+declare -gA _hectl_options=(
+    [hectl]='--config --help --quiet --verbose --version -h -q -v'
+    ['hectl add-console-password']='--help -h'
+    ['hectl check-liveliness']='--help -h'
+    ['hectl deploy']='--help --host-id --storage-type -h'
+    ['hectl ha']='--help -h'
+    ['hectl ha run']='--help -h'
+    ['hectl plugins']='--format --help --json -h'
+    ['hectl set-maintenance']='--format --help --json --mode --reason --timeout --ttl -h'
+    ['hectl vm-poweroff']='--help -h'
+    ['hectl vm-shutdown']='--help -h'
+    ['hectl vm-start']='--help -h'
+    ['hectl vm-status']='--check --format --help --host-id --json --timeout -h'
+)
+declare -gA _hectl_values=(
+    ['hectl --config']=file
+    ['hectl deploy --host-id']=''
+    ['hectl deploy --storage-type']='dynamic backends'
+    ['hectl plugins --format']='choice table json'
+    ['hectl set-maintenance --format']='choice table json'
+    ['hectl set-maintenance --mode']='choice global local none'
+    ['hectl set-maintenance --reason']=''
+    ['hectl set-maintenance --timeout']=''
+    ['hectl set-maintenance --ttl']=''
+    ['hectl vm-status --format']='choice table json'
+    ['hectl vm-status --host-id']='dynamic host-ids'
+    ['hectl vm-status --timeout']=''
+)
+
+_hectl() {
+    local cur=${COMP_WORDS[COMP_CWORD]} path=hectl word i=1
+    COMPREPLY=()
+    while (( i < COMP_CWORD )); do
+        word=${COMP_WORDS[i]}
+        (( i++ ))
+        if [[ $word == -* && -n ${_hectl_values["$path $word"]+set} ]]; then
+            [[ ${COMP_WORDS[i]} == = ]] && (( i < COMP_CWORD )) && (( i++ ))  # --option=value
+            if (( i == COMP_CWORD )); then
+                [[ $cur == = ]] && cur=
+                _hectl_value "${_hectl_values["$path $word"]}" "$cur"
+                return 0
+            fi
+            (( i++ ))
+        elif [[ $word != -* && -n ${_hectl_commands["$path $word"]+set} ]]; then
+            path+=" $word"
+        fi
+    done
+    if [[ $cur == -* || -z ${_hectl_commands[$path]} ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "${_hectl_options[$path]}" -- "$cur")
+    else
+        mapfile -t COMPREPLY < <(compgen -W "${_hectl_commands[$path]}" -- "$cur")
+    fi
+}
+
+# _hectl_value SPEC PREFIX: complete an option's value ("choice A B", "file", "dir", "dynamic KIND").
+_hectl_value() {
+    local value _
+    case $1 in
+        choice\ *) mapfile -t COMPREPLY < <(compgen -W "${1#choice }" -- "$2") ;;
+        file | dir)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -A "${1/dir/directory}" -- "$2")
+            ;;
+        dynamic\ *)
+            while IFS=$'\t' read -r value _; do
+                COMPREPLY+=("$value")
+            done < <(hectl __complete "${1#dynamic }" "$2" 2>/dev/null)
+            ;;
+    esac
+}
+
+complete -F _hectl hectl

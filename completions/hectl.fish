@@ -1,0 +1,97 @@
+# fish completion for hectl.
+# Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
+# Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
+
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl ha' 'hectl ha run' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+
+function __hectl_path --description 'hectl command path before the cursor, option values skipped'
+    set -l path hectl
+    set -l skip 0
+    for word in (commandline -opc)[2..-1]
+        if test $skip = 1
+            set skip 0
+        else if string match -q -- '-*' $word
+            contains -- "$path $word" $__hectl_value_options; and set skip 1
+        else if contains -- "$path $word" $__hectl_commands
+            set path "$path $word"
+        end
+    end
+    echo $path
+end
+
+function __hectl_at --description 'Is the command path before the cursor exactly argv?'
+    test (__hectl_path) = "$argv"
+end
+
+function __hectl_complete -a kind --description 'Dynamic values: value<TAB>description'
+    hectl __complete $kind (commandline -ct) 2>/dev/null
+end
+
+complete -c hectl -f
+
+# hectl
+complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a temporary console password on the engine VM (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Create the storage domain, the engine VM and this host\'s configuration (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on every host'
+complete -c hectl -n '__hectl_at hectl' -a plugins -d 'List loaded plugins, the hooks they implement, and the storage backends they provide'
+complete -c hectl -n '__hectl_at hectl' -a set-maintenance -d 'Set global or local maintenance, or clear it (--mode none)'
+complete -c hectl -n '__hectl_at hectl' -a vm-poweroff -d 'Power the engine VM off at once (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a vm-shutdown -d 'Shut the engine VM down gracefully (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a vm-start -d 'Start the engine VM on this host under its lease (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a vm-status -d 'Show every host\'s record: state, score, engine status, maintenance, data age'
+complete -c hectl -n '__hectl_at hectl' -l config -r -F -d 'Configuration file'
+complete -c hectl -n '__hectl_at hectl' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl' -l quiet -s q -d 'No warnings; no output from commands that only act'
+complete -c hectl -n '__hectl_at hectl' -l verbose -s v -d 'More detail on stderr; tracebacks on errors'
+complete -c hectl -n '__hectl_at hectl' -l version -d 'Show the version and exit'
+
+# hectl add-console-password
+complete -c hectl -n '__hectl_at hectl add-console-password' -l help -s h -d 'Show this message and exit'
+
+# hectl check-liveliness
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l help -s h -d 'Show this message and exit'
+
+# hectl deploy
+complete -c hectl -n '__hectl_at hectl deploy' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl deploy' -l host-id -x -d 'This host\'s id (1..2000)'
+complete -c hectl -n '__hectl_at hectl deploy' -l storage-type -x -a '(__hectl_complete backends)' -d 'Storage backend of the new domain'
+
+# hectl ha
+complete -c hectl -n '__hectl_at hectl ha' -a run -d 'Run the HA agent in the foreground (not available yet)'
+complete -c hectl -n '__hectl_at hectl ha' -l help -s h -d 'Show this message and exit'
+
+# hectl ha run
+complete -c hectl -n '__hectl_at hectl ha run' -l help -s h -d 'Show this message and exit'
+
+# hectl plugins
+complete -c hectl -n '__hectl_at hectl plugins' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl plugins' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl plugins' -l json -d 'Same as --format json'
+
+# hectl set-maintenance
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l mode -x -a 'global local none' -d 'global: whole cluster; local: this host; none: clear both'
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l reason -x -d 'Why (shown in vm-status and the audit log)'
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l timeout -x -d 'Hard limit for each storage operation'
+complete -c hectl -n '__hectl_at hectl set-maintenance' -l ttl -x -d 'Expire by itself after e.g. 90s, 30m, 2h, 1d'
+
+# hectl vm-poweroff
+complete -c hectl -n '__hectl_at hectl vm-poweroff' -l help -s h -d 'Show this message and exit'
+
+# hectl vm-shutdown
+complete -c hectl -n '__hectl_at hectl vm-shutdown' -l help -s h -d 'Show this message and exit'
+
+# hectl vm-start
+complete -c hectl -n '__hectl_at hectl vm-start' -l help -s h -d 'Show this message and exit'
+
+# hectl vm-status
+complete -c hectl -n '__hectl_at hectl vm-status' -l check -d 'One Nagios-style line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
+complete -c hectl -n '__hectl_at hectl vm-status' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl vm-status' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl vm-status' -l host-id -x -a '(__hectl_complete host-ids)' -d 'Show only this host (repeatable)'
+complete -c hectl -n '__hectl_at hectl vm-status' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl vm-status' -l timeout -x -d 'Hard limit for each storage operation'

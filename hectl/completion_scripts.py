@@ -1,0 +1,361 @@
+"""Generate the shell completion scripts (bash, zsh, fish) from the click command tree.
+
+``python -m hectl.completion_scripts completions`` walks the real click tree and
+writes completions/hectl.bash, completions/_hectl (zsh) and completions/hectl.fish.
+Their static parts (commands, options, choices, paths) are pure shell; only
+dynamic values run ``hectl __complete KIND PREFIX`` (the click-free fast path).
+``python -m hectl.completion_scripts --man docs/man`` writes the man pages (hectl.manpages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import click
+
+_WORD = re.compile(r"[\w@%+,./-]+\Z")  # embedded unquoted in all three shells
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """One option as the completion scripts see it."""
+
+    names: tuple[str, ...]  # every spelling, long and short
+    help: str
+    metavar: str
+    takes_value: bool
+    repeatable: bool
+    choices: tuple[str, ...] = ()
+    paths: str = ""  # "file" or "dir": let the shell complete paths
+    dynamic: str = ""  # provider kind for ``hectl __complete KIND``
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandSpec:
+    """One command (or group) of the tree; ``path`` starts with "hectl"."""
+
+    path: tuple[str, ...]
+    options: tuple[OptionSpec, ...]
+    subcommands: tuple[tuple[str, str], ...]  # (name, short help)
+
+
+def _word(text: str) -> str:
+    if not _WORD.match(text):
+        raise ValueError(f"{text!r} cannot be embedded in completion scripts")
+    return text
+
+
+def _summary(text: str | None) -> str:
+    """Help text as one line, without ``[default: ...]`` notes (one nesting level) or the final period."""
+    return " ".join(re.sub(r"\s*\[(?:[^][]|\[[^]]*\])*\]", "", text or "").split()).rstrip(".")
+
+
+def _option(param: click.Option, ctx: click.Context) -> OptionSpec:
+    takes_value = not (param.is_flag or param.count)
+    # click keeps the shell_complete= callback only in this private attribute.
+    kind = getattr(param._custom_shell_complete, "completion_kind", "") if takes_value else ""
+    if param._custom_shell_complete is not None and not kind:
+        raise ValueError(f"{param.opts[0]}: shell_complete callbacks must come from hectl.completion (completion_kind)")
+    items = [] if kind or not takes_value else param.type.shell_complete(ctx, param, "")
+    names = sorted(param.opts + param.secondary_opts)
+    return OptionSpec(
+        names=tuple(_word(n) for n in names),
+        help=_summary(param.help),
+        metavar=param.metavar or max(names, key=len).lstrip("-"),
+        takes_value=takes_value,
+        repeatable=bool(param.multiple or param.count),
+        choices=tuple(_word(i.value) for i in items if i.type == "plain"),
+        paths=next((i.type for i in items if i.type in ("file", "dir")), ""),
+        dynamic=kind,
+    )
+
+
+def command_tree() -> list[CommandSpec]:
+    """Every command of ``hectl.cli.cli`` (lazy ones loaded), parents first, sorted."""
+    import click
+
+    from hectl.cli import cli
+
+    specs: list[CommandSpec] = []
+
+    def walk(cmd: click.Command, ctx: click.Context, path: tuple[str, ...]) -> None:
+        subs: list[tuple[str, click.Command]] = []
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                if sub is not None and not sub.hidden:
+                    subs.append((_word(name), sub))
+        options = [_option(p, ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+        specs.append(
+            CommandSpec(
+                path=path,
+                options=tuple(sorted(options, key=lambda o: o.names)),
+                subcommands=tuple((name, _summary(sub.get_short_help_str(100))) for name, sub in subs),
+            )
+        )
+        for name, sub in subs:
+            walk(sub, click.Context(sub, info_name=name, parent=ctx, **sub.context_settings), (*path, name))
+
+    walk(cli, click.Context(cli, info_name="hectl", **cli.context_settings), ("hectl",))
+    return specs
+
+
+def _header(comment: str, shell: str) -> str:
+    return (
+        f"{comment} {shell} completion for hectl.\n"
+        f"{comment} Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.\n"
+        f"{comment} Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.\n"
+    )
+
+
+def _value_spec(opt: OptionSpec) -> str:
+    if opt.dynamic:
+        return f"dynamic {opt.dynamic}"
+    if opt.choices:
+        return "choice " + " ".join(opt.choices)
+    return opt.paths
+
+
+_BASH_FUNCTIONS = r"""
+_hectl() {
+    local cur=${COMP_WORDS[COMP_CWORD]} path=hectl word i=1
+    COMPREPLY=()
+    while (( i < COMP_CWORD )); do
+        word=${COMP_WORDS[i]}
+        (( i++ ))
+        if [[ $word == -* && -n ${_hectl_values["$path $word"]+set} ]]; then
+            [[ ${COMP_WORDS[i]} == = ]] && (( i < COMP_CWORD )) && (( i++ ))  # --option=value
+            if (( i == COMP_CWORD )); then
+                [[ $cur == = ]] && cur=
+                _hectl_value "${_hectl_values["$path $word"]}" "$cur"
+                return 0
+            fi
+            (( i++ ))
+        elif [[ $word != -* && -n ${_hectl_commands["$path $word"]+set} ]]; then
+            path+=" $word"
+        fi
+    done
+    if [[ $cur == -* || -z ${_hectl_commands[$path]} ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "${_hectl_options[$path]}" -- "$cur")
+    else
+        mapfile -t COMPREPLY < <(compgen -W "${_hectl_commands[$path]}" -- "$cur")
+    fi
+}
+
+# _hectl_value SPEC PREFIX: complete an option's value ("choice A B", "file", "dir", "dynamic KIND").
+_hectl_value() {
+    local value _
+    case $1 in
+        choice\ *) mapfile -t COMPREPLY < <(compgen -W "${1#choice }" -- "$2") ;;
+        file | dir)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -A "${1/dir/directory}" -- "$2")
+            ;;
+        dynamic\ *)
+            while IFS=$'\t' read -r value _; do
+                COMPREPLY+=("$value")
+            done < <(hectl __complete "${1#dynamic }" "$2" 2>/dev/null)
+            ;;
+    esac
+}
+
+complete -F _hectl hectl
+"""
+
+
+def render_bash(tree: list[CommandSpec]) -> str:
+    """The bash script: three associative tables plus a small scanner."""
+
+    def table(name: str, rows: list[tuple[str, str]]) -> str:
+        body = "".join(f"    [{shlex.quote(k)}]={shlex.quote(v)}\n" for k, v in sorted(rows))
+        return f"declare -gA {name}=(\n{body})\n"
+
+    commands, options, values = [], [], []
+    for cmd in tree:
+        path = " ".join(cmd.path)
+        commands.append((path, " ".join(name for name, _ in cmd.subcommands)))
+        options.append((path, " ".join(sorted(n for o in cmd.options for n in o.names))))
+        values += [(f"{path} {n}", _value_spec(o)) for o in cmd.options if o.takes_value for n in o.names]
+    tables = table("_hectl_commands", commands) + table("_hectl_options", options) + table("_hectl_values", values)
+    return _header("#", "bash") + "\n" + tables + _BASH_FUNCTIONS
+
+
+def _zsh_escape(text: str) -> str:
+    """Escape text for a bracketed _arguments description or message."""
+    return re.sub(r"([\\\[\]:])", r"\\\1", text)
+
+
+def _zsh_function(path: tuple[str, ...]) -> str:
+    return "__".join(p.replace("-", "_") for p in ("_hectl", *path[1:]))
+
+
+def _zsh_option_specs(opt: OptionSpec) -> list[str]:
+    if opt.dynamic:
+        action = f"_hectl_complete {opt.dynamic}"
+    elif opt.choices:
+        action = "(" + " ".join(opt.choices) + ")"
+    else:
+        action = {"file": "_files", "dir": "_files -/"}.get(opt.paths, " ")
+    exclude = "*" if opt.repeatable else "(" + " ".join(opt.names) + ")"
+    specs = []
+    for name in opt.names:
+        suffix = ("=" if name.startswith("--") else "+") if opt.takes_value else ""
+        spec = f"{exclude}{name}{suffix}[{_zsh_escape(opt.help)}]"
+        if opt.takes_value:
+            spec += f":{_zsh_escape(opt.metavar)}:{action}"
+        specs.append(spec)
+    return specs
+
+
+_ZSH_COMPLETE = r"""
+# _hectl_complete [COMPADD-OPTIONS] KIND: dynamic values with their descriptions.
+_hectl_complete() {
+  local kind=$argv[-1] line
+  local -a values
+  for line in ${(f)"$(hectl __complete $kind "$PREFIX" 2>/dev/null)"}; do
+    values+=("${${line%%$'\t'*}//:/\\:}:${line#*$'\t'}")
+  done
+  _describe -t values $kind values "${(@)argv[1,-2]}"
+}
+"""
+
+
+def render_zsh(tree: list[CommandSpec]) -> str:
+    """The zsh script: one _arguments function per command, dispatching to subcommands."""
+    out = ["#compdef hectl\n", _header("#", "zsh"), _ZSH_COMPLETE]
+    for cmd in tree:
+        specs = [s for o in cmd.options for s in _zsh_option_specs(o)]
+        lines = [f"\n{_zsh_function(cmd.path)}() {{\n"]
+        if cmd.subcommands:
+            lines.append("  local curcontext=$curcontext state state_descr line ret=1\n  typeset -A opt_args\n")
+            specs += ["1: :->command", "*:: :->argument"]
+            lines.append("  _arguments -C -s -S : \\\n")
+        else:
+            lines.append("  _arguments -s -S : \\\n")
+        lines += [f"    {shlex.quote(s)} \\\n" for s in specs[:-1]]
+        lines.append(f"    {shlex.quote(specs[-1])}" + (" && ret=0\n" if cmd.subcommands else "\n"))
+        if cmd.subcommands:
+            entries = "".join(f"        {shlex.quote(f'{name}:{text}')}\n" for name, text in cmd.subcommands)
+            cases = "".join(f"        ({name}) {_zsh_function((*cmd.path, name))} && ret=0 ;;\n" for name, _ in cmd.subcommands)
+            lines.append(
+                "  case $state in\n"
+                "    (command)\n"
+                f"      local -a commands=(\n{entries}      )\n"
+                f"      _describe -t commands {shlex.quote(' '.join(cmd.path) + ' command')} commands && ret=0\n"
+                "      ;;\n"
+                "    (argument)\n"
+                f"      curcontext=${{curcontext%:*:*}}:{'-'.join(cmd.path)}-$words[1]:\n"
+                f"      case $words[1] in\n{cases}      esac\n"
+                "      ;;\n"
+                "  esac\n"
+                "  return ret\n"
+            )
+        lines.append("}\n")
+        out += lines
+    out.append('\nif [[ $funcstack[1] == _hectl ]]; then\n  _hectl "$@"\nelse\n  compdef _hectl hectl\nfi\n')
+    return "".join(out)
+
+
+def _fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_FISH_FUNCTIONS = r"""
+function __hectl_path --description 'hectl command path before the cursor, option values skipped'
+    set -l path hectl
+    set -l skip 0
+    for word in (commandline -opc)[2..-1]
+        if test $skip = 1
+            set skip 0
+        else if string match -q -- '-*' $word
+            contains -- "$path $word" $__hectl_value_options; and set skip 1
+        else if contains -- "$path $word" $__hectl_commands
+            set path "$path $word"
+        end
+    end
+    echo $path
+end
+
+function __hectl_at --description 'Is the command path before the cursor exactly argv?'
+    test (__hectl_path) = "$argv"
+end
+
+function __hectl_complete -a kind --description 'Dynamic values: value<TAB>description'
+    hectl __complete $kind (commandline -ct) 2>/dev/null
+end
+
+complete -c hectl -f
+"""
+
+
+def render_fish(tree: list[CommandSpec]) -> str:
+    """The fish script: one ``complete`` line per subcommand and option, guarded by the command path."""
+    commands = " ".join(_fish_quote(" ".join(c.path)) for c in tree)
+    value_options = sorted(" ".join(c.path) + " " + n for c in tree for o in c.options if o.takes_value for n in o.names)
+    out = [
+        _header("#", "fish"),
+        f"\nset -g __hectl_commands {commands}\n",
+        "set -g __hectl_value_options " + " ".join(_fish_quote(v) for v in value_options) + "\n",
+        _FISH_FUNCTIONS,
+    ]
+    for cmd in tree:
+        guard = f"complete -c hectl -n {_fish_quote('__hectl_at ' + ' '.join(cmd.path))}"
+        out.append(f"\n# {' '.join(cmd.path)}\n")
+        out += [f"{guard} -a {name} -d {_fish_quote(text)}\n" for name, text in cmd.subcommands]
+        for opt in cmd.options:
+            flags = " ".join(
+                f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}" if len(n) == 2 else f"-o {n[1:]}" for n in opt.names
+            )
+            if opt.dynamic:
+                flags += f" -x -a {_fish_quote(f'(__hectl_complete {opt.dynamic})')}"
+            elif opt.choices:
+                flags += f" -x -a {_fish_quote(' '.join(opt.choices))}"
+            elif opt.paths == "dir":
+                flags += " -x -a '(__fish_complete_directories (commandline -ct))'"
+            elif opt.paths == "file":
+                flags += " -r -F"
+            elif opt.takes_value:
+                flags += " -x"
+            out.append(f"{guard} {flags} -d {_fish_quote(opt.help)}\n")
+    return "".join(out)
+
+
+SCRIPTS: dict[str, Callable[[list[CommandSpec]], str]] = {
+    "hectl.bash": render_bash,
+    "_hectl": render_zsh,
+    "hectl.fish": render_fish,
+}
+
+
+def write_scripts(outdir: str) -> list[str]:
+    """Write every completion script into ``outdir``; return their paths."""
+    tree = command_tree()
+    os.makedirs(outdir, exist_ok=True)
+    paths = []
+    for name, render in SCRIPTS.items():
+        path = os.path.join(outdir, name)
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(render(tree))
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 2:
+        written = write_scripts(sys.argv[1])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--man":
+        from hectl.manpages import write_man_pages
+
+        written = write_man_pages(sys.argv[2])
+    else:
+        sys.exit("usage: python -m hectl.completion_scripts OUTDIR | --man MANDIR  (the repository's: completions, docs/man)")
+    print("\n".join(written))
