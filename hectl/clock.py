@@ -8,10 +8,13 @@ hosts' clocks for liveness: compare a record's *change* against local monotonic 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     import threading
+    from typing import Protocol
+else:
+    Protocol = object  # the protocol is for type checkers; at run time Clock is a plain class
 
 
 class Clock(Protocol):

@@ -10,8 +10,8 @@ and the generated shell scripts (``hectl.completion_scripts``), which call
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import configparser
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from hectl.errors import ConfigError
+from hectl.frozen import Frozen
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -23,12 +24,12 @@ DEFAULT_PATH = "/etc/hectl/hectl.conf"
 MAX_HOST_ID = 2000
 
 
-class HostConfig(NamedTuple):
+class HostConfig(Frozen):
     id: int
     hostname: str
 
 
-class StorageConfig(NamedTuple):
+class StorageConfig(Frozen):
     type: str = "localfs"
     timeout: float = 5.0
     options: tuple[tuple[str, str], ...] = ()  # backend-specific keys of [storage], validated by the backend
@@ -37,17 +38,17 @@ class StorageConfig(NamedTuple):
         return dict(self.options)
 
 
-class PathsConfig(NamedTuple):
+class PathsConfig(Frozen):
     state_dir: str = "/var/lib/hectl"
     audit_log: str = ""  # default: <state_dir>/audit.log
 
 
-class TimeoutsConfig(NamedTuple):
+class TimeoutsConfig(Frozen):
     liveness_window: float = 30.0
     agent_silent_after: float = 30.0
 
 
-class ScoreConfig(NamedTuple):
+class ScoreConfig(Frozen):
     base: int = 3400
     network_penalty: int = 1600
     config_penalty: int = 1000
@@ -59,7 +60,7 @@ class ScoreConfig(NamedTuple):
     retry_penalty: int = 50
 
 
-class Config(NamedTuple):
+class Config(Frozen):
     source: str
     host: HostConfig
     storage: StorageConfig

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING
 
 from hectl import config as config_mod
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import Clock, SystemClock
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 

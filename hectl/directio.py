@@ -19,10 +19,10 @@ import os
 import select
 import struct
 import time
-from typing import TYPE_CHECKING
 
 from hectl.errors import StorageError, StorageTimeout
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import NamedTuple
+
+from hectl.frozen import Frozen
 
 LOCAL_MAINTENANCE = "local-maintenance.json"
 AGENT_VIEW = "agent-view.json"
 COMPLETION_CACHE = "completion-cache.json"
 
 
-class LocalMaintenance(NamedTuple):
+class LocalMaintenance(Frozen):
     active: bool = False
     reason: str = ""
     set_by: str = ""
@@ -36,7 +37,7 @@ class LocalMaintenance(NamedTuple):
         return self.active and self.expires_at is not None and now_wall >= self.expires_at
 
 
-class HostView(NamedTuple):
+class HostView(Frozen):
     """The local agent's opinion of one host."""
 
     live: bool
@@ -44,7 +45,7 @@ class HostView(NamedTuple):
     unchanged_for: float  # seconds since its sequence last changed, on the agent's monotonic clock
 
 
-class AgentView(NamedTuple):
+class AgentView(Frozen):
     host_id: int
     state: str
     boot_id: str

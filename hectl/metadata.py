@@ -7,17 +7,18 @@ slot. Reads take the whole file in one direct I/O and classify every slot.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, NamedTuple
 
 from hectl import directio, records
 from hectl.errors import NotDeployed, StorageError
+from hectl.frozen import Frozen
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from hectl.clock import Clock
     from hectl.storage import StorageBackend
 
 
-class MetadataSnapshot(NamedTuple):
+class MetadataSnapshot(Frozen):
     """Every slot of the metadata file as read at one moment."""
 
     slots: dict[int, records.Slot]  # non-empty slots only; see slot()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import NamedTuple
+
+from hectl.frozen import Frozen
 
 SLOT_SIZE = 4096
 SECTOR_SIZE = 512
@@ -65,7 +66,7 @@ class SlotKind:
     WRONG_HOST_ID = "wrong-host-id"
 
 
-class EngineStatus(NamedTuple):
+class EngineStatus(Frozen):
     """What a host says about the engine VM on itself."""
 
     vm: str = "unknown"  # up | down | down-unexpected | unknown ...
@@ -74,7 +75,7 @@ class EngineStatus(NamedTuple):
     reason: str = ""  # free text explaining vm/health
 
 
-class HostRecord(NamedTuple):
+class HostRecord(Frozen):
     """The machine-read part of one host's slot."""
 
     host_id: int
@@ -89,7 +90,7 @@ class HostRecord(NamedTuple):
     details: tuple[str, ...] = ()  # human-readable lines (bytes 512..4095); never decided upon
 
 
-class GlobalRecord(NamedTuple):
+class GlobalRecord(Frozen):
     """Slot 0: cluster-wide state."""
 
     seq: int = 0
@@ -107,7 +108,7 @@ class GlobalRecord(NamedTuple):
         return self.maintenance and self.expires_at is not None and now_wall >= self.expires_at
 
 
-class Slot(NamedTuple):
+class Slot(Frozen):
     """One decoded slot: its number (0 global, else the host id), kind, record when valid, and what was wrong."""
 
     number: int
@@ -236,32 +237,21 @@ def host_details(record: HostRecord, extra: tuple[str, ...] = ()) -> tuple[str, 
     )
 
 
-class _Reader:
-    """Cursor over a sector; raises ValueError on anything malformed."""
-
-    def __init__(self, data: bytes, offset: int) -> None:
-        self.data = data
-        self.pos = offset
-
-    def unpack(self, fmt: struct.Struct) -> tuple[int, ...]:
-        if self.pos + fmt.size > CRC_OFFSET:
-            raise ValueError("fields run past the record")
-        values = fmt.unpack_from(self.data, self.pos)
-        self.pos += fmt.size
-        return values
-
-    def text(self, name: str, limit: int) -> str:
-        if self.pos >= CRC_OFFSET:
+def _texts(first: bytes, pos: int, limits: tuple[tuple[str, int], ...]) -> list[str]:
+    """The length-prefixed UTF-8 strings from ``pos`` on; ValueError on anything malformed."""
+    out = []
+    for name, limit in limits:
+        if pos >= CRC_OFFSET:
             raise ValueError(f"{name}: runs past the record")
-        n = self.data[self.pos]
-        if n > limit or self.pos + 1 + n > CRC_OFFSET:
-            raise ValueError(f"{name}: bad length {n}")
-        raw = self.data[self.pos + 1 : self.pos + 1 + n]
-        self.pos += 1 + n
+        end = pos + 1 + first[pos]
+        if end - pos - 1 > limit or end > CRC_OFFSET:
+            raise ValueError(f"{name}: bad length {end - pos - 1}")
         try:
-            return raw.decode("utf-8")
+            out.append(first[pos + 1 : end].decode("utf-8"))
         except UnicodeDecodeError:
             raise ValueError(f"{name}: not UTF-8") from None
+        pos = end
+    return out
 
 
 def _details(data: bytes) -> tuple[str, ...]:
@@ -308,34 +298,32 @@ def decode_slot(index: int, data: bytes) -> Slot:
 
 
 def _decode_host(first: bytes, data: bytes) -> HostRecord:
-    r = _Reader(first, _PREFIX.size)
-    host_id, seq, wall_ms, score, flags = r.unpack(_HOST_FIXED)
-    t = {name: r.text(name, limit) for name, limit in HOST_TEXT_LIMITS}
+    host_id, seq, wall_ms, score, flags = _HOST_FIXED.unpack_from(first, _PREFIX.size)
+    state, vm, health, detail, reason, hostname = _texts(first, _PREFIX.size + _HOST_FIXED.size, HOST_TEXT_LIMITS)
     return HostRecord(
-        host_id=host_id,
-        seq=seq,
-        wall_time=wall_ms / 1000.0,
-        score=score,
-        state=t["state"],
-        engine=EngineStatus(t["engine_vm"], t["engine_health"], t["engine_detail"], t["engine_reason"]),
-        hostname=t["hostname"],
-        local_maintenance=bool(flags & HOST_FLAG_LOCAL_MAINTENANCE),
-        stopped=bool(flags & HOST_FLAG_STOPPED),
-        details=_details(data),
+        host_id,
+        seq,
+        wall_ms / 1000.0,
+        score,
+        state,
+        EngineStatus(vm, health, detail, reason),
+        hostname,
+        bool(flags & HOST_FLAG_LOCAL_MAINTENANCE),
+        bool(flags & HOST_FLAG_STOPPED),
+        _details(data),
     )
 
 
 def _decode_global(first: bytes) -> GlobalRecord:
-    r = _Reader(first, _PREFIX.size)
-    seq, flags, set_at_ms, expires_ms = r.unpack(_GLOBAL_FIXED)
-    t = {name: r.text(name, limit) for name, limit in GLOBAL_TEXT_LIMITS}
+    seq, flags, set_at_ms, expires_ms = _GLOBAL_FIXED.unpack_from(first, _PREFIX.size)
+    set_by, reason = _texts(first, _PREFIX.size + _GLOBAL_FIXED.size, GLOBAL_TEXT_LIMITS)
     return GlobalRecord(
-        seq=seq,
-        maintenance=bool(flags & GLOBAL_FLAG_MAINTENANCE),
-        reason=t["reason"],
-        set_by=t["set_by"],
-        set_at=set_at_ms / 1000.0,
-        expires_at=expires_ms / 1000.0 if expires_ms else None,
+        seq,
+        bool(flags & GLOBAL_FLAG_MAINTENANCE),
+        reason,
+        set_by,
+        set_at_ms / 1000.0,
+        expires_ms / 1000.0 if expires_ms else None,
     )
 
 

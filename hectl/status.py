@@ -13,11 +13,10 @@ others (the "unknown stale-data for every host" of the original).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hectl import records
 from hectl.records import SlotKind
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from hectl.localstate import AgentView, LocalMaintenance
     from hectl.metadata import MetadataSnapshot

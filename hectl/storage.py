@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import abc
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from hectl import directio
+from hectl.frozen import Frozen
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -28,7 +29,7 @@ LOCKSPACE_NAME = "hectl"
 ENGINE_LEASE_NAME = "engine"
 
 
-class DomainPaths(NamedTuple):
+class DomainPaths(Frozen):
     """Where the domain's files are on this host."""
 
     root: str
@@ -53,7 +54,7 @@ class DomainPaths(NamedTuple):
         )
 
 
-class BackendHealth(NamedTuple):
+class BackendHealth(Frozen):
     """Result of a backend health probe."""
 
     ok: bool

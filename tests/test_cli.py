@@ -287,7 +287,7 @@ def test_fast_path_loads_neither_click_nor_plugins(domain: Domain) -> None:
         "import sys; sys.argv = ['hectl', 'vm-status', '--json']\n"
         "from hectl.__main__ import main\n"
         "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-        "heavy = ('click', 'pluggy', 'tabulate', 'importlib.metadata', 'dataclasses', 'inspect', 'signal')\n"
+        "heavy = ('click', 'pluggy', 'tabulate', 'importlib.metadata', 'dataclasses', 'inspect', 'signal', 'typing')\n"
         "heavy = sorted(m for m in heavy if m in sys.modules)\n"
         "print('HEAVY', code, heavy, file=sys.stderr)\n"
     )

@@ -7,12 +7,12 @@ backends add what sharing needs (mounting, quorum and failover checks).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from hectl import directio
 from hectl.errors import ConfigError, StorageError
 from hectl.storage import StorageBackend
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
