@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,19 +86,10 @@ def test_every_hookspec_is_documented() -> None:
 def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin, really installed by pip (into a private target directory)."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "example_plugin"
+    shutil.copytree(REPO / "tests" / "data" / "example_plugin", source)  # the build leaves files behind
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(REPO / "tests" / "data" / "example_plugin"),
-        ],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
         check=True,
         capture_output=True,
         timeout=300,
