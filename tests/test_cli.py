@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +341,24 @@ def test_fast_path_options(domain: Domain) -> None:
 
 def test_console_script_is_the_venv_one() -> None:
     assert os.path.exists(HECTL)
+
+
+def documented_fields(section: str) -> set[str]:
+    """Field names in the table under ``## section`` of docs/vm-status-json.md."""
+    doc = (REPO / "docs" / "vm-status-json.md").read_text()
+    body = doc.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for row in re.findall(r"^\| (`[^|]+`) \|", body, re.M):
+        names.update(re.findall(r"`([\w\[\]]+)`", row))
+    return names
+
+
+def test_vm_status_json_fields_are_exactly_the_documented_ones(domain: Domain) -> None:
+    corrupt_domain(domain)
+    domain.publish(2, wall_time=time.time() + 600)  # clock skew
+    assert run_hectl(["set-maintenance", "--mode", "local"], env=domain.env).returncode == 0  # pending on host 1
+    data = json.loads(run_hectl(["vm-status", "--json"], env=domain.env).stdout)
+    assert set(data) == documented_fields("Top level")
+    assert set(data["global_maintenance"]) | {"problem"} == documented_fields("`global_maintenance`")
+    host_keys = set().union(*(h.keys() for h in data["hosts"]))
+    assert host_keys == documented_fields("`hosts[]`")
