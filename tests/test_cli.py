@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 import pytest
+from conftest import HECTL, REPO, Domain, run_hectl
 
 from hectl import cli, errors, fastpath, output
 from hectl.errors import ExitCode
-from tests.conftest import HECTL, REPO, Domain, run_hectl
 
 COMMAND_PATHS = [[name] for name in cli.COMMANDS if name != "ha"] + [["ha"], ["ha", "run"]]
 NOT_AVAILABLE = [

@@ -7,11 +7,11 @@ import os
 from typing import Any
 
 import pytest
+from conftest import Domain
 
 from hectl import localstate, maintenance, records
 from hectl.clock import VirtualClock
 from hectl.errors import StorageError
-from tests.conftest import Domain
 
 
 def apply(

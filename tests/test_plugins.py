@@ -13,13 +13,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import REPO, Domain, run_hectl
 
 from hectl import hookspecs
 from hectl.backends import BUILTIN_BACKENDS, BUILTIN_PLUGINS
 from hectl.errors import ConfigError, PluginError
 from hectl.hookspecs import hookimpl
 from hectl.plugins import make_plugin_manager
-from tests.conftest import REPO, Domain, run_hectl
 
 
 def test_builtins_are_registered_and_match_the_fast_path_table() -> None:
