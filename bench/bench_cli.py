@@ -15,7 +15,8 @@ Run it with the project's venv interpreter (it imports hectl to build the test d
    it once and times the registered function with $EPOCHREALTIME).
 3. Reports median/p90 and ratios to the bare interpreter of the same run and checks
    the targets (PASS/MISS). The exit status is 0 either way: this is a benchmark.
-4. Profiles imports with ``python -X importtime``.
+4. Profiles imports with ``python -X importtime`` and lists the heavy modules (click,
+   typing...) that the fast path imports: there should be none.
 5. Writes every figure as JSON to bench/results/bench_cli-<timestamp>.json or --json PATH.
 
 A variant that answers wrongly (exit status, host count, completion values) stops the
@@ -63,6 +64,8 @@ TARGETS: dict[str, tuple[str | None, float]] = {
     "vm-status --json": ("vm-status --json", 4.0),
     "completion": (None, 4.0),
 }
+# Modules that the fast path (vm-status --json|--check, __complete) must not import at all.
+HEAVY_MODULES = ("click", "pluggy", "tabulate", "importlib.metadata", "dataclasses", "inspect", "typing")
 
 
 class BenchError(Exception):
@@ -83,16 +86,8 @@ OTHER_HOST_STATES = (
 )
 
 
-@dataclasses.dataclass
-class Domain:
-    root: Path
-    config: Path
-    state_dir: Path
-    nhosts: int
-
-
-def build_domain(base: Path, nhosts: int, seed: int) -> Domain:
-    """A localfs domain with ``nhosts`` live hosts (ids 1..nhosts), the engine up on ENGINE_HOST, and its config."""
+def build_domain(base: Path, nhosts: int, seed: int) -> Path:
+    """A localfs domain with ``nhosts`` live hosts (ids 1..nhosts), the engine up on ENGINE_HOST; returns its config."""
     try:
         from hectl import records
         from hectl.clock import SystemClock
@@ -139,14 +134,14 @@ def build_domain(base: Path, nhosts: int, seed: int) -> Domain:
         store.write_host(rec)
         hosts.append([host_id, rec.hostname])
     update_completion_cache(str(state), hosts=hosts)  # exactly what vm-status writes, so it never rewrites it
-    return Domain(root, config, state, nhosts)
+    return config
 
 
 def hostname(host_id: int) -> str:
     return f"hv{host_id:04d}.rack{host_id % 12:02d}.dc1.example.com"
 
 
-def child_env(dom: Domain, pycache: str | None) -> dict[str, str]:
+def child_env(config: Path, pycache: str | None) -> dict[str, str]:
     """The caller's environment for the children: HECTL_CONFIG set, the venv's bin first on PATH.
 
     With ``pycache``, the caller's PYTHON* variables are dropped (PYTHONDONTWRITEBYTECODE would make
@@ -157,32 +152,24 @@ def child_env(dom: Domain, pycache: str | None) -> dict[str, str]:
     if pycache is not None:
         env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
         env["PYTHONPYCACHEPREFIX"] = pycache
-    env["HECTL_CONFIG"] = str(dom.config)
+    env["HECTL_CONFIG"] = str(config)
     env["LC_ALL"] = "C"  # bash's $EPOCHREALTIME uses the locale's decimal point
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # the completion script runs `hectl`
     return env
 
 
-def make_plain_venv(where: Path) -> str | None:
-    """A throw-away venv of the same base interpreter that finds hectl as an installed package would be found.
+def editable_finder() -> str | None:
+    """The name of a setuptools import-hook editable finder in the venv's site-packages, if there is one.
 
-    The dev venv finds hectl through setuptools' editable-install finder, which site imports in
-    every process (pathlib, re, urllib.parse, ipaddress...): that inflates the bare baseline and
-    pre-pays imports that an installed hectl pays itself. The plain venv has a .pth file of two
-    plain path lines instead (the repository, the dev venv's site-packages; the .pth files of the
-    latter are not run). Returns its python, or None when it cannot be made.
+    ``site`` would import it (and pathlib, re, urllib.parse...) in every process of the venv, including
+    ``python -c pass``: the baseline would be inflated (about 2x) and hectl's own imports pre-paid.
+    scripts/install.sh installs with ``editable_mode=compat`` (a plain path .pth) to avoid it.
     """
-    m = re.search(r"^executable\s*=\s*(.+)$", (VENV / "pyvenv.cfg").read_text(), re.M)
-    base_python = m.group(1).strip() if m else getattr(sys, "_base_executable", sys.executable)
-    try:
-        subprocess.run([base_python, "-m", "venv", "--without-pip", str(where)], check=True, capture_output=True, timeout=120)
-        dev_site = next((VENV / "lib").glob("python3*/site-packages"))
-        site = next((where / "lib").glob("python3*/site-packages"))
-    except (OSError, subprocess.SubprocessError, StopIteration) as exc:
-        print(f"note: no plain venv ({exc}); the 'plain:' variants are skipped")
-        return None
-    (site / "hectl-bench.pth").write_text(f"{REPO}\n{dev_site}\n")
-    return str(where / "bin" / "python")
+    for site in (VENV / "lib").glob("python3*/site-packages"):
+        for f in sorted(site.glob("__editable__*")):
+            if "finder" in f.name or (f.suffix == ".pth" and any(ln.startswith("import") for ln in f.read_text().splitlines())):
+                return f.name
+    return None
 
 
 # --- validators: a wrong answer stops the benchmark ----------------------------------------------
@@ -265,12 +252,9 @@ class Variant:
     name: str
     what: str  # one line for humans
     argv: list[str] | None = None  # a process; None: a TAB through the bash driver
-    env: dict[str, str] | None = None
     check: Check | None = None
     tab_words: list[str] | None = None  # TAB variants: COMP_WORDS, the last one being completed
     tab_check: Callable[[list[str]], str | None] | None = None  # TAB variants: COMPREPLY -> problem
-    baseline: str = "bare"  # the variant its ratio is computed against
-    info: bool = True  # False: measured for a target
     wall_ms: list[float] = dataclasses.field(default_factory=list)
     cpu_ms: list[float] = dataclasses.field(default_factory=list)
 
@@ -390,10 +374,10 @@ class BashTab:
             self.proc.stdout.close()
 
 
-def run_once(v: Variant, tmp: Path, bash: BashTab | None, record: bool) -> None:
+def run_once(v: Variant, env: dict[str, str], tmp: Path, bash: BashTab | None, record: bool) -> None:
     if v.argv is not None:
         out_path, err_path = str(tmp / "out"), str(tmp / "err")
-        wall, cpu, code = spawn_timed(v.argv, v.env or {}, out_path, err_path)
+        wall, cpu, code = spawn_timed(v.argv, env, out_path, err_path)
         if v.check is not None:
             out = Path(out_path).read_text(errors="replace")
             err = Path(err_path).read_text(errors="replace")
@@ -426,7 +410,6 @@ def summarize(v: Variant, ref: Variant) -> dict[str, Any]:
         "what": v.what,
         "argv": v.argv,
         "tab_words": v.tab_words,
-        "target_variant": not v.info,
         "n": len(v.wall_ms),
         "median_ms": round(median, 3),
         "p90_ms": round(pctl(v.wall_ms, 90), 3),
@@ -435,7 +418,6 @@ def summarize(v: Variant, ref: Variant) -> dict[str, Any]:
         "mean_ms": round(statistics.fmean(v.wall_ms), 3),
         "stdev_ms": round(statistics.stdev(v.wall_ms), 3) if len(v.wall_ms) > 1 else 0.0,
         "cpu_median_ms": round(statistics.median(cpu), 3) if cpu else None,
-        "baseline": ref.name,
         "ratio": round(median / ref_median, 3),
         "paired_ratio": round(statistics.median(a / b for a, b in zip(v.wall_ms, ref.wall_ms, strict=True)), 3),
         "over_baseline_ms": round(median - ref_median, 3),
@@ -551,12 +533,6 @@ def parse_args() -> argparse.Namespace:
         help="cached (default): the children get no PYTHON* variables and cache bytecode in a private prefix, as "
         "installed; env: keep the caller's PYTHON* variables (with PYTHONDONTWRITEBYTECODE=1 hectl compiles every run)",
     )
-    ap.add_argument(
-        "--no-plain-venv",
-        dest="plain_venv",
-        action="store_false",
-        help="skip the 'plain:' variants (a throw-away venv that finds hectl as installed, without the editable finder)",
-    )
     ap.add_argument("--tmpdir", help="where the temporary domain goes (default: $TMPDIR or /tmp)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the host data and of the order of variants")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (its path is printed)")
@@ -594,14 +570,14 @@ def run(args: argparse.Namespace, base: Path) -> int:
         f"hectl CLI benchmark: {args.runs} runs per variant, {args.hosts} hosts, {os.cpu_count()} CPUs, load {load_before[0]:.2f}"
     )
     t = time.perf_counter()
-    dom = build_domain(base / "dom", args.hosts, args.seed)
-    print(f"domain: {args.hosts} host records published in {time.perf_counter() - t:.1f} s ({dom.root})")
+    config = build_domain(base / "dom", args.hosts, args.seed)
+    print(f"domain: {args.hosts} host records published in {time.perf_counter() - t:.1f} s ({config.parent})")
     tmp = base / "io"
     tmp.mkdir()
 
     dropped = sorted(k for k in os.environ if k.startswith("PYTHON")) if args.bytecode == "cached" else []
     pycache = str(base / "pycache") if args.bytecode == "cached" else None
-    env = child_env(dom, pycache)
+    env = child_env(config, pycache)
     if pycache:
         note = f"; not passed on: {', '.join(dropped)}" if dropped else ""
         print(f"bytecode: cached in a private prefix, filled by the warm-up{note}")
@@ -609,45 +585,19 @@ def run(args: argparse.Namespace, base: Path) -> int:
         print(
             f"bytecode: as the environment says ({', '.join(k for k in env if k.startswith('PYTHON')) or 'no PYTHON* variables'})"
         )
-    plain = make_plain_venv(base / "plain-venv") if args.plain_venv else None
+    finder = editable_finder()
+    if finder:
+        print(f"warning: the venv loads the editable-install finder {finder} in every process: the 'bare' baseline is inflated")
 
     chk = checks_for(args.hosts)
     variants = [
-        Variant("bare", "python -c pass: the venv's interpreter, bare (the baseline)", [PYTHON, "-c", "pass"], env, check_exit0),
-        Variant("vm-status --json", "console script; fast path", [HECTL, "vm-status", "--json"], env, chk["json"], info=False),
-        Variant("vm-status --check", "console script; fast path", [HECTL, "vm-status", "--check"], env, chk["check"]),
-        Variant("vm-status (table)", "console script; click path and tabulate", [HECTL, "vm-status"], env, chk["table"]),
-        Variant("--help", "console script; click path", [HECTL, "--help"], env, check_help),
-        Variant(
-            COMPLETE,
-            "hectl __complete host-ids '' as a process, no shell",
-            [HECTL, "__complete", "host-ids", ""],
-            env,
-            chk["complete"],
-        ),
+        Variant("bare", "python -c pass: the venv's interpreter, bare (the baseline)", [PYTHON, "-c", "pass"], check_exit0),
+        Variant("vm-status --json", "console script; fast path", [HECTL, "vm-status", "--json"], chk["json"]),
+        Variant("vm-status --check", "console script; fast path", [HECTL, "vm-status", "--check"], chk["check"]),
+        Variant("vm-status (table)", "console script; click path and tabulate", [HECTL, "vm-status"], chk["table"]),
+        Variant("--help", "console script; click path", [HECTL, "--help"], check_help),
+        Variant(COMPLETE, "console script; as a process, no shell", [HECTL, "__complete", "host-ids", ""], chk["complete"]),
     ]
-    if plain:
-        variants += [
-            Variant(
-                "plain: bare", "python -c pass in the plain venv", [plain, "-c", "pass"], env, check_exit0, baseline="plain: bare"
-            ),
-            Variant(
-                "plain: vm-status --json",
-                "the console script run by the plain venv's python",
-                [plain, HECTL, "vm-status", "--json"],
-                env,
-                chk["json"],
-                baseline="plain: bare",
-            ),
-            Variant(
-                f"plain: {COMPLETE}",
-                "the console script run by the plain venv's python",
-                [plain, HECTL, "__complete", "host-ids", ""],
-                env,
-                chk["complete"],
-                baseline="plain: bare",
-            ),
-        ]
 
     script = None if args.completion_script == "none" else Path(args.completion_script)
     bash = None
@@ -659,7 +609,6 @@ def run(args: argparse.Namespace, base: Path) -> int:
                 f"one TAB: bash runs {bash.function}, which runs hectl __complete",
                 tab_words=["hectl", "vm-status", "--host-id", ""],
                 tab_check=lambda reply: host_ids_problem(reply, args.hosts),
-                info=False,
             ),
             Variant(
                 TAB_STATIC,
@@ -672,7 +621,6 @@ def run(args: argparse.Namespace, base: Path) -> int:
         print(f"completion: one TAB through {script} (function {bash.function}), timed inside one bash process")
     else:
         completion_variant = COMPLETE
-        next(v for v in variants if v.name == COMPLETE).info = False
         why = "--completion-script none" if script is None else f"{script} does not exist"
         print(f"completion: {why}: timing 'hectl __complete host-ids \"\"' as a process instead (no bash round trip)")
 
@@ -684,7 +632,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
             order = variants[:]
             rng.shuffle(order)
             for v in order:
-                run_once(v, tmp, bash, record=rnd >= args.warmup)
+                run_once(v, env, tmp, bash, record=rnd >= args.warmup)
             if sys.stdout.isatty():
                 print(f"\r  round {rnd + 1}/{rounds}", end="", flush=True)
     finally:
@@ -699,8 +647,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         f"in {elapsed:.1f} s; load {load_after[0]:.2f}"
     )
 
-    by_name = {v.name: v for v in variants}
-    stats = {v.name: summarize(v, by_name[v.baseline]) for v in variants}
+    stats = {v.name: summarize(v, variants[0]) for v in variants}
     print(f"\n  {'variant':<30}{'median':>8}{'p90':>8}{'min':>8}{'cpu':>8}{'ratio':>8}{'paired':>8}{'+ms':>8}")
     for v in variants:
         s = stats[v.name]
@@ -709,8 +656,8 @@ def run(args: argparse.Namespace, base: Path) -> int:
             f"  {v.name:<30}{s['median_ms']:>8.1f}{s['p90_ms']:>8.1f}{s['min_ms']:>8.1f}{cpu:>8}"
             f"{s['ratio']:>8.2f}{s['paired_ratio']:>8.2f}{s['over_baseline_ms']:>+8.1f}"
         )
-    print("  (ms; ratio = median / median of 'bare' of this run ('plain:' rows: of 'plain: bare'); paired = median of")
-    print("   the per-round ratios; +ms = median minus the baseline's; cpu = the child's user+sys, none for a TAB in bash)")
+    print("  (ms; ratio = median / median of 'bare' of this run; paired = median of the per-round ratios;")
+    print("   +ms = median minus bare's; cpu = the child's user+sys, none for a TAB in bash)")
 
     targets = {}
     print("\ntargets (ratio of medians to the bare interpreter of this run; the exit status is 0 either way):")
@@ -720,15 +667,10 @@ def run(args: argparse.Namespace, base: Path) -> int:
         verdict = "PASS" if r <= limit else "MISS"
         targets[tname] = {"variant": vname, "ratio": r, "limit": limit, "result": verdict}
         print(f"  {verdict}  {tname:<18} {vname:<26} {r:5.2f} <= {limit:g}")
-    if completion_variant == COMPLETE:
-        print("  (completion: 'hectl __complete host-ids' as a process, without bash: no completion script)")
-    if plain:
-        for tname, vname in (("vm-status --json", "plain: vm-status --json"), ("completion", f"plain: {COMPLETE}")):
-            print(f"  info  {tname:<18} {vname:<26} {stats[vname]['ratio']:5.2f}   as installed (plain venv, no editable finder)")
 
     importtime: dict[str, Any] = {}
     if args.importtime_runs > 0:
-        importtime = run_importtime(args, env, plain)
+        importtime = run_importtime(args, env)
 
     result = {
         "meta": {
@@ -750,7 +692,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
             "elapsed_s": round(elapsed, 1),
             "bytecode": args.bytecode,
             "python_env_not_passed": dropped,
-            "plain_venv": plain is not None,
+            "editable_finder": finder,
             "completion_mode": "bash-tab" if bash else "subprocess",
             "completion_script": str(script) if bash and script else None,
             "completion_script_sha256": hashlib.sha256(script.read_bytes()).hexdigest() if bash and script else None,
@@ -768,7 +710,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
     return 0
 
 
-def run_importtime(args: argparse.Namespace, env: dict[str, str], plain: str | None) -> dict[str, Any]:
+def run_importtime(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     n = args.importtime_runs
     print(f"\nimport time (python -X importtime running the console script; per module the median of {n} runs; ms)")
     x = ["-X", "importtime"]
@@ -778,36 +720,27 @@ def run_importtime(args: argparse.Namespace, env: dict[str, str], plain: str | N
         COMPLETE: [PYTHON, *x, HECTL, "__complete", "host-ids", ""],
         "--help": [PYTHON, *x, HECTL, "--help"],
     }
-    if plain:
-        commands["plain: bare"] = [plain, *x, "-c", "pass"]
-        commands["plain: vm-status --json"] = [plain, *x, HECTL, "vm-status", "--json"]
-        commands[f"plain: {COMPLETE}"] = [plain, *x, HECTL, "__complete", "host-ids", ""]
     profiles = {key: importtime_profile(argv, env, n) for key, argv in commands.items()}
     bare = profiles["bare"]
-    print_profile("bare interpreter (site, and the editable-install finder it loads)", bare, None, 6)
+    print_profile("bare interpreter (site)", bare, None, 6)
     print_profile("vm-status --json (fast path)", profiles["vm-status --json"], bare, args.top)
     print_profile("__complete host-ids (fast path)", profiles[COMPLETE], bare, args.top, by_cum=False)
     print_profile("--help (click path)", profiles["--help"], bare, args.top)
-    if plain:
-        pbare = profiles["plain: bare"]
-        print_profile(
-            "plain venv: vm-status --json (as installed)", profiles["plain: vm-status --json"], pbare, args.top, by_cum=False
-        )
-        print_profile(f"plain venv: {COMPLETE} (as installed)", profiles[f"plain: {COMPLETE}"], pbare, args.top, by_cum=False)
     fast, help_ = profiles["vm-status --json"]["modules"], profiles["--help"]["modules"]
+    heavy = {m: [k for k in ("vm-status --json", COMPLETE) if m in profiles[k]["modules"]] for m in HEAVY_MODULES}
     summary = {
         "total_ms": {k: p["total_ms"] for k, p in profiles.items()},
-        "hectl_self_ms": {k: self_ms_of(p, "hectl") for k, p in profiles.items() if not k.endswith("bare")},
-        "dataclasses_cum_ms": {k: p["modules"].get("dataclasses", {}).get("cum_ms", 0.0) for k, p in profiles.items()},
+        "hectl_self_ms": {k: self_ms_of(p, "hectl") for k, p in profiles.items() if k != "bare"},
+        "heavy_on_fast_path": {m: where for m, where in heavy.items() if where},  # module -> the profiles importing it
         "click_cum_ms_help": help_.get("click", {}).get("cum_ms", 0.0),
         "help_beyond_fast_path_ms": round(sum(m["self_ms"] for k, m in help_.items() if k not in fast), 3),
     }
     print(
         f"\n  hectl's own modules (self times): {summary['hectl_self_ms']['vm-status --json']:.1f} ms in vm-status --json, "
-        f"{summary['hectl_self_ms'][COMPLETE]:.1f} ms in __complete; 'import dataclasses' (cumulative): "
-        f"{summary['dataclasses_cum_ms']['vm-status --json']:.1f} ms in vm-status --json"
-        + (f", {summary['dataclasses_cum_ms']['plain: vm-status --json']:.1f} ms as installed" if plain else "")
+        f"{summary['hectl_self_ms'][COMPLETE]:.1f} ms in __complete"
     )
+    found = ", ".join(f"{m} ({', '.join(where)})" for m, where in summary["heavy_on_fast_path"].items())
+    print(f"  heavy modules on the fast path: {found or 'none'}")
     print(
         f"  --help imports {summary['help_beyond_fast_path_ms']:.1f} ms more than vm-status --json "
         f"('import click' alone: {summary['click_cum_ms_help']:.1f} ms cumulative)"
