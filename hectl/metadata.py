@@ -61,7 +61,14 @@ class MetadataStore:
         try:
             return self.backend.read(self.path, offset, length, self.timeout)
         except StorageError as exc:
-            if exc.errno == errno.ENOENT:  # the backend reached the domain root: it is just not deployed
+            if exc.errno != errno.ENOENT:
+                raise
+        # Missing: is the storage not there (connect() says what is wrong), or the domain not deployed?
+        self.backend.connect(self.timeout)
+        try:
+            return self.backend.read(self.path, offset, length, self.timeout)
+        except StorageError as exc:
+            if exc.errno == errno.ENOENT:
                 raise NotDeployed(
                     f"no hectl domain at {self.backend.root()} ({self.path} is missing)", hint="deploy one first"
                 ) from None

@@ -11,6 +11,7 @@ import abc
 import os
 
 from hectl import directio
+from hectl.errors import StorageError
 from hectl.frozen import Frozen
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -80,7 +81,12 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def connect(self, timeout: float) -> None:
-        """Make the domain reachable on this host (mount...). Idempotent."""
+        """Make the domain reachable on this host (mount...) and check that it is. Idempotent.
+
+        Also called when an I/O finds a domain file missing, to tell "not
+        deployed" from "storage not there": it raises ``StorageError`` saying
+        what is missing.
+        """
 
     @abc.abstractmethod
     def disconnect(self, timeout: float) -> None:
@@ -88,7 +94,11 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def is_connected(self) -> bool:
-        """Whether ``paths()`` currently lead to the domain (fast, no storage I/O)."""
+        """Whether I/O may go ahead without ``connect()`` first (fast, no storage I/O).
+
+        A backend with nothing to set up (a local directory) answers True and
+        lets the first I/O find out whether the domain is there.
+        """
 
     @abc.abstractmethod
     def root(self) -> str:
@@ -110,10 +120,13 @@ class StorageBackend(abc.ABC):
         return directio.write(path, offset, data, timeout)
 
     def health(self, timeout: float) -> BackendHealth:
-        """Probe the domain: a timed read of the metadata file's first slot."""
-        if not self.is_connected():
-            return BackendHealth(False, "not connected")
+        """Probe the domain: a timed read of the metadata file's first slot; never raises."""
         start = self.clock.monotonic()
-        result = self.read(self.paths().metadata, 0, 4096, timeout)
+        try:
+            if not self.is_connected():
+                self.connect(timeout)
+            result = self.read(self.paths().metadata, 0, 4096, timeout)
+        except StorageError as exc:
+            return BackendHealth(False, exc.message)
         ms = (self.clock.monotonic() - start) * 1000.0
         return BackendHealth(True, "metadata readable", round(ms, 3), result.direct)

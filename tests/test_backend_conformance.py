@@ -16,7 +16,7 @@ from hectl import records
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import SystemClock
 from hectl.domain import init_domain
-from hectl.errors import ConfigError, StorageError
+from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.metadata import MetadataStore
 from hectl.plugins import make_plugin_manager
 from hectl.storage import StorageBackend
@@ -51,14 +51,24 @@ def test_factory_validates_options(case) -> None:  # type: ignore[no-untyped-def
             factory(options, SystemClock())
 
 
-def test_constructor_does_no_io_and_connect_reports_missing_storage(case) -> None:  # type: ignore[no-untyped-def]
+def test_constructor_does_no_io_and_missing_storage_is_reported(case) -> None:  # type: ignore[no-untyped-def]
     factory, _, missing, _ = case
     backend = factory(missing, SystemClock())  # must not touch storage
-    assert not backend.is_connected()
     with pytest.raises(StorageError):
         backend.connect(2.0)
-    assert not backend.is_connected()
-    assert not backend.health(2.0).ok
+    health = backend.health(2.0)  # never raises
+    assert not health.ok and health.detail
+    with pytest.raises(StorageError) as info:
+        MetadataStore(backend, SystemClock(), 2.0).read_all()  # the first I/O finds out: storage missing
+    assert not isinstance(info.value, NotDeployed)
+
+
+def test_reachable_but_not_deployed(case) -> None:  # type: ignore[no-untyped-def]
+    factory, good, _, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    with pytest.raises(NotDeployed):
+        MetadataStore(backend, SystemClock(), 5.0).read_all()
 
 
 def test_connect_disconnect_are_idempotent(case) -> None:  # type: ignore[no-untyped-def]
@@ -69,7 +79,8 @@ def test_connect_disconnect_are_idempotent(case) -> None:  # type: ignore[no-unt
     assert backend.is_connected()
     backend.disconnect(5.0)
     backend.disconnect(5.0)
-    assert not backend.is_connected()
+    backend.connect(5.0)
+    assert backend.is_connected()
 
 
 def test_layout_description_and_health(case) -> None:  # type: ignore[no-untyped-def]

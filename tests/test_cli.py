@@ -135,10 +135,14 @@ def test_exit_3_not_deployed(domain: Domain) -> None:
 
 def test_exit_4_storage_unreachable(domain: Domain) -> None:
     os.rename(domain.root, domain.root.with_name("moved"))
-    for args in (["vm-status"], ["vm-status", "--json"], ["set-maintenance", "--mode", "global"]):
+    for args, prefix in (
+        (["vm-status"], ""),
+        (["vm-status", "--json"], ""),
+        (["set-maintenance", "--mode", "global"], "global maintenance unchanged: "),
+    ):
         res = run_hectl(args, env=domain.env)
         assert res.returncode == ExitCode.STORAGE, args
-        assert res.stderr == f"hectl: error: domain directory {domain.root} does not exist\n"
+        assert res.stderr == f"hectl: error: {prefix}domain directory {domain.root} does not exist\n"
     res = run_hectl(["vm-status", "--check"], env=domain.env)
     assert res.returncode == 2 and res.stdout.startswith("HECTL CRITICAL - storage unreachable")
 

@@ -92,7 +92,7 @@ def assert_storage_error(r: Ran, args: list[str]) -> None:
 
 
 STALLS = {
-    "everything": (),  # lookup/stat hangs too: hectl's connect check is the first to time out
+    "everything": (),  # lookup/stat hang too
     "data": ("open", "read", "write", "fsync"),  # the domain can be stat'ed, its files cannot be used
 }
 
@@ -115,10 +115,7 @@ def test_stalled_storage_gives_exit_4(hung, args: list[str], stall: str) -> None
     r = run_until_exit(args, dom.env)
     assert_storage_error(r, args)
     assert mount.blocked_count() >= 1, "the filesystem never saw a request: the stall was not exercised"
-    if stall == "everything":
-        assert " stat " in f" {r.stderr}", r.stderr  # connect's check of the domain directory
-    else:
-        assert os.path.join("ha", "metadata") in r.stderr, r.stderr
+    assert os.path.join("ha", "metadata") in r.stderr, r.stderr  # the first storage I/O is the metadata read
 
 
 @pytest.mark.parametrize("stall", sorted(STALLS))

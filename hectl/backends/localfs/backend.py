@@ -36,20 +36,19 @@ class LocalFSBackend(StorageBackend):
         if not os.path.isabs(path) or "\0" in path:
             raise ConfigError(f"[storage] path = {path!r}: must be an absolute path")
         self._root = os.path.normpath(path)
-        self._connected = False
 
     def connect(self, timeout: float) -> None:
+        """Check (within ``timeout``) that the directory exists: there is nothing to mount."""
         kind = directio.path_kind(self._root, timeout)
         if kind != "dir":
             what = "does not exist" if kind is None else "is not a directory"
             raise StorageError(f"domain directory {self._root} {what}")
-        self._connected = True
 
     def disconnect(self, timeout: float) -> None:
-        self._connected = False
+        """Nothing to undo."""
 
     def is_connected(self) -> bool:
-        return self._connected
+        return True  # nothing to set up: the first I/O (or connect()) finds out whether the directory is there
 
     def root(self) -> str:
         return self._root
