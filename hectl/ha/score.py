@@ -88,12 +88,7 @@ def compute(
         bridge = health.bridge_name or "management bridge"
         cause = f"{bridge} is down" if health.bridge_up is False else f"{bridge} state unknown"
         penalties.append(Penalty("bridge", cfg.bridge_penalty, cause))
-    if (
-        health.mem_free_mib is not None
-        and health.mem_free_mib < engine_mem_mib
-        and not engine_here
-        and not global_maintenance
-    ):
+    if health.mem_free_mib is not None and health.mem_free_mib < engine_mem_mib and not engine_here and not global_maintenance:
         penalties.append(
             Penalty("memory", cfg.memory_penalty, f"{health.mem_free_mib} MiB free < {engine_mem_mib} MiB for the engine")
         )

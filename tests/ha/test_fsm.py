@@ -1,0 +1,186 @@
+"""Every transition of the HA state machine, from hand-built observations (pure, no clock)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hectl.config import ScoreConfig
+from hectl.ha.fsm import (
+    ALL_STATES,
+    POWEROFF,
+    SHUTDOWN,
+    START,
+    LocalVM,
+    Memory,
+    Observations,
+    RemoteHost,
+    S,
+    Timings,
+    step,
+)
+from hectl.ha.score import HostHealth
+
+T = Timings()
+CFG = ScoreConfig()
+NOW = 10_000.0
+HEALTHY = HostHealth(network_ok=5, network_probes=5, bridge_up=True, mem_free_mib=16384, cpu_load=0.1)
+UP = LocalVM("up", "good")
+DOWN = LocalVM("down")
+
+
+def remote(host_id: int = 2, **kw: Any) -> RemoteHost:
+    base: dict[str, Any] = dict(live=True, lease="live", state=S.DOWN, score=3400, vm="down")
+    base.update(kw)
+    return RemoteHost(host_id, **base)
+
+
+def observe(**kw: Any) -> Observations:
+    base: dict[str, Any] = dict(now=NOW, host_id=1, history=600.0, vm=DOWN, health=HEALTHY, engine_mem_mib=4096)
+    base.update(kw)
+    return Observations(**base)
+
+
+def go(state: str, age: float = 5.0, failed: tuple[float, ...] = (), **kw: Any):  # type: ignore[no-untyped-def]
+    return step(Memory(state, NOW - age, failed), observe(**kw), CFG, T)
+
+
+# (from state, observations, age in state, expected state, expected actions, words in the reason)
+TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
+    # guards, from any state
+    (S.UP, dict(vm=UP, global_maintenance=True), 5, S.GLOBAL_MAINTENANCE, (), "global maintenance"),
+    (S.DOWN, dict(global_maintenance=True), 5, S.GLOBAL_MAINTENANCE, (), "hands off"),
+    (S.UP, dict(vm=LocalVM("unknown", detail="libvirtd down")), 5, S.UNKNOWN_VM, (), "libvirtd down"),
+    (S.UP, dict(vm=UP, local_maintenance=True), 5, S.STOP, (SHUTDOWN,), "local maintenance"),
+    (S.STARTING, dict(vm=LocalVM("starting"), local_maintenance=True), 5, S.STOP, (SHUTDOWN,), "local maintenance"),
+    (S.STOP, dict(vm=UP, local_maintenance=True), 5, S.STOP, (), "waiting for shutdown"),
+    (S.DOWN, dict(local_maintenance=True), 5, S.LOCAL_MAINTENANCE, (), "local maintenance"),
+    # re-evaluation states
+    (S.START, dict(vm=UP), 0, S.STARTING, (), "found running"),
+    (S.START, dict(), 0, S.DOWN, (), "not running here"),
+    (S.GLOBAL_MAINTENANCE, dict(vm=UP), 50, S.STARTING, (), "found running"),
+    (S.LOCAL_MAINTENANCE, dict(), 50, S.DOWN, (), "not running here"),
+    (S.UNKNOWN_VM, dict(), 50, S.DOWN, (), "not running here"),
+    ("NoSuchState", dict(), 5, S.START, (), "unknown state"),
+    (S.STOPPED, dict(), 5, S.START, (), "starting over"),
+    # EngineDown: the election
+    (S.DOWN, dict(), 5, S.START_VM, (START,), "starting it here (score 3400)"),
+    (S.DOWN, dict(vm=LocalVM("starting")), 5, S.STARTING, (), "running here"),
+    (S.DOWN, dict(hosts=(remote(vm="up", health="good", state=S.UP),)), 5, S.DOWN, (), "engine up on host 2"),
+    (S.DOWN, dict(hosts=(remote(live=False, lease="live", vm="up"),)), 5, S.DOWN, (), "record stale, sanlock lease live"),
+    (S.DOWN, dict(hosts=(remote(live=False, lease="unknown", vm="up"),)), 5, S.DOWN, (), "sanlock lease unknown"),
+    (S.DOWN, dict(hosts=(remote(live=False, lease="fail", vm="up"),)), 5, S.START_VM, (START,), "starting it here"),
+    (S.DOWN, dict(hosts=(remote(live=False, lease="dead", vm="up"),)), 5, S.START_VM, (START,), "starting it here"),
+    (S.DOWN, dict(hosts=(remote(state=S.STARTING, vm="down"),)), 5, S.DOWN, (), "engine starting on host 2"),
+    (S.DOWN, dict(history=20.0), 5, S.DOWN, (), "collecting history (20 of 30 s)"),
+    (S.DOWN, dict(host_lease="joining"), 5, S.DOWN, (), "sanlock host-id lease joining"),
+    (S.DOWN, dict(hosts=(remote(score=3401),)), 5, S.DOWN, (), "host 2 should start it (score 3401 vs 3400)"),
+    (S.DOWN, dict(hosts=(remote(host_id=2),)), 5, S.START_VM, (START,), "starting"),  # tie: lower id (1) starts
+    (S.DOWN, dict(host_id=3, hosts=(remote(host_id=2),)), 5, S.DOWN, (), "host 2 should start it"),
+    (S.DOWN, dict(hosts=(remote(score=3401, live=False, lease="dead"),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(hosts=(remote(score=3401, local_maintenance=True),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(hosts=(remote(score=0),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(health=HEALTHY._replace(bridge_up=False), hosts=(remote(),)), 5, S.DOWN, (), "host 2 should start"),
+    # EngineStart: what became of the start
+    (S.START_VM, dict(vm=LocalVM("starting")), 1, S.STARTING, (), "started"),
+    (S.START_VM, dict(vm=LocalVM("up")), 1, S.STARTING, (), "started"),
+    (S.START_VM, dict(vm=LocalVM("down", down_reason="lease-busy")), 1, S.DOWN, (), "lost the start race"),
+    (S.START_VM, dict(vm=LocalVM("down", down_reason="start-failed")), 1, S.DOWN, (), "failed start: start-failed"),
+    # EngineStarting
+    (S.STARTING, dict(vm=UP), 30, S.UP, (), "healthy"),
+    (S.STARTING, dict(vm=LocalVM("up", "bad")), 30, S.STARTING, (), "starting (30 of 300 s)"),
+    (S.STARTING, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "not healthy 300 s after start"),
+    (S.STARTING, dict(vm=LocalVM("down", down_reason="lease-busy")), 30, S.DOWN, (), "lost the start race"),
+    (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed")), 30, S.DOWN, (), "failed start: crashed"),
+    # EngineUp
+    (S.UP, dict(vm=UP), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=LocalVM("up", "bad")), 50, S.UP_BAD, (), "health bad"),
+    (S.UP, dict(vm=LocalVM("paused", "bad")), 50, S.UP_BAD, (), "paused"),
+    (S.UP, dict(vm=LocalVM("down", down_reason="killed")), 50, S.UNEXPECTEDLY_DOWN, (), "engine VM killed unexpectedly"),
+    (S.UP, dict(vm=LocalVM("down", down_reason="migrated")), 50, S.MAYBE_AWAY, (), "migrated"),
+    (S.UP, dict(vm=UP, hosts=(remote(score=4200),)), 50, S.STOP, (SHUTDOWN,), "host 2 scores 4200"),
+    (S.UP, dict(vm=UP, hosts=(remote(score=4199),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, hosts=(remote(score=4200, live=False),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, hosts=(remote(score=4200, local_maintenance=True),)), 50, S.UP, (), "healthy"),
+    # EngineUpBadHealth
+    (S.UP_BAD, dict(vm=UP), 100, S.UP, (), "healthy"),
+    (S.UP_BAD, dict(vm=LocalVM("up", "bad")), 100, S.UP_BAD, (), "health bad (100 of 300 s)"),
+    (S.UP_BAD, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "health bad for 300 s"),
+    (S.UP_BAD, dict(vm=LocalVM("down", down_reason="crashed")), 100, S.UNEXPECTEDLY_DOWN, (), "crashed"),
+    # EngineStop / EngineForceStop
+    (S.STOP, dict(), 10, S.DOWN, (), "stopped"),
+    (S.STOP, dict(vm=UP), 10, S.STOP, (), "waiting for shutdown (10 of 120 s)"),
+    (S.STOP, dict(vm=LocalVM("paused")), 10, S.FORCE_STOP, (POWEROFF,), "paused"),
+    (S.STOP, dict(vm=UP), 120, S.FORCE_STOP, (POWEROFF,), "did not shut down within 120 s"),
+    (S.FORCE_STOP, dict(), 10, S.DOWN, (), "powered off"),
+    (S.FORCE_STOP, dict(vm=UP), 10, S.FORCE_STOP, (POWEROFF,), "powering off again"),
+    # EngineMaybeAway / EngineUnexpectedlyDown
+    (S.MAYBE_AWAY, dict(vm=UP), 10, S.UP, (), "back here"),
+    (S.MAYBE_AWAY, dict(hosts=(remote(vm="up", state=S.UP),)), 10, S.DOWN, (), "moved to host 2"),
+    (S.MAYBE_AWAY, dict(), 10, S.MAYBE_AWAY, (), "left this host (10 of 40 s)"),
+    (S.MAYBE_AWAY, dict(), 40, S.UNEXPECTEDLY_DOWN, (), "did not show up elsewhere"),
+    (S.UNEXPECTEDLY_DOWN, dict(), 0, S.DOWN, (), "re-electing"),
+]
+
+
+@pytest.mark.parametrize(("state", "obs", "age", "expected", "actions", "words"), TABLE)
+def test_transition(state: str, obs: dict[str, Any], age: float, expected: str, actions: tuple[str, ...], words: str) -> None:
+    d = go(state, age=age, **obs)
+    assert (d.state, d.actions) == (expected, actions), d.reason
+    assert words in d.reason
+    assert d.memory.since == (NOW if expected != state else NOW - age)
+
+
+def test_every_state_is_left_and_reached_in_the_table() -> None:
+    sources = {row[0] for row in TABLE}
+    targets = {row[3] for row in TABLE}
+    assert set(ALL_STATES) <= sources | {S.STOPPED}
+    assert set(ALL_STATES) - {S.STOPPED} <= targets  # AgentStopped is published by the driver on exit
+
+
+@pytest.mark.parametrize(
+    ("state", "obs"),
+    [
+        (S.START_VM, dict(vm=LocalVM("down", down_reason="start-failed"))),
+        (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed"))),
+        (S.UP, dict(vm=LocalVM("down", down_reason="killed"))),
+        (S.MAYBE_AWAY, dict()),
+    ],
+)
+def test_failed_starts_are_counted(state: str, obs: dict[str, Any]) -> None:
+    d = go(state, age=60, **obs)
+    assert d.memory.failed_starts == (NOW,)
+    assert d.score.total == 3350 or d.score.zeroed_by  # -50 per failed start
+
+
+def test_lost_race_costs_nothing() -> None:
+    d = go(S.START_VM, vm=LocalVM("down", down_reason="lease-busy"))
+    assert d.memory.failed_starts == () and d.score.total == 3400
+
+
+def test_four_failed_starts_in_the_window_zero_the_score_and_old_ones_expire() -> None:
+    recent = (NOW - 300, NOW - 200, NOW - 100, NOW - 50)
+    d = go(S.DOWN, failed=recent)
+    assert (d.state, d.score.total) == (S.DOWN, 0) and "4 failed starts" in d.reason
+    d = go(S.DOWN, failed=(NOW - 700, NOW - 650, NOW - 100, NOW - 50))  # two are older than the 600 s window
+    assert d.memory.failed_starts == (NOW - 100, NOW - 50)
+    assert (d.state, d.score.total) == (S.START_VM, 3300)
+
+
+def test_score_zero_while_collecting_history_and_in_local_maintenance() -> None:
+    assert go(S.DOWN, history=10.0).score.zeroed_by == "collecting history (10 of 30 s)"
+    assert go(S.DOWN, local_maintenance=True).score.zeroed_by == "local maintenance"
+    assert go(S.START, history=5.0).score.zeroed_by == "collecting history (5 of 30 s)"  # published for EngineDown
+
+
+def test_memory_penalty_skipped_where_the_engine_runs() -> None:
+    low = HEALTHY._replace(mem_free_mib=1024)
+    assert go(S.UP, vm=UP, health=low).score.total == 3400
+    assert go(S.DOWN, health=low).score.total == 3000
+
+
+def test_delays() -> None:
+    assert go(S.UP, vm=UP).delay == T.loop
+    assert go(S.DOWN).delay == 0.0  # the start happens now
+    assert go(S.UNEXPECTEDLY_DOWN).delay == 0.0
