@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl ha' 'hectl ha run' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl ha simulate --format' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -60,10 +60,16 @@ complete -c hectl -n '__hectl_at hectl deploy' -l storage-type -x -a '(__hectl_c
 
 # hectl ha
 complete -c hectl -n '__hectl_at hectl ha' -a run -d 'Run the HA agent in the foreground (not available yet)'
+complete -c hectl -n '__hectl_at hectl ha' -a simulate -d 'Run SCENARIO (a TOML file, see docs/simulate.md) on simulated hosts and print the timeline'
 complete -c hectl -n '__hectl_at hectl ha' -l help -s h -d 'Show this message and exit'
 
 # hectl ha run
 complete -c hectl -n '__hectl_at hectl ha run' -l help -s h -d 'Show this message and exit'
+
+# hectl ha simulate
+complete -c hectl -n '__hectl_at hectl ha simulate' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl ha simulate' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl ha simulate' -l json -d 'Same as --format json'
 
 # hectl plugins
 complete -c hectl -n '__hectl_at hectl plugins' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'

@@ -187,7 +187,12 @@ def _plugins_text(data: Any) -> str:
     return text + "\n\n" + _table(backends, ["backend", "from plugin"]) + "\n"
 
 
+def _simulate_text(data: Any) -> str:
+    return "\n".join(data["lines"]) + "\n"
+
+
 _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
+    "simulate": _simulate_text,
     "vm-status": _vm_status_text,
     "check": _check_text,
     "set-maintenance": _maintenance_text,

@@ -18,7 +18,7 @@ from conftest import HECTL, REPO, Domain, run_hectl
 from hectl import cli, errors, fastpath, output
 from hectl.errors import ExitCode
 
-COMMAND_PATHS = [[name] for name in cli.COMMANDS if name != "ha"] + [["ha"], ["ha", "run"]]
+COMMAND_PATHS = [[name] for name in cli.COMMANDS if name != "ha"] + [["ha"], ["ha", "run"], ["ha", "simulate"]]
 NOT_AVAILABLE = [
     ["deploy"],
     ["vm-start"],

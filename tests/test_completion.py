@@ -73,8 +73,9 @@ def test_scripts_match_regeneration(tmp_path: Path) -> None:
 
 def test_tree_has_every_command_and_option() -> None:
     tree = {" ".join(c.path): c for c in completion_scripts.command_tree()}
-    assert sorted(tree) == sorted(["hectl", "hectl ha run", *(f"hectl {name}" for name in COMMANDS)])
-    assert tree["hectl ha"].subcommands == (("run", "Run the HA agent in the foreground (not available yet)"),)
+    assert sorted(tree) == sorted(["hectl", "hectl ha run", "hectl ha simulate", *(f"hectl {name}" for name in COMMANDS)])
+    assert [name for name, _ in tree["hectl ha"].subcommands] == ["run", "simulate"]
+    assert tree["hectl ha"].subcommands[0] == ("run", "Run the HA agent in the foreground (not available yet)")
     options = {n: o for o in tree["hectl vm-status"].options for n in o.names}
     assert sorted(options) == ["--check", "--format", "--help", "--host-id", "--json", "--timeout", "-h"]
     assert options["--host-id"].dynamic == "host-ids" and options["--host-id"].repeatable
@@ -123,7 +124,7 @@ def bash_complete(line: str, env: dict[str, str], cwd: Path | None = None) -> li
     [
         ("hectl set-maintenance --mode ", ["global", "local", "none"]),
         ("hectl vm-", ["vm-poweroff", "vm-shutdown", "vm-start", "vm-status"]),
-        ("hectl ha ", ["run"]),
+        ("hectl ha ", ["run", "simulate"]),
         ("hectl --config x vm-status --format ", ["table", "json"]),
         ("hectl --config=x -v vm-status --format=j", ["json"]),
         ("hectl vm-status --format=", ["table", "json"]),
@@ -190,7 +191,7 @@ def test_fish_syntax() -> None:
     [
         ("hectl set-maintenance --mode ", ["global", "local", "none"]),
         ("hectl --config x vm-status --format ", ["json", "table"]),
-        ("hectl -q --config ha ha ", ["run"]),
+        ("hectl -q --config ha ha ", ["run", "simulate"]),
         ("hectl vm-status --t", ["--timeout"]),
     ],
 )
@@ -267,7 +268,7 @@ def zsh_complete(line: str, env: dict[str, str], workdir: Path, timeout: float =
     [
         ("hectl set-maintenance --mode ", ["global", "local", "none"]),
         ("hectl --config x vm-status --format ", ["json", "table"]),
-        ("hectl -v ha ", ["run"]),
+        ("hectl -v ha ", ["run", "simulate"]),
     ],
 )
 def test_zsh_static(line: str, expected: list[str], static_env: dict[str, str], tmp_path: Path) -> None:

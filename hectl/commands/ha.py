@@ -7,6 +7,6 @@ import click
 from hectl.cli import LazyGroup
 
 
-@click.group("ha", cls=LazyGroup, lazy={"run": "hectl.commands.ha_run:command"})
+@click.group("ha", cls=LazyGroup, lazy={"run": "hectl.commands.ha_run:command", "simulate": "hectl.commands.ha_simulate:command"})
 def group() -> None:
     """The HA agent that runs on every host."""

@@ -16,8 +16,9 @@ What differs from the original, on purpose:
   failed or dead, the next best host starts the engine (the start waits in
   sanlock until the old owner's lease has expired, so the engine can never run
   twice);
-- failed starts are counted on one clock in one window, so "more than three
-  failed starts within ten minutes zero the score" really happens;
+- engine failures (failed starts, crashes, bad health that forced a stop) are
+  counted on one clock in one window: each costs 50 points, so another host is
+  preferred next time, and more than three within ten minutes zero the score;
 - an engine that dies under its host is counted as a failed start and the
   election runs again at once (no ten-minute score-0 exile).
 """
@@ -72,7 +73,7 @@ class Timings(Frozen):
     stop: float = 120.0  # EngineStop -> EngineForceStop
     maybe_away: float = 40.0  # EngineMaybeAway -> EngineUnexpectedlyDown
     retry_window: float = 600.0  # failed starts older than this are forgotten
-    yield_margin: int = 800  # EngineUp yields to a live host scoring at least this much more
+    yield_margin: float = 800  # EngineUp yields to a live host scoring at least this much more
 
 
 class RemoteHost(Frozen):
@@ -110,6 +111,7 @@ class Observations(Frozen):
     global_maintenance: bool = False
     local_maintenance: bool = False
     host_lease: str = "held"  # this host's sanlock host-id lease: held | joining | lost | none
+    storage_ok: bool = True  # the last metadata read succeeded (else ``hosts`` is what was seen before)
 
 
 class Memory(Frozen):
@@ -117,7 +119,7 @@ class Memory(Frozen):
 
     state: str = S.START
     since: float = 0.0  # monotonic time the state was entered
-    failed_starts: tuple[float, ...] = ()  # monotonic times of failed starts within the retry window
+    failed_starts: tuple[float, ...] = ()  # monotonic times of engine failures within the retry window
 
 
 class Decision(Frozen):
@@ -144,7 +146,7 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Decisi
     return Decision(mem, actions, t.loop if delay is None else delay, reason, _score(mem, obs, cfg, t))
 
 
-_FAILED = "failed start: "  # reasons that count a failed start begin with this
+_FAILED = "engine failure: "  # reasons that count an engine failure (a failed start, a crash, bad health) begin with this
 
 
 def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Score:
@@ -153,6 +155,8 @@ def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Scor
         zero = "local maintenance"
     elif mem.state in (S.START, S.STOPPED):
         zero = f"agent {mem.state}"
+    elif not obs.storage_ok:
+        zero = "shared storage unreachable"
     elif obs.host_lease != "held":
         zero = f"sanlock host-id lease {obs.host_lease}"
     elif obs.history < t.history and mem.state in (S.DOWN, S.UNKNOWN_VM):
@@ -277,16 +281,17 @@ def _up(st: str, age: float, obs: Observations, t: Timings, cfg: ScoreConfig, me
         if vm.down_reason == "migrated":
             return S.MAYBE_AWAY, (), "engine VM migrated away", None
         return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} unexpectedly", 0.0
-    my = _score(mem, obs, cfg, t).total
-    better = [h for h in obs.hosts if h.live and not h.local_maintenance and h.score >= my + t.yield_margin]
-    if better:
-        h = max(better, key=lambda h: h.score)
-        return S.STOP, (SHUTDOWN,), f"host {h.host_id} scores {h.score}, at least {t.yield_margin} above {my}", None
+    if obs.storage_ok and obs.host_lease == "held":  # never yield on a stale view of the others
+        my = _score(mem, obs, cfg, t).total
+        better = [h for h in obs.hosts if h.live and not h.local_maintenance and h.score >= my + t.yield_margin]
+        if better:
+            h = max(better, key=lambda h: h.score)
+            return S.STOP, (SHUTDOWN,), f"host {h.host_id} scores {h.score}, at least {t.yield_margin:g} above {my}", None
     if vm.state == "up" and vm.health == "good":
         return S.UP, (), "engine healthy", None
     what = "paused" if vm.state == "paused" else f"health {vm.health}"
     if st == S.UP:
         return S.UP_BAD, (), f"engine {what}", None
     if age >= t.bad_health:
-        return S.STOP, (SHUTDOWN,), f"engine {what} for {t.bad_health:.0f} s", None
+        return S.STOP, (SHUTDOWN,), f"{_FAILED}engine {what} for {t.bad_health:.0f} s", None
     return S.UP_BAD, (), f"engine {what} ({age:.0f} of {t.bad_health:.0f} s)", None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from hectl.config import ScoreConfig
 
 MAX_FAILED_STARTS = 3
-"""More failed starts than this (within the retry window) zero the score."""
+"""More engine failures than this (failed starts, crashes; within the retry window) zero the score."""
 
 
 class HostHealth(Frozen):
@@ -97,9 +97,10 @@ def compute(
         if points:
             penalties.append(Penalty("cpu", points, f"load {health.cpu_load:.2f} (penalty from {cfg.cpu_min} to {cfg.cpu_max})"))
     if 0 < failed_starts <= MAX_FAILED_STARTS:
-        penalties.append(Penalty("failed-starts", cfg.retry_penalty * failed_starts, f"{failed_starts} failed start(s)"))
+        cause = f"{failed_starts} engine failure(s) here recently"
+        penalties.append(Penalty("failed-starts", cfg.retry_penalty * failed_starts, cause))
     elif failed_starts > MAX_FAILED_STARTS and not zeroed_by:
-        zeroed_by = f"{failed_starts} failed starts (more than {MAX_FAILED_STARTS})"
+        zeroed_by = f"{failed_starts} engine failures here recently (more than {MAX_FAILED_STARTS})"
 
     total = 0 if zeroed_by else max(0, cfg.base - sum(p.points for p in penalties))
     return Score(total, cfg.base, tuple(penalties), zeroed_by)

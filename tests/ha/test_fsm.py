@@ -75,6 +75,8 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.DOWN, dict(hosts=(remote(state=S.STARTING, vm="down"),)), 5, S.DOWN, (), "engine starting on host 2"),
     (S.DOWN, dict(history=20.0), 5, S.DOWN, (), "collecting history (20 of 30 s)"),
     (S.DOWN, dict(host_lease="joining"), 5, S.DOWN, (), "sanlock host-id lease joining"),
+    (S.DOWN, dict(storage_ok=False), 5, S.DOWN, (), "shared storage unreachable"),
+    (S.UP, dict(vm=UP, storage_ok=False), 5, S.UP, (), "healthy"),  # sanlock, not the agent, fences
     (S.DOWN, dict(hosts=(remote(score=3401),)), 5, S.DOWN, (), "host 2 should start it (score 3401 vs 3400)"),
     (S.DOWN, dict(hosts=(remote(host_id=2),)), 5, S.START_VM, (START,), "starting"),  # tie: lower id (1) starts
     (S.DOWN, dict(host_id=3, hosts=(remote(host_id=2),)), 5, S.DOWN, (), "host 2 should start it"),
@@ -86,13 +88,13 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.START_VM, dict(vm=LocalVM("starting")), 1, S.STARTING, (), "started"),
     (S.START_VM, dict(vm=LocalVM("up")), 1, S.STARTING, (), "started"),
     (S.START_VM, dict(vm=LocalVM("down", down_reason="lease-busy")), 1, S.DOWN, (), "lost the start race"),
-    (S.START_VM, dict(vm=LocalVM("down", down_reason="start-failed")), 1, S.DOWN, (), "failed start: start-failed"),
+    (S.START_VM, dict(vm=LocalVM("down", down_reason="start-failed")), 1, S.DOWN, (), "engine failure: start-failed"),
     # EngineStarting
     (S.STARTING, dict(vm=UP), 30, S.UP, (), "healthy"),
     (S.STARTING, dict(vm=LocalVM("up", "bad")), 30, S.STARTING, (), "starting (30 of 300 s)"),
     (S.STARTING, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "not healthy 300 s after start"),
     (S.STARTING, dict(vm=LocalVM("down", down_reason="lease-busy")), 30, S.DOWN, (), "lost the start race"),
-    (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed")), 30, S.DOWN, (), "failed start: crashed"),
+    (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed")), 30, S.DOWN, (), "engine failure: crashed"),
     # EngineUp
     (S.UP, dict(vm=UP), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=LocalVM("up", "bad")), 50, S.UP_BAD, (), "health bad"),
@@ -103,10 +105,12 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.UP, dict(vm=UP, hosts=(remote(score=4199),)), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=UP, hosts=(remote(score=4200, live=False),)), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=UP, hosts=(remote(score=4200, local_maintenance=True),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, storage_ok=False, hosts=(remote(),)), 50, S.UP, (), "healthy"),  # no yield on a stale view
+    (S.UP, dict(vm=UP, host_lease="lost", hosts=(remote(),)), 50, S.UP, (), "healthy"),
     # EngineUpBadHealth
     (S.UP_BAD, dict(vm=UP), 100, S.UP, (), "healthy"),
     (S.UP_BAD, dict(vm=LocalVM("up", "bad")), 100, S.UP_BAD, (), "health bad (100 of 300 s)"),
-    (S.UP_BAD, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "health bad for 300 s"),
+    (S.UP_BAD, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "engine failure: engine health bad for 300 s"),
     (S.UP_BAD, dict(vm=LocalVM("down", down_reason="crashed")), 100, S.UNEXPECTEDLY_DOWN, (), "crashed"),
     # EngineStop / EngineForceStop
     (S.STOP, dict(), 10, S.DOWN, (), "stopped"),
@@ -146,10 +150,11 @@ def test_every_state_is_left_and_reached_in_the_table() -> None:
         (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed"))),
         (S.UP, dict(vm=LocalVM("down", down_reason="killed"))),
         (S.MAYBE_AWAY, dict()),
+        (S.UP_BAD, dict(vm=LocalVM("up", "bad"))),
     ],
 )
 def test_failed_starts_are_counted(state: str, obs: dict[str, Any]) -> None:
-    d = go(state, age=60, **obs)
+    d = go(state, age=300, **obs)
     assert d.memory.failed_starts == (NOW,)
     assert d.score.total == 3350 or d.score.zeroed_by  # -50 per failed start
 
@@ -162,7 +167,7 @@ def test_lost_race_costs_nothing() -> None:
 def test_four_failed_starts_in_the_window_zero_the_score_and_old_ones_expire() -> None:
     recent = (NOW - 300, NOW - 200, NOW - 100, NOW - 50)
     d = go(S.DOWN, failed=recent)
-    assert (d.state, d.score.total) == (S.DOWN, 0) and "4 failed starts" in d.reason
+    assert (d.state, d.score.total) == (S.DOWN, 0) and "4 engine failures" in d.reason
     d = go(S.DOWN, failed=(NOW - 700, NOW - 650, NOW - 100, NOW - 50))  # two are older than the 600 s window
     assert d.memory.failed_starts == (NOW - 100, NOW - 50)
     assert (d.state, d.score.total) == (S.START_VM, 3300)

@@ -58,7 +58,7 @@ def test_failed_starts_cost_50_each_then_zero() -> None:
     assert score(failed_starts=1).total == 3350
     assert score(failed_starts=3).total == 3250
     s = score(failed_starts=4)
-    assert s.total == 0 and s.zeroed_by == "4 failed starts (more than 3)"
+    assert s.total == 0 and s.zeroed_by == "4 engine failures here recently (more than 3)"
 
 
 def test_penalties_add_up_and_never_go_below_zero() -> None:

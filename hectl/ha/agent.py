@@ -1,0 +1,195 @@
+"""The agent: one cycle is collect -> decide (``fsm.step``) -> act -> publish.
+
+Everything outside the process goes through an ``Env``: the real one in
+``hectl ha run`` (shared storage, sanlock, libvirt, monitors), a simulated one
+in ``hectl ha simulate``. The agent itself holds only what it remembers
+between cycles: the state machine's memory, who it has seen change, and its
+own record's sequence number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from hectl import records
+from hectl.errors import StorageError
+from hectl.frozen import Frozen
+from hectl.ha import fsm
+from hectl.ha.liveness import LivenessTracker
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from hectl.clock import Clock
+    from hectl.config import ScoreConfig
+    from hectl.ha.score import HostHealth
+    from hectl.metadata import MetadataSnapshot
+else:
+    Protocol = object
+
+
+class Env(Protocol):
+    """The agent's window on the world."""
+
+    clock: Clock
+
+    def read_metadata(self) -> MetadataSnapshot:
+        """Every slot of the metadata file (time-bounded; raises StorageError)."""
+        ...
+
+    def write_record(self, record: records.HostRecord) -> None:
+        """This host's slot (time-bounded; raises StorageError)."""
+        ...
+
+    def host_lease(self) -> str:
+        """This host's sanlock host-id lease: held | joining | lost | none."""
+        ...
+
+    def lease_view(self) -> dict[int, str]:
+        """sanlock's view of the other hosts' host-id leases: live | fail | dead | free | unknown."""
+        ...
+
+    def vm(self) -> fsm.LocalVM:
+        """The engine VM on this host."""
+        ...
+
+    def act(self, action: str) -> None:
+        """Begin ``start``, ``shutdown`` or ``poweroff``; progress shows in ``vm()`` later."""
+        ...
+
+    def health(self) -> HostHealth:
+        """The latest monitor values."""
+        ...
+
+    def local_maintenance(self) -> bool:
+        """Local maintenance of this host is in force."""
+        ...
+
+    def transition(self, host_id: int, old: str, new: str, reason: str) -> None:
+        """A state change happened (log it once, notify plugins)."""
+        ...
+
+
+class AgentConfig(Frozen):
+    host_id: int
+    hostname: str
+    engine_mem_mib: int
+    liveness_window: float
+    score: ScoreConfig
+    timings: fsm.Timings = fsm.Timings()
+
+
+class Agent:
+    """The HA agent of one host."""
+
+    def __init__(self, env: Env, cfg: AgentConfig) -> None:
+        self.env = env
+        self.cfg = cfg
+        self.started = env.clock.monotonic()
+        self.memory = fsm.Memory(fsm.S.START, self.started)
+        self.tracker = LivenessTracker(cfg.liveness_window)
+        self.hosts: tuple[fsm.RemoteHost, ...] = ()
+        self.global_maintenance = False
+        self.seq: int | None = None
+        self.last: fsm.Decision | None = None
+
+    def cycle(self) -> fsm.Decision:
+        """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
+        now = self.env.clock.monotonic()
+        storage_ok = self._read(now)
+        vm = self.env.vm()
+        obs = fsm.Observations(
+            now=now,
+            host_id=self.cfg.host_id,
+            history=now - self.started,
+            vm=vm,
+            health=self.env.health(),
+            engine_mem_mib=self.cfg.engine_mem_mib,
+            hosts=self.hosts,
+            global_maintenance=self.global_maintenance,
+            local_maintenance=self.env.local_maintenance(),
+            host_lease=self.env.host_lease(),
+            storage_ok=storage_ok,
+        )
+        decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
+        if decision.state != self.memory.state:
+            self.env.transition(self.cfg.host_id, self.memory.state, decision.state, decision.reason)
+        self.memory = decision.memory
+        for action in decision.actions:
+            self.env.act(action)
+        if storage_ok:
+            self._publish(vm, decision, obs.local_maintenance)
+        self.last = decision
+        return decision
+
+    def stop(self) -> None:
+        """Publish a clean 'stopped' record (score 0) before the agent exits."""
+        vm = self.env.vm()
+        self.env.transition(self.cfg.host_id, self.memory.state, fsm.S.STOPPED, "agent stopped")
+        self.memory = self.memory._replace(state=fsm.S.STOPPED, since=self.env.clock.monotonic())
+        rec = self._record(vm, fsm.S.STOPPED, 0, "agent stopped", self.env.local_maintenance(), stopped=True)
+        with contextlib.suppress(StorageError):  # else the record goes stale: peers see the host silent
+            self.env.write_record(rec)
+
+    def _read(self, now: float) -> bool:
+        try:
+            snap = self.env.read_metadata()
+        except StorageError:
+            return False  # keep the last view; the state machine knows it is old
+        self.global_maintenance = snap.global_record.maintenance_active(self.env.clock.wall())
+        leases = self.env.lease_view()
+        hosts = []
+        for slot in snap.host_slots():
+            rec = slot.record
+            if slot.kind != records.SlotKind.VALID or not isinstance(rec, records.HostRecord):
+                continue  # corrupt, foreign or too new: never a live host
+            if rec.host_id == self.cfg.host_id:
+                if self.seq is None:
+                    self.seq = rec.seq
+                continue
+            live, _ = self.tracker.observe(rec.host_id, rec.seq, now)
+            hosts.append(
+                fsm.RemoteHost(
+                    host_id=rec.host_id,
+                    live=live and not rec.stopped,
+                    lease=leases.get(rec.host_id, "unknown"),
+                    state=rec.state,
+                    score=rec.score,
+                    vm=rec.engine.vm,
+                    health=rec.engine.health,
+                    local_maintenance=rec.local_maintenance,
+                )
+            )
+        self.tracker.forget({h.host_id for h in hosts})
+        self.hosts = tuple(hosts)
+        return True
+
+    def _publish(self, vm: fsm.LocalVM, d: fsm.Decision, local_maintenance: bool) -> None:
+        rec = self._record(vm, d.state, d.score.total, d.reason, local_maintenance, details=tuple(d.score.explain()))
+        with contextlib.suppress(StorageError):  # the next cycle's read will say so
+            self.env.write_record(rec)
+
+    def _record(
+        self,
+        vm: fsm.LocalVM,
+        state: str,
+        score: int,
+        reason: str,
+        local_maintenance: bool,
+        stopped: bool = False,
+        details: tuple[str, ...] = (),
+    ) -> records.HostRecord:
+        self.seq = ((self.seq or 0) + 1) % 2**64
+        rec = records.HostRecord(
+            host_id=self.cfg.host_id,
+            seq=self.seq,
+            wall_time=self.env.clock.wall(),
+            score=score,
+            state=state,
+            engine=records.EngineStatus(vm.state, vm.health, vm.detail, reason),
+            hostname=self.cfg.hostname,
+            local_maintenance=local_maintenance,
+            stopped=stopped,
+        )
+        return rec._replace(details=records.host_details(rec, details))

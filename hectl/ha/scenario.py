@@ -1,0 +1,237 @@
+"""Scenario files for ``hectl ha simulate`` (TOML, documented in docs/simulate.md) and running them."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+
+from hectl import records
+from hectl.config import ScoreConfig
+from hectl.errors import ConfigError
+from hectl.frozen import Frozen
+from hectl.ha import fsm
+from hectl.ha.agent import AgentConfig
+from hectl.ha.sim import Entry, SimHost, SimTimings, World
+
+# action -> the extra key it takes ("" for none)
+ACTIONS = {
+    "power-off": "",
+    "power-on": "",
+    "agent-restart": "",
+    "network-down": "",
+    "network-up": "",
+    "storage-stall": "duration",
+    "storage-lost": "",
+    "storage-back": "",
+    "health-bad": "",
+    "health-good": "",
+    "vm-crash": "",
+    "clock-jump": "seconds",
+    "global-maintenance": "ttl",
+    "global-maintenance-off": "",
+    "local-maintenance": "",
+    "local-maintenance-off": "",
+    "vm-start": "",  # an admin starts the engine VM by hand on this host
+    "vm-migrate": "to",  # the engine VM is live-migrated to host ``to`` (by the engine itself)
+    "acpi-ignored": "",  # the guest ignores ACPI shutdown requests from now on
+    "libvirt-down": "",
+    "libvirt-up": "",
+    "agent-stop": "",
+    "agent-start": "",
+}
+CLUSTER_ACTIONS = {"global-maintenance", "global-maintenance-off"}
+
+
+class Event(Frozen):
+    at: float
+    action: str
+    host: int = 0
+    duration: float = 0.0
+    seconds: float = 0.0
+    ttl: float = 0.0
+    to: float = 0.0
+
+
+class Scenario(Frozen):
+    name: str
+    description: str
+    hosts: int
+    duration: float
+    engine_host: int  # 0: the engine starts nowhere and the hosts elect one
+    events: tuple[Event, ...]
+    sim: SimTimings = SimTimings()
+    timings: fsm.Timings = fsm.Timings()
+
+
+class Result(Frozen):
+    scenario: Scenario
+    timeline: tuple[Entry, ...]
+    violations: tuple[str, ...]
+    engine_host: int | None  # where the engine runs healthy at the end
+    downtime: float  # seconds without a healthy engine after the first time it was healthy
+
+    def lines(self) -> list[str]:
+        out = [e.line() for e in self.timeline]
+        where = f"host {self.engine_host}" if self.engine_host else "nowhere"
+        out.append(f"end {self.scenario.duration:.0f} s: engine healthy on {where}; downtime {self.downtime:.1f} s")
+        out += [f"SAFETY VIOLATION {v}" for v in self.violations] or ["safety: never two engines"]
+        return out
+
+
+def _number(table: dict[str, object], key: str, where: str, default: float | None = None) -> float:
+    value = table.get(key, default)
+    signed = key == "seconds"  # a clock may jump back
+    if not isinstance(value, int | float) or isinstance(value, bool) or (value < 0 and not signed):
+        raise ConfigError(f"{where}: '{key}' must be a {'' if signed else 'non-negative '}number (got {value!r})")
+    return float(value)
+
+
+def load(path: str) -> Scenario:
+    """Read and validate a scenario file; ``ConfigError`` names the file and the bad key."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read scenario {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, path)
+
+
+def parse(data: dict[str, object], path: str) -> Scenario:
+    known = {"description", "hosts", "duration", "engine_host", "event", "sim", "ha"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    hosts = int(_number(data, "hosts", path, 3))
+    if not 1 <= hosts <= records.MAX_HOST_ID:
+        raise ConfigError(f"{path}: 'hosts' must be 1..{records.MAX_HOST_ID}")
+    duration = _number(data, "duration", path, 600)
+    engine_host = int(_number(data, "engine_host", path, 0))
+    if engine_host > hosts:
+        raise ConfigError(f"{path}: 'engine_host' {engine_host} is not one of the {hosts} hosts")
+    sim = SimTimings()._replace(**_overrides(SimTimings._fields, data.get("sim", {}), f"{path} [sim]"))
+    timings = fsm.Timings()._replace(**_overrides(fsm.Timings._fields, data.get("ha", {}), f"{path} [ha]"))
+    events = []
+    raw_events = data.get("event", [])
+    if not isinstance(raw_events, list):
+        raise ConfigError(f"{path}: 'event' must be an array of tables ([[event]])")
+    for i, ev in enumerate(raw_events, 1):
+        where = f"{path} event {i}"
+        if not isinstance(ev, dict):
+            raise ConfigError(f"{where}: must be a table")
+        action = ev.get("action")
+        if action not in ACTIONS:
+            raise ConfigError(f"{where}: unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        extra = ACTIONS[action]
+        allowed = {"at", "action", "host", extra} - {""}
+        bad = sorted(set(ev) - allowed)
+        if bad:
+            raise ConfigError(f"{where}: '{bad[0]}' does not go with action {action}")
+        host = int(_number(ev, "host", where, 0))
+        if action not in CLUSTER_ACTIONS and not 1 <= host <= hosts:
+            raise ConfigError(f"{where}: 'host' must be one of 1..{hosts}")
+        if extra == "to" and not 1 <= ev.get("to", 0) <= hosts:
+            raise ConfigError(f"{where}: 'to' must be one of 1..{hosts}")
+        kw = {extra: _number(ev, extra, where, 0.0 if extra == "ttl" else None)} if extra else {}
+        events.append(Event(at=_number(ev, "at", where), action=str(action), host=host, **kw))
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Scenario(name, str(data.get("description", "")), hosts, duration, engine_host, tuple(events), sim, timings)
+
+
+def _overrides(fields: tuple[str, ...], table: object, where: str) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(fields)})")
+    return {k: _number(table, k, where) for k in table}
+
+
+def agent_config(host_id: int, sc: Scenario) -> AgentConfig:
+    return AgentConfig(
+        host_id=host_id,
+        hostname=f"h{host_id}",
+        engine_mem_mib=4096,
+        liveness_window=sc.sim.liveness_window,
+        score=ScoreConfig(),
+        timings=sc.timings,
+    )
+
+
+def run(sc: Scenario) -> Result:
+    """Run ``sc`` on a fresh simulated cluster."""
+    world = World(sc.hosts, sc.sim, sc.timings)
+    for h in world.hosts.values():
+        world.power_on(h, agent_config(h.id, sc), engine_running=h.id == sc.engine_host)
+    for ev in sorted(sc.events, key=lambda e: e.at):
+        world.at(ev.at, functools.partial(_apply, world, sc, ev))
+    first_up: float | None = None
+    downtime = 0.0
+    step = 1.0
+    t = 0.0
+    while t < sc.duration:
+        world.run(min(t + step, sc.duration))
+        t = world.now
+        if world.up_since is not None and first_up is None:
+            first_up = world.up_since
+        elif world.up_since is None and first_up is not None:
+            downtime += step
+    engine = next((h.id for h in world.hosts.values() if h.vm.state == "up" and not h.engine_health_bad), None)
+    return Result(sc, tuple(world.timeline), tuple(world.violations), engine, downtime)
+
+
+def _apply(world: World, sc: Scenario, ev: Event) -> None:
+    h: SimHost | None = world.hosts.get(ev.host)
+    detail = {
+        "duration": f"{ev.duration:g} s",
+        "seconds": f"{ev.seconds:+g} s",
+        "ttl": f"ttl {ev.ttl:g} s",
+        "to": f"to host {ev.to:g}",
+    }
+    extra = ACTIONS[ev.action]
+    world.log(ev.host, f"fault: {ev.action}", detail[extra] if extra and (ev.action != "global-maintenance" or ev.ttl) else "")
+    a = ev.action
+    if a in CLUSTER_ACTIONS:
+        wall = world.clock.wall() + 1_800_000_000.0
+        on = a == "global-maintenance"
+        slot0 = records.decode_slot(0, bytes(world.meta[: records.SLOT_SIZE])).record
+        seq = slot0.seq + 1 if isinstance(slot0, records.GlobalRecord) else 1
+        rec = records.GlobalRecord(seq, on, "simulated" if on else "", "sim", wall, wall + ev.ttl if on and ev.ttl else None)
+        world.meta[: records.SLOT_SIZE] = records.encode_global(rec)
+        return
+    assert h is not None
+    if a == "power-off":
+        world.power_off(h)
+    elif a == "power-on":
+        world.power_on(h, agent_config(h.id, sc))
+    elif a == "agent-restart":
+        world.restart_agent(h, agent_config(h.id, sc))
+    elif a in ("network-down", "network-up"):
+        h.network_ok = a == "network-up"
+    elif a == "storage-stall":
+        h.stall_until = world.now + ev.duration
+    elif a in ("storage-lost", "storage-back"):
+        h.storage_lost = a == "storage-lost"
+    elif a in ("health-bad", "health-good"):
+        h.engine_health_bad = a == "health-bad"
+    elif a == "vm-crash":
+        if h.vm.state != "down":
+            world._vm_down(h, "crashed", "QEMU killed")
+    elif a == "clock-jump":
+        h.wall_offset += ev.seconds
+    elif a in ("local-maintenance", "local-maintenance-off"):
+        h.local_maintenance = a == "local-maintenance"
+    elif a == "vm-start":
+        world.vm_action(h, fsm.START)
+    elif a == "vm-migrate":
+        world.migrate(h, world.hosts[int(ev.to)])
+    elif a == "acpi-ignored":
+        h.acpi_ignored = True
+    elif a in ("libvirt-down", "libvirt-up"):
+        h.libvirt_down = a == "libvirt-down"
+    elif a == "agent-stop":
+        world.stop_agent(h)
+    elif a == "agent-start":
+        world.restart_agent(h, agent_config(h.id, sc))

@@ -1,0 +1,89 @@
+"""Golden scenarios: the simulated cluster's timeline for each scenario file must match its .expected file.
+
+Regenerate after an intended behaviour change with:
+    HECTL_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/ha/test_scenarios.py
+and review the diff: each changed line is a changed decision.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import run_hectl
+
+from hectl.errors import ConfigError
+from hectl.ha import fsm, scenario
+
+HERE = Path(__file__).parent / "scenarios"
+FILES = sorted(HERE.glob("*.toml"))
+UPDATE = os.environ.get("HECTL_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_golden_timeline(path: Path) -> None:
+    lines = scenario.run(scenario.load(str(path))).lines()
+    expected = path.with_suffix(".expected")
+    if UPDATE:
+        expected.write_text("\n".join(lines) + "\n")
+    assert expected.exists(), f"{expected.name} missing; create it with HECTL_UPDATE_GOLDEN=1"
+    assert lines == expected.read_text().splitlines(), "timeline changed; see the module docstring to regenerate"
+    assert lines[-1] == "safety: never two engines"
+
+
+def test_at_least_15_scenarios_cover_every_state_and_fault() -> None:
+    assert len(FILES) >= 15
+    reached: set[str] = set()
+    for path in FILES:
+        reached |= set(re.findall(r"-> (\w+)", path.with_suffix(".expected").read_text()))
+        reached |= set(re.findall(r"^\s*[\d.]+\s+h\d+\s+(\w+) ->", path.with_suffix(".expected").read_text(), re.M))
+    assert set(fsm.ALL_STATES) <= reached
+    used = {ev.action for path in FILES for ev in scenario.load(str(path)).events}
+    assert used == set(scenario.ACTIONS)
+
+
+def test_failover_after_engine_host_power_loss_within_160_s() -> None:
+    result = scenario.run(scenario.load(str(HERE / "engine-host-power-loss.toml")))
+    up = [e.t for e in result.timeline if e.host == 2 and e.what == "EngineStarting -> EngineUp"]
+    assert result.engine_host == 2 and up and up[0] - 120 <= 160
+
+
+def test_cli_prints_the_timeline() -> None:
+    path = HERE / "vm-crash-moves.toml"
+    res = run_hectl(["ha", "simulate", str(path)])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == path.with_suffix(".expected").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("hosts = 0\n", "'hosts' must be 1..2000"),
+        ("hosts = 2\nengine_host = 3\n", "'engine_host' 3 is not one of the 2 hosts"),
+        ("colour = 1\n", "unknown key 'colour'"),
+        ("[[event]]\nat = 1\nhost = 1\naction = 'explode'\n", "unknown action 'explode'"),
+        ("[[event]]\nat = 1\nhost = 9\naction = 'power-off'\n", "'host' must be one of 1..3"),
+        ("[[event]]\nat = -1\nhost = 1\naction = 'power-off'\n", "'at' must be a non-negative number"),
+        ("[[event]]\nat = 1\nhost = 1\naction = 'power-off'\nduration = 5\n", "'duration' does not go with action power-off"),
+        ("[[event]]\nat = 1\nhost = 1\naction = 'storage-stall'\n", "'duration' must be a non-negative number"),
+        ("[[event]]\nat = 1\nhost = 1\naction = 'vm-migrate'\nto = 7\n", "'to' must be one of 1..3"),
+        ("[sim]\nio_timeout = 'x'\n", "'io_timeout' must be a non-negative number"),
+        ("[ha]\nloop_delay = 3\n", "unknown key 'loop_delay'"),
+        ("hosts = [\n", "not valid TOML"),
+    ],
+)
+def test_bad_scenarios_name_the_problem(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        scenario.load(str(path))
+    assert words in info.value.message and str(path) in info.value.message
+
+
+def test_bad_scenario_exits_3(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("hosts = 0\n")
+    res = run_hectl(["ha", "simulate", str(path)])
+    assert res.returncode == 3 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
