@@ -50,6 +50,10 @@ class Env(Protocol):
         """sanlock's view of the other hosts' host-id leases: live | fail | dead | free | unknown."""
         ...
 
+    def engine_lease(self) -> int:
+        """Who holds the engine VM lease: a host id, ``fsm.LEASE_FREE`` or ``fsm.LEASE_UNKNOWN``."""
+        ...
+
     def vm(self) -> fsm.LocalVM:
         """The engine VM on this host."""
         ...
@@ -111,6 +115,7 @@ class Agent:
             local_maintenance=self.env.local_maintenance(),
             host_lease=self.env.host_lease(),
             storage_ok=storage_ok,
+            engine_lease=self.env.engine_lease() if storage_ok else fsm.LEASE_UNKNOWN,
         )
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
         if decision.state != self.memory.state:

@@ -57,6 +57,9 @@ class S:
 
 ALL_STATES = tuple(v for k, v in vars(S).items() if not k.startswith("_"))
 
+LEASE_FREE = 0  # Observations.engine_lease: nobody holds the engine lease
+LEASE_UNKNOWN = -1  # Observations.engine_lease: could not tell
+
 # Actions the driver carries out.
 START = "start"
 SHUTDOWN = "shutdown"
@@ -112,6 +115,7 @@ class Observations(Frozen):
     local_maintenance: bool = False
     host_lease: str = "held"  # this host's sanlock host-id lease: held | joining | lost | none
     storage_ok: bool = True  # the last metadata read succeeded (else ``hosts`` is what was seen before)
+    engine_lease: int = LEASE_UNKNOWN  # who holds the engine VM lease per sanlock: a host id, LEASE_FREE or LEASE_UNKNOWN
 
 
 class Memory(Frozen):
@@ -173,22 +177,30 @@ def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Scor
 
 
 def _engine_elsewhere(obs: Observations) -> RemoteHost | None:
-    """A remote host that runs (or may still run, or is starting) the engine."""
+    """A remote host that runs (or may still run, or is starting) the engine.
+
+    A host whose record is stale (or whose agent stopped) but whose sanlock
+    lease is alive may still run the engine, unless the engine lease itself is
+    known to be free: the lease dies with the VM.
+    """
     for h in obs.hosts:
-        if h.vm in ("up", "paused") and (h.live or h.lease in ("live", "unknown")):
+        if h.vm in ("up", "paused") and (h.live or (h.lease in ("live", "unknown") and obs.engine_lease != LEASE_FREE)):
             return h
         if h.live and h.state in (S.START_VM, S.STARTING):
             return h
+        if h.host_id == obs.engine_lease and h.lease in ("live", "unknown"):
+            return h  # it holds the engine lease and is alive, whatever its record says (e.g. VM state unknown)
     return None
 
 
 def _best_rival(obs: Observations, my_score: int) -> RemoteHost | None:
-    """The live remote host that should start the engine before this one, if any."""
-    rivals = [
-        h
-        for h in obs.hosts
-        if h.live and h.score > 0 and not h.local_maintenance and h.state not in (S.LOCAL_MAINTENANCE, S.STOPPED)
-    ]
+    """The live remote host that should start the engine before this one, if any.
+
+    Only hosts that are themselves ready to start it (in EngineDown) count: a
+    host that cannot tell its VM state, or is stopping or in maintenance, must
+    not make the others wait for it.
+    """
+    rivals = [h for h in obs.hosts if h.live and h.score > 0 and not h.local_maintenance and h.state == S.DOWN]
     better = [h for h in rivals if (h.score, -h.host_id) > (my_score, -obs.host_id)]
     return max(better, key=lambda h: (h.score, -h.host_id)) if better else None
 
@@ -263,8 +275,14 @@ def _down(obs: Observations, t: Timings, cfg: ScoreConfig, mem: Memory) -> Step:
         return S.STARTING, (), "engine VM running here", 0.0
     elsewhere = _engine_elsewhere(obs)
     if elsewhere is not None:
-        verb = "starting" if elsewhere.vm not in ("up", "paused") else "up"
+        verb = "up" if elsewhere.vm in ("up", "paused") else "starting" if elsewhere.live else "held"
         how = "" if elsewhere.live else f" (record stale, sanlock lease {elsewhere.lease})"
+        if (
+            elsewhere.host_id == obs.engine_lease
+            and elsewhere.vm not in ("up", "paused")
+            and elsewhere.state not in (S.START_VM, S.STARTING)
+        ):
+            return S.DOWN, (), f"engine lease held by host {elsewhere.host_id}{how}", None
         return S.DOWN, (), f"engine {verb} on host {elsewhere.host_id}{how}", None
     my = _score(mem, obs, cfg, t)
     if my.total == 0:

@@ -12,7 +12,7 @@ from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import AgentConfig
-from hectl.ha.sim import Entry, SimHost, SimTimings, World
+from hectl.ha.sim import Entry, SimHost, SimTimings, World, liveness_bound
 
 # action -> the extra key it takes ("" for none)
 ACTIONS = {
@@ -70,12 +70,16 @@ class Result(Frozen):
     violations: tuple[str, ...]
     engine_host: int | None  # where the engine runs healthy at the end
     downtime: float  # seconds without a healthy engine after the first time it was healthy
+    healthy_since: float | None  # the engine has been healthy without a break since then (None: not at the end)
 
     def lines(self) -> list[str]:
         out = [e.line() for e in self.timeline]
         where = f"host {self.engine_host}" if self.engine_host else "nowhere"
         out.append(f"end {self.scenario.duration:.0f} s: engine healthy on {where}; downtime {self.downtime:.1f} s")
-        out += [f"SAFETY VIOLATION {v}" for v in self.violations] or ["safety: never two engines"]
+        bound = liveness_bound(self.scenario.sim, self.scenario.timings)
+        out += [f"VIOLATION {v}" for v in self.violations] or [
+            f"safety: never two engines; liveness: never down over {bound:.0f} s while a host could run it"
+        ]
         return out
 
 
@@ -179,7 +183,7 @@ def run(sc: Scenario) -> Result:
         elif world.up_since is None and first_up is not None:
             downtime += step
     engine = next((h.id for h in world.hosts.values() if h.vm.state == "up" and not h.engine_health_bad), None)
-    return Result(sc, tuple(world.timeline), tuple(world.violations), engine, downtime)
+    return Result(sc, tuple(world.timeline), tuple(world.violations), engine, downtime, world.up_since)
 
 
 def _apply(world: World, sc: Scenario, ev: Event) -> None:
@@ -194,7 +198,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
     world.log(ev.host, f"fault: {ev.action}", detail[extra] if extra and (ev.action != "global-maintenance" or ev.ttl) else "")
     a = ev.action
     if a in CLUSTER_ACTIONS:
-        wall = world.clock.wall() + 1_800_000_000.0
+        wall = world.wall()
         on = a == "global-maintenance"
         slot0 = records.decode_slot(0, bytes(world.meta[: records.SLOT_SIZE])).record
         seq = slot0.seq + 1 if isinstance(slot0, records.GlobalRecord) else 1

@@ -22,7 +22,7 @@ from hectl.errors import StorageTimeout
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import Agent, AgentConfig
-from hectl.ha.score import HostHealth
+from hectl.ha.score import MAX_FAILED_STARTS, HostHealth
 from hectl.metadata import MetadataSnapshot
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -41,6 +41,7 @@ class SimTimings(Frozen):
     boot: float = 8.0  # engine VM start to healthy
     shutdown: float = 4.0  # graceful (ACPI) shutdown
     poweroff: float = 1.0
+    lease_delay: float = 0.3  # from the start request to libvirt's lease acquire (QEMU is launched first)
     storage_timeout: float = 5.0  # the agent's hard I/O timeout
     liveness_window: float = 30.0
 
@@ -55,6 +56,23 @@ class SimTimings(Frozen):
     @property
     def dead(self) -> float:
         return 8 * self.io_timeout + 60
+
+
+WALL_EPOCH = 1_800_000_000.0  # simulated wall clocks start here (2027)
+
+
+def liveness_bound(t: SimTimings, timings: fsm.Timings) -> float:
+    """How long the engine may stay down while some host could run it (docs/simulate.md).
+
+    The clock starts when the engine stops running (or when the host that took
+    the engine lease to start it fails in turn) and runs only while some host
+    is fit to run the engine.
+
+    The old owner's engine lease expires 8 x io_timeout + 60 s after its last
+    renewal; a host that was itself just (re)joining needs the join, a window of
+    history, and up to two agent loops; then the engine boots.
+    """
+    return t.dead + t.join + t.liveness_window + 2 * timings.loop + t.boot
 
 
 class Entry(Frozen):
@@ -92,7 +110,7 @@ class SimHost:
         self.env: SimEnv | None = None
         self.clock = HostClock(world, self)
         self.mono_offset = 1000.0 * host_id
-        self.wall_offset = 1_800_000_000.0
+        self.wall_offset = WALL_EPOCH
         self.stall_until = 0.0
         self.storage_lost = False
         self.network_ok = True
@@ -159,6 +177,13 @@ class SimEnv:
     def lease_view(self) -> dict[int, str]:
         return {o.id: self.world.lease_state(o.id) for o in self.world.hosts.values() if o.id != self.host.id}
 
+    def engine_lease(self) -> int:
+        """sanlock read_resource_owners: the owner, unless it released the lease or has rejoined since (new generation)."""
+        owner = self.world.lease_owner
+        if owner is None or self.world.ls_generation.get(owner[0]) != owner[1]:
+            return fsm.LEASE_FREE
+        return owner[0]
+
     def vm(self) -> fsm.LocalVM:
         vm = self.host.vm
         if self.host.libvirt_down:
@@ -199,12 +224,20 @@ class World:
         self.violations: list[str] = []
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        self.liveness_bound = liveness_bound(self.t, self.timings)
+        self.double = False  # the engine runs twice right now (reported once per episode)
+        self.waiting_since: float | None = None
+        self.liveness_late = False
         self.up_since: float | None = None  # engine healthy somewhere since
         self.down_since: float | None = 0.0  # engine not healthy anywhere since
 
     @property
     def now(self) -> float:
         return self.clock.monotonic()
+
+    def wall(self) -> float:
+        """Wall time of a host whose clock never jumped."""
+        return self.clock.wall() + WALL_EPOCH
 
     # --- event queue -------------------------------------------------------------------------
 
@@ -275,7 +308,8 @@ class World:
         vm = h.vm
         if action == fsm.START and vm.state == "down":
             vm.state, vm.down_reason, vm.detail = "starting", "", "acquiring the engine lease"
-            self._acquire(h, self.now, h.generation)
+            since, generation = self.now, h.generation
+            self.at(self.now + self.t.lease_delay, lambda: self._acquire(h, since, generation))
         elif action == fsm.SHUTDOWN and vm.state in ("up", "paused", "starting"):
             self.at(self.now + self.t.shutdown, lambda: self._vm_stop(h, "shutdown", "ACPI shutdown"))
         elif action == fsm.POWEROFF and vm.state != "down":
@@ -299,6 +333,12 @@ class World:
         vm = h.vm
         if h.generation != generation or vm.state != "starting" or not h.powered:
             return
+        if h.joined_at is None or self.renewal_age(h.id) >= self.t.fail:  # our lockspace is gone: so is the request
+            self._vm_down(h, "start-failed", "sanlock lockspace lost while acquiring the engine lease", release=False)
+            return
+        if not h.storage_ok():  # paxos needs our own I/O: the request waits
+            self.at(self.now + 1.0, lambda: self._acquire(h, since, generation))
+            return
         if self.lease_owner is not None and self.lease_owner[0] != h.id:
             owner, owner_gen = self.lease_owner
             renewed = self.renewals.get(owner)
@@ -315,6 +355,7 @@ class World:
             else:
                 self.log(h.id, "sanlock: engine lease taken over", f"from dead host {owner}")
         self.lease_owner = (h.id, self.ls_generation.get(h.id, 0))
+        self.waiting_since = None  # a host is starting the engine: if it fails too, the liveness clock starts again
         vm.holds_lease, vm.detail = True, "booting"
         vm.ready_at = self.now + self.t.boot
 
@@ -396,10 +437,41 @@ class World:
 
     def _check(self) -> None:
         holders = [h.id for h in self.hosts.values() if h.vm.state in ("starting", "up", "paused") and h.vm.holds_lease]
-        if len(holders) > 1:
+        if len(holders) > 1 and not self.double:
             self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
+        self.double = len(holders) > 1
         healthy = any(h.vm.state == "up" and not h.engine_health_bad for h in self.hosts.values())
         if healthy and self.up_since is None:
             self.up_since, self.down_since = self.now, None
         elif not healthy and self.down_since is None:
             self.up_since, self.down_since = None, self.now
+        self._check_liveness()
+
+    def fit(self, h: SimHost) -> bool:
+        """Could ``h`` run the engine now: powered, storage, lockspace, agent, no maintenance or failures held against it."""
+        return (
+            h.powered
+            and h.storage_ok()
+            and h.joined_at is not None
+            and self.renewal_age(h.id) < self.t.fail
+            and h.agent is not None
+            and len(h.agent.memory.failed_starts) <= MAX_FAILED_STARTS
+            and not (h.local_maintenance or h.libvirt_down or h.engine_health_bad)
+        )
+
+    def _check_liveness(self) -> None:
+        """The engine VM must run again within ``liveness_bound`` while some host could run it all along."""
+        running = any(h.vm.state in ("up", "paused") for h in self.hosts.values())
+        slot0 = records.decode_slot(0, bytes(self.meta[: records.SLOT_SIZE])).record
+        hands_off = isinstance(slot0, records.GlobalRecord) and slot0.maintenance_active(self.wall())
+        if running or hands_off or not any(self.fit(h) for h in self.hosts.values()):
+            self.waiting_since, self.liveness_late = None, False
+            return
+        if self.waiting_since is None:
+            self.waiting_since = self.now
+        elif self.now - self.waiting_since > self.liveness_bound and not self.liveness_late:
+            self.liveness_late = True
+            self.violations.append(
+                f"t={self.now:.1f}: engine not running for {self.now - self.waiting_since:.0f} s "
+                f"although a host could run it (bound {self.liveness_bound:.0f} s)"
+            )

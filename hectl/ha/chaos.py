@@ -1,0 +1,69 @@
+"""Randomized fault schedules on the simulator, checking safety and liveness.
+
+Safety: the engine never runs on two hosts at once. Liveness: the engine VM
+never stays down longer than ``sim.liveness_bound`` while some host could run
+it. Both are checked by the simulator after every event; here we also require
+that, once every fault has ended, the engine is healthy again within the bound.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hectl.frozen import Frozen
+from hectl.ha.scenario import Event, Scenario, run
+from hectl.ha.sim import liveness_bound
+
+# fault -> what ends it
+FAULTS = {
+    "power-off": "power-on",
+    "network-down": "network-up",
+    "storage-lost": "storage-back",
+    "health-bad": "health-good",
+    "libvirt-down": "libvirt-up",
+    "local-maintenance": "local-maintenance-off",
+    "agent-stop": "agent-start",
+}
+INSTANT = ("agent-restart", "vm-crash", "storage-stall", "clock-jump")
+
+
+class Outcome(Frozen):
+    seed: int
+    violations: tuple[str, ...]
+    recovered_after: float | None  # seconds from the end of the faults to a healthy engine (None: never)
+    bound: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and self.recovered_after is not None and self.recovered_after <= self.bound
+
+
+def random_scenario(seed: int, hosts: int = 3, faults: int = 8, span: float = 900.0, quiet: float = 600.0) -> Scenario:
+    """A schedule of ``faults`` random faults within ``span`` seconds, all ended by then, then ``quiet`` seconds."""
+    rng = random.Random(seed)
+    events = []
+    for _ in range(faults):
+        at = round(rng.uniform(30, span - 60), 1)
+        host = rng.randint(1, hosts)
+        kind = rng.choice([*FAULTS, *INSTANT])
+        if kind in FAULTS:
+            end = round(min(span, at + rng.uniform(5, 300)), 1)
+            events += [Event(at, kind, host), Event(end, FAULTS[kind], host)]
+        elif kind == "storage-stall":
+            events.append(Event(at, kind, host, duration=round(rng.uniform(5, min(200, span - at)), 1)))
+        elif kind == "clock-jump":
+            events.append(Event(at, kind, host, seconds=rng.choice([-86400, -60, 30, 3600])))
+        else:
+            events.append(Event(at, kind, host))
+    # end every fault at ``span`` whatever the draws did (a later power-off may have undone an earlier power-on)
+    events += [Event(span, end, h) for end in FAULTS.values() for h in range(1, hosts + 1)]
+    return Scenario(f"random-{seed}", "randomized faults", hosts, span + quiet, rng.randint(0, hosts), tuple(events))
+
+
+def check(seed: int, **kw: float) -> Outcome:
+    sc = random_scenario(seed, **kw)  # type: ignore[arg-type]
+    span = max(e.at for e in sc.events)
+    result = run(sc)
+    since = result.healthy_since
+    recovered = None if since is None else max(0.0, since - span)
+    return Outcome(seed, result.violations, recovered, liveness_bound(sc.sim, sc.timings))
