@@ -87,3 +87,10 @@ def test_bad_scenario_exits_3(tmp_path: Path) -> None:
     path.write_text("hosts = 0\n")
     res = run_hectl(["ha", "simulate", str(path)])
     assert res.returncode == 3 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+def test_every_action_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "simulate.md").read_text()
+    table = doc.split("| action | extra key |", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z-]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:] if "|" in line)))
+    assert documented == set(scenario.ACTIONS)
