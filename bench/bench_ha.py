@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from hectl.config import ScoreConfig
+from hectl.config import HAConfig, ScoreConfig
 from hectl.ha import chaos, fsm, scenario
 from hectl.ha.score import HostHealth
 
@@ -66,7 +66,7 @@ def decision_cost(hosts: int = 2000, repeat: int = 200) -> dict[str, object]:
     health = HostHealth(network_ok=5, network_probes=5, bridge_up=True, mem_free_mib=16384, cpu_load=0.1)
     obs = fsm.Observations(now=1000.0, host_id=1, history=600, vm=fsm.LocalVM(), health=health, engine_mem_mib=4096, hosts=others)
     mem = fsm.Memory(fsm.S.DOWN, 900.0)
-    cfg, t = ScoreConfig(), fsm.Timings()
+    cfg, t = ScoreConfig(), HAConfig()
     fsm.step(mem, obs, cfg, t)
     start = time.perf_counter()
     for _ in range(repeat):

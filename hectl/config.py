@@ -60,6 +60,21 @@ class ScoreConfig(Frozen):
     retry_penalty: int = 50
 
 
+class HAConfig(Frozen):
+    """The HA agent's timers (seconds) and sanlock settings; ``[ha]``."""
+
+    loop: float = 10.0
+    history: float = 30.0  # observe this long before ever starting the engine
+    starting: float = 300.0  # EngineStarting -> EngineStop when not healthy by then
+    bad_health: float = 300.0  # EngineUpBadHealth -> EngineStop
+    stop: float = 120.0  # EngineStop -> EngineForceStop
+    maybe_away: float = 40.0  # EngineMaybeAway -> EngineUnexpectedlyDown
+    retry_window: float = 600.0  # engine failures older than this are forgotten
+    yield_margin: float = 800.0  # EngineUp yields to a live host scoring at least this much more
+    io_timeout: float = 10.0  # sanlock io_timeout of the lockspace (written at initialisation)
+    engine_mem_mib: float = 4096.0  # memory the engine VM needs (free-memory penalty)
+
+
 class Config(Frozen):
     source: str
     host: HostConfig
@@ -67,6 +82,7 @@ class Config(Frozen):
     paths: PathsConfig
     timeouts: TimeoutsConfig
     score: ScoreConfig
+    ha: HAConfig = HAConfig()
     plugin_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     @property
@@ -139,6 +155,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "storage": {"type": _identifier, "timeout": _positive_float},
     "paths": {"state_dir": _abs_path, "audit_log": _abs_path},
     "timeouts": {"liveness_window": _positive_float, "agent_silent_after": _positive_float},
+    "ha": {key: _positive_float for key in HAConfig._fields},
     "score": {
         "base": _nonneg_int,
         "network_penalty": _nonneg_int,
@@ -219,6 +236,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     paths = PathsConfig(**{k: get("paths", k, PathsConfig._field_defaults[k]) for k in _SCHEMA["paths"]})  # type: ignore[arg-type]
     timeouts = TimeoutsConfig(**{k: get("timeouts", k, TimeoutsConfig._field_defaults[k]) for k in _SCHEMA["timeouts"]})  # type: ignore[arg-type]
     score = ScoreConfig(**{k: get("score", k, ScoreConfig._field_defaults[k]) for k in _SCHEMA["score"]})  # type: ignore[arg-type]
+    ha = HAConfig(**{k: get("ha", k, HAConfig._field_defaults[k]) for k in _SCHEMA["ha"]})  # type: ignore[arg-type]
     if score.cpu_min > score.cpu_max:
         raise ConfigError(f"{path}: [score] cpu_min ({score.cpu_min}) must not exceed cpu_max ({score.cpu_max})")
     return Config(
@@ -228,6 +246,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         paths=paths,
         timeouts=timeouts,
         score=score,
+        ha=ha,
         plugin_sections=tuple(plugin_sections),
     )
 

@@ -96,4 +96,4 @@ def test_documented_example_parses(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, example), environ={})
     assert cfg.host.id == 1 and cfg.host.hostname == "h1.example.org"
     assert cfg.storage.option_map() == {"path": "/srv/hectl-domain"} and cfg.storage.timeout == 5.0
-    assert cfg.score == config.ScoreConfig() and cfg.timeouts == config.TimeoutsConfig()
+    assert cfg.score == config.ScoreConfig() and cfg.timeouts == config.TimeoutsConfig() and cfg.ha == config.HAConfig()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 
 from hectl import records
+from hectl.config import HAConfig
 from hectl.errors import StorageError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
@@ -81,7 +82,7 @@ class AgentConfig(Frozen):
     engine_mem_mib: int
     liveness_window: float
     score: ScoreConfig
-    timings: fsm.Timings = fsm.Timings()
+    timings: HAConfig = HAConfig()
 
 
 class Agent:

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from hectl.frozen import Frozen
 from hectl.ha import score as score_mod
+from hectl.lease import LEASE_FREE, LEASE_UNKNOWN
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
-    from hectl.config import ScoreConfig
+    from hectl.config import HAConfig, ScoreConfig
     from hectl.ha.score import HostHealth, Score
 
     Step = tuple[str, tuple[str, ...], str, float | None]  # next state, actions, reason, delay (None: loop)
@@ -57,26 +58,10 @@ class S:
 
 ALL_STATES = tuple(v for k, v in vars(S).items() if not k.startswith("_"))
 
-LEASE_FREE = 0  # Observations.engine_lease: nobody holds the engine lease
-LEASE_UNKNOWN = -1  # Observations.engine_lease: could not tell
-
 # Actions the driver carries out.
 START = "start"
 SHUTDOWN = "shutdown"
 POWEROFF = "poweroff"
-
-
-class Timings(Frozen):
-    """How long the agent waits, in seconds (``[ha]`` in the configuration)."""
-
-    loop: float = 10.0
-    history: float = 30.0  # observe this long before ever starting the engine
-    starting: float = 300.0  # EngineStarting -> EngineStop when not healthy by then
-    bad_health: float = 300.0  # EngineUpBadHealth -> EngineStop
-    stop: float = 120.0  # EngineStop -> EngineForceStop
-    maybe_away: float = 40.0  # EngineMaybeAway -> EngineUnexpectedlyDown
-    retry_window: float = 600.0  # failed starts older than this are forgotten
-    yield_margin: float = 800  # EngineUp yields to a live host scoring at least this much more
 
 
 class RemoteHost(Frozen):
@@ -138,7 +123,7 @@ class Decision(Frozen):
         return self.memory.state
 
 
-def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Decision:
+def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decision:
     """Decide the next state, actions and sleep from ``mem`` and ``obs``."""
     failed = tuple(f for f in mem.failed_starts if obs.now - f < t.retry_window)
     mem = mem._replace(failed_starts=failed)
@@ -153,7 +138,7 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Decisi
 _FAILED = "engine failure: "  # reasons that count an engine failure (a failed start, a crash, bad health) begin with this
 
 
-def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: Timings) -> Score:
+def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Score:
     zero = ""
     if mem.state == S.LOCAL_MAINTENANCE:
         zero = "local maintenance"
@@ -205,7 +190,7 @@ def _best_rival(obs: Observations, my_score: int) -> RemoteHost | None:
     return max(better, key=lambda h: (h.score, -h.host_id)) if better else None
 
 
-def _transition(mem: Memory, obs: Observations, t: Timings, cfg: ScoreConfig) -> Step:
+def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -> Step:
     st, vm, age = mem.state, obs.vm, obs.now - mem.since
     if obs.global_maintenance:
         return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None
@@ -270,7 +255,7 @@ def _start_failed(vm: LocalVM) -> Step:
     return S.DOWN, (), f"{_FAILED}{vm.down_reason or 'engine VM not running'}", None
 
 
-def _down(obs: Observations, t: Timings, cfg: ScoreConfig, mem: Memory) -> Step:
+def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:
     if obs.vm.state in ("up", "paused", "starting"):
         return S.STARTING, (), "engine VM running here", 0.0
     elsewhere = _engine_elsewhere(obs)
@@ -293,7 +278,7 @@ def _down(obs: Observations, t: Timings, cfg: ScoreConfig, mem: Memory) -> Step:
     return S.START_VM, (START,), f"engine down everywhere; starting it here (score {my.total})", 0.0
 
 
-def _up(st: str, age: float, obs: Observations, t: Timings, cfg: ScoreConfig, mem: Memory) -> Step:
+def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:
     vm = obs.vm
     if vm.state == "down":
         if vm.down_reason == "migrated":

@@ -7,7 +7,7 @@ import os
 import tomllib
 
 from hectl import records
-from hectl.config import ScoreConfig
+from hectl.config import HAConfig, ScoreConfig
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
@@ -61,7 +61,7 @@ class Scenario(Frozen):
     engine_host: int  # 0: the engine starts nowhere and the hosts elect one
     events: tuple[Event, ...]
     sim: SimTimings = SimTimings()
-    timings: fsm.Timings = fsm.Timings()
+    timings: HAConfig = HAConfig()
 
 
 class Result(Frozen):
@@ -116,7 +116,7 @@ def parse(data: dict[str, object], path: str) -> Scenario:
     if engine_host > hosts:
         raise ConfigError(f"{path}: 'engine_host' {engine_host} is not one of the {hosts} hosts")
     sim = SimTimings()._replace(**_overrides(SimTimings._fields, data.get("sim", {}), f"{path} [sim]"))
-    timings = fsm.Timings()._replace(**_overrides(fsm.Timings._fields, data.get("ha", {}), f"{path} [ha]"))
+    timings = HAConfig()._replace(**_overrides(HAConfig._fields, data.get("ha", {}), f"{path} [ha]"))
     events = []
     raw_events = data.get("event", [])
     if not isinstance(raw_events, list):

@@ -18,6 +18,7 @@ import itertools
 
 from hectl import records
 from hectl.clock import VirtualClock
+from hectl.config import HAConfig
 from hectl.errors import StorageTimeout
 from hectl.frozen import Frozen
 from hectl.ha import fsm
@@ -61,7 +62,7 @@ class SimTimings(Frozen):
 WALL_EPOCH = 1_800_000_000.0  # simulated wall clocks start here (2027)
 
 
-def liveness_bound(t: SimTimings, timings: fsm.Timings) -> float:
+def liveness_bound(t: SimTimings, timings: HAConfig) -> float:
     """How long the engine may stay down while some host could run it (docs/simulate.md).
 
     The clock starts when the engine stops running (or when the host that took
@@ -211,9 +212,9 @@ class SimEnv:
 class World:
     """The simulated cluster: hosts, shared storage, sanlock and the event queue."""
 
-    def __init__(self, nhosts: int, t: SimTimings | None = None, timings: fsm.Timings | None = None) -> None:
+    def __init__(self, nhosts: int, t: SimTimings | None = None, timings: HAConfig | None = None) -> None:
         self.t = t or SimTimings()
-        self.timings = timings or fsm.Timings()
+        self.timings = timings or HAConfig()
         self.clock = VirtualClock(monotonic=0.0, wall=0.0)
         self.meta = bytearray(records.SLOT_SIZE * (nhosts + 1))
         self.hosts = {i: SimHost(self, i) for i in range(1, nhosts + 1)}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hectl.config import ScoreConfig
+from hectl.config import HAConfig, ScoreConfig
 from hectl.ha.fsm import (
     ALL_STATES,
     POWEROFF,
@@ -17,12 +17,11 @@ from hectl.ha.fsm import (
     Observations,
     RemoteHost,
     S,
-    Timings,
     step,
 )
 from hectl.ha.score import HostHealth
 
-T = Timings()
+T = HAConfig()
 CFG = ScoreConfig()
 NOW = 10_000.0
 HEALTHY = HostHealth(network_ok=5, network_probes=5, bridge_up=True, mem_free_mib=16384, cpu_load=0.1)
