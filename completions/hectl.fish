@@ -59,7 +59,7 @@ complete -c hectl -n '__hectl_at hectl deploy' -l host-id -x -d 'This host\'s id
 complete -c hectl -n '__hectl_at hectl deploy' -l storage-type -x -a '(__hectl_complete backends)' -d 'Storage backend of the new domain'
 
 # hectl ha
-complete -c hectl -n '__hectl_at hectl ha' -a run -d 'Run the HA agent in the foreground (not available yet)'
+complete -c hectl -n '__hectl_at hectl ha' -a run -d 'Run the HA agent in the foreground (for systemd; logs to stderr)'
 complete -c hectl -n '__hectl_at hectl ha' -a simulate -d 'Run SCENARIO (a TOML file, see docs/simulate.md) on simulated hosts and print the timeline'
 complete -c hectl -n '__hectl_at hectl ha' -l help -s h -d 'Show this message and exit'
 

@@ -7,8 +7,9 @@ the domain's ``ha/lockspace`` file, the engine's lease (resource ``engine``) in
 readable and writable (``prepare_files``).
 
 Joining the lockspace takes about 2 x io_timeout when the host id is free and
-up to 8 x io_timeout + 60 s when another host used it recently, so ``join``
-only starts it and ``state`` reports progress.
+up to 8 x io_timeout + 60 s when another host used it recently (only then does
+sanlock say that a live host holds it), so the agent joins in a thread and
+``state`` reports progress.
 """
 
 from __future__ import annotations
@@ -99,18 +100,25 @@ class SanlockLeases:
             raise StorageError(f"cannot initialise the sanlock lockspace: {describe_error(exc)}") from None
 
     def join(self) -> None:
-        """Start acquiring this host's id in the lockspace (returns at once; see ``state``)."""
+        """Acquire this host's id in the lockspace; blocks until done (run it in a thread; ``state`` shows progress).
+
+        Raises ``LockHeld`` when another live host uses the id, ``StorageError`` otherwise.
+        """
         sanlock = _sanlock()
         try:
-            sanlock.add_lockspace(
-                LOCKSPACE_NAME.encode(), self.host_id, self.lockspace_path, iotimeout=self.io_timeout, wait=False
-            )
+            sanlock.add_lockspace(LOCKSPACE_NAME.encode(), self.host_id, self.lockspace_path, iotimeout=self.io_timeout)
             self.error = ""
         except sanlock.SanlockException as exc:
             if exc.errno not in (errno.EEXIST, errno.EINPROGRESS, -errno.EINPROGRESS):
                 self.error = describe_error(exc)
                 if exc.errno == -262:
                     raise LockHeld(f"host id {self.host_id}: {self.error}", hint="is [host] id unique?") from None
+                if exc.errno == errno.EINVAL:
+                    raise StorageError(
+                        f"cannot join the sanlock lockspace as host id {self.host_id}: this sanlock daemon already "
+                        "has a lockspace of that name with another host id or file",
+                        hint="see 'sanlock client status'",
+                    ) from None
                 raise StorageError(f"cannot join the sanlock lockspace: {self.error}") from None
 
     def state(self) -> str:

@@ -43,6 +43,7 @@ class HostView(Frozen):
     live: bool
     seq: int
     unchanged_for: float  # seconds since its sequence last changed, on the agent's monotonic clock
+    lease: str = "unknown"  # sanlock's view of its host-id lease: live | fail | dead | free | unknown
 
 
 class AgentView(Frozen):
@@ -114,7 +115,7 @@ def read_agent_view(state_dir: str) -> AgentView | None:
         return None
     try:
         hosts = {
-            int(k): HostView(bool(v["live"]), int(v["seq"]), float(v["unchanged_for"]))
+            int(k): HostView(bool(v["live"]), int(v["seq"]), float(v["unchanged_for"]), str(v.get("lease", "unknown")))
             for k, v in data["hosts"].items()  # type: ignore[attr-defined]
         }
         return AgentView(

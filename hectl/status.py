@@ -123,6 +123,8 @@ def _host_row(
     if skew > CLOCK_SKEW_TOLERANCE:
         row["clock_skew_s"] = _round(skew)
     hv = view.hosts.get(slot.number) if view is not None else None
+    if hv is not None:
+        row["lease"] = hv.lease
     if hv is not None and hv.seq == rec.seq:
         row["age_s"] = _round(hv.unchanged_for)
         live = hv.live

@@ -15,7 +15,7 @@ import click
 import pytest
 from conftest import HECTL, REPO, Domain, run_hectl
 
-from hectl import cli, errors, fastpath, output
+from hectl import cli, errors, fastpath, localstate, output
 from hectl.errors import ExitCode
 
 COMMAND_PATHS = [[name] for name in cli.COMMANDS if name != "ha"] + [["ha"], ["ha", "run"], ["ha", "simulate"]]
@@ -26,7 +26,6 @@ NOT_AVAILABLE = [
     ["vm-poweroff"],
     ["add-console-password"],
     ["check-liveliness"],
-    ["ha", "run"],
 ]
 
 
@@ -361,6 +360,18 @@ def test_vm_status_json_fields_are_exactly_the_documented_ones(domain: Domain) -
     corrupt_domain(domain)
     domain.publish(2, wall_time=time.time() + 600)  # clock skew
     assert run_hectl(["set-maintenance", "--mode", "local"], env=domain.env).returncode == 0  # pending on host 1
+    seq = domain.store().read_slot(1).record.seq  # type: ignore[union-attr]
+    view = localstate.AgentView(
+        1,
+        "EngineUp",
+        localstate.boot_id(),
+        time.monotonic(),
+        time.time(),
+        {
+            1: localstate.HostView(True, seq, 0.0, "live"),
+        },
+    )
+    localstate.write_agent_view(str(domain.state_dir), view)  # a running local agent adds sanlock's view
     data = json.loads(run_hectl(["vm-status", "--json"], env=domain.env).stdout)
     assert set(data) == documented_fields("Top level")
     assert set(data["global_maintenance"]) | {"problem"} == documented_fields("`global_maintenance`")

@@ -75,7 +75,7 @@ def test_tree_has_every_command_and_option() -> None:
     tree = {" ".join(c.path): c for c in completion_scripts.command_tree()}
     assert sorted(tree) == sorted(["hectl", "hectl ha run", "hectl ha simulate", *(f"hectl {name}" for name in COMMANDS)])
     assert [name for name, _ in tree["hectl ha"].subcommands] == ["run", "simulate"]
-    assert tree["hectl ha"].subcommands[0] == ("run", "Run the HA agent in the foreground (not available yet)")
+    assert tree["hectl ha"].subcommands[0] == ("run", "Run the HA agent in the foreground (for systemd; logs to stderr)")
     options = {n: o for o in tree["hectl vm-status"].options for n in o.names}
     assert sorted(options) == ["--check", "--format", "--help", "--host-id", "--json", "--timeout", "-h"]
     assert options["--host-id"].dynamic == "host-ids" and options["--host-id"].repeatable

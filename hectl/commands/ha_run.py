@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
+import threading
+
 import click
 
-from hectl.commands.options import not_available
+from hectl.context import AppContext
 
 
 @click.command("run")
 @click.pass_obj
-def command(app: object, **_options: object) -> None:
-    """Run the HA agent in the foreground (not available yet)."""
-    raise not_available("ha run", "the HA agent")
+def command(app: AppContext) -> int:
+    """Run the HA agent in the foreground (for systemd; logs to stderr).
+
+    SIGTERM or SIGINT stop it after publishing a clean "stopped" record;
+    SIGHUP re-reads the configuration.
+    """
+    from hectl.config import load
+    from hectl.ha import daemon
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    cfg = app.config  # fail early (exit 3) on a bad configuration
+    backend = app.backend()
+    stop, reload = threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    daemon.run(lambda: load(cfg.source, app.environ), backend, app.clock, stop, reload, app.plugins)
+    return 0

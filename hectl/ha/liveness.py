@@ -35,6 +35,9 @@ class LivenessTracker:
         unchanged = now - prev.changed_at
         return unchanged <= self.window, unchanged
 
+    def seen(self, host_id: int) -> Seen | None:
+        return self._seen.get(host_id)
+
     def forget(self, keep: set[int]) -> None:
         """Drop hosts whose slots are gone."""
         for host_id in set(self._seen) - keep:

@@ -1,0 +1,196 @@
+"""``hectl ha run``: the agent on a real host, its environment, and its loop.
+
+The loop: cycle (collect -> decide -> act -> publish), write the local view
+(``agent-view.json``, read by ``vm-status``), keep the sanlock host id joined,
+sleep until the decision's delay or a signal. Per-cycle errors are contained
+and logged at most once a minute each; SIGTERM/SIGINT stop it promptly with a
+clean "stopped" record; SIGHUP re-reads the configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from hectl import localstate
+from hectl.errors import HectlError
+from hectl.ha import fsm
+from hectl.ha.agent import Agent, AgentConfig
+from hectl.ha.score import HostHealth
+from hectl.lease import SanlockLeases
+from hectl.metadata import MetadataStore
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hectl import records
+    from hectl.clock import Clock
+    from hectl.config import Config
+    from hectl.metadata import MetadataSnapshot
+    from hectl.plugins import Plugins
+    from hectl.storage import StorageBackend
+
+log = logging.getLogger("hectl.ha")
+NO_VM_LAYER = "the VM lifecycle is not available in this version of hectl"
+MAX_IMMEDIATE = 10  # decisions with no delay in a row before the loop sleeps anyway
+
+
+class HostEnv:
+    """``agent.Env`` on this host: shared storage through the backend, sanlock, local state files."""
+
+    def __init__(self, cfg: Config, store: MetadataStore, leases: SanlockLeases, clock: Clock, plugins: Plugins | None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.leases = leases
+        self.clock = clock
+        self.plugins = plugins
+        self.leases_view: dict[int, str] = {}
+
+    def read_metadata(self) -> MetadataSnapshot:
+        return self.store.read_all()
+
+    def write_record(self, record: records.HostRecord) -> None:
+        self.store.write_host(record)
+
+    def host_lease(self) -> str:
+        return self.leases.state()
+
+    def lease_view(self) -> dict[int, str]:
+        self.leases_view = self.leases.hosts()
+        return {h: s for h, s in self.leases_view.items() if h != self.cfg.host.id}
+
+    def engine_lease(self) -> int:
+        return self.leases.engine_holder()
+
+    def vm(self) -> fsm.LocalVM:
+        return fsm.LocalVM("unknown", detail=NO_VM_LAYER)
+
+    def act(self, action: str) -> None:
+        log.error("cannot %s the engine VM: %s", action, NO_VM_LAYER)
+
+    def health(self) -> HostHealth:
+        return HostHealth()  # no monitors yet: every input unknown, and the score says so
+
+    def local_maintenance(self) -> bool:
+        return localstate.read_local_maintenance(self.cfg.paths.state_dir).in_force(self.clock.wall())
+
+    def transition(self, host_id: int, old: str, new: str, reason: str) -> None:
+        log.info("state %s -> %s: %s", old, new, reason)
+        if self.plugins is not None:
+            self.plugins.notify_state_transition(host_id=host_id, old_state=old, new_state=new, reason=reason)
+
+
+def agent_config(cfg: Config) -> AgentConfig:
+    return AgentConfig(
+        host_id=cfg.host.id,
+        hostname=cfg.host.hostname,
+        engine_mem_mib=int(cfg.ha.engine_mem_mib),
+        liveness_window=cfg.timeouts.liveness_window,
+        score=cfg.score,
+        timings=cfg.ha,
+    )
+
+
+class RateLimitedLog:
+    """Log each distinct per-cycle problem at most once per ``every`` seconds."""
+
+    def __init__(self, clock: Clock, every: float = 60.0) -> None:
+        self.clock = clock
+        self.every = every
+        self.last: dict[str, float] = {}
+
+    def __call__(self, message: str) -> None:
+        now = self.clock.monotonic()
+        if now - self.last.get(message, -self.every) >= self.every:
+            self.last[message] = now
+            log.warning("%s", message)
+
+
+def run(
+    load_config: Callable[[], Config],
+    backend: StorageBackend,
+    clock: Clock,
+    stop: threading.Event,
+    reload: threading.Event,
+    plugins: Plugins | None = None,
+) -> None:
+    """Run the agent until ``stop`` is set."""
+    cfg = load_config()
+    store = MetadataStore(backend, clock, cfg.storage.timeout)
+    leases = SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
+    env = HostEnv(cfg, store, leases, clock, plugins)
+    agent = Agent(env, agent_config(cfg))
+    problem = RateLimitedLog(clock)
+    joiner = Joiner(leases)
+    joiner.start()
+    log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
+    immediate = 0
+    while not stop.is_set():
+        if reload.is_set():
+            reload.clear()
+            try:
+                cfg = load_config()
+                env.cfg, agent.cfg = cfg, agent_config(cfg)
+                log.info("configuration reloaded")
+            except HectlError as exc:
+                problem(f"configuration not reloaded: {exc.message}")
+        start = clock.monotonic()
+        delay = cfg.ha.loop
+        try:
+            delay = agent.cycle().delay
+            _write_view(agent, env, cfg, clock)
+            if joiner.error:
+                problem(f"sanlock: {joiner.error}")
+            if leases.state() in ("none", "lost"):
+                joiner.start()
+        except HectlError as exc:
+            problem(f"cycle: {exc.message}")
+        except Exception as exc:  # one bad cycle never stops the agent
+            problem(f"cycle failed unexpectedly: {type(exc).__name__}: {exc}")
+        immediate = immediate + 1 if delay <= 0 else 0
+        if immediate > MAX_IMMEDIATE:
+            delay, immediate = cfg.ha.loop, 0
+        clock.sleep(max(0.0, delay - (clock.monotonic() - start)), stop)
+    agent.stop()
+    if env.vm().state in ("down", "unknown") and agent.memory.state != fsm.S.UP:
+        leases.leave()
+    log.info("agent stopped")
+
+
+class Joiner:
+    """Joins the lockspace in a background thread (sanlock's add_lockspace blocks for seconds to minutes)."""
+
+    def __init__(self, leases: SanlockLeases) -> None:
+        self.leases = leases
+        self.thread: threading.Thread | None = None
+        self.error = ""
+
+    def start(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._join, name="sanlock-join", daemon=True)
+            self.thread.start()
+
+    def _join(self) -> None:
+        try:
+            self.leases.join()
+            self.error = ""
+        except HectlError as exc:
+            self.error = exc.message
+
+
+def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> None:
+    now = clock.monotonic()
+    hosts = {}
+    for h in agent.hosts:
+        seen = agent.tracker.seen(h.host_id)
+        if seen is not None:
+            hosts[h.host_id] = localstate.HostView(h.live, seen.seq, now - seen.changed_at, h.lease)
+    own = env.leases_view.get(cfg.host.id)
+    if agent.seq is not None:
+        hosts[cfg.host.id] = localstate.HostView(True, agent.seq, 0.0, own or "unknown")
+    view = localstate.AgentView(cfg.host.id, agent.memory.state, localstate.boot_id(), now, clock.wall(), hosts)
+    try:
+        localstate.write_agent_view(cfg.paths.state_dir, view)
+    except OSError as exc:
+        log.warning("cannot write the agent view in %s: %s", cfg.paths.state_dir, exc.strerror)

@@ -1,0 +1,1 @@
+"""Helpers that run real components (sanlock daemons) for the integration tests."""
