@@ -17,6 +17,7 @@ from hectl.errors import StorageError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.liveness import LivenessTracker
+from hectl.lease import LEASE_UNKNOWN
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Env(Protocol):
         ...
 
     def engine_lease(self) -> int:
-        """Who holds the engine VM lease: a host id, ``fsm.LEASE_FREE`` or ``fsm.LEASE_UNKNOWN``."""
+        """Who holds the engine VM lease: a host id, ``LEASE_FREE`` or ``LEASE_UNKNOWN``."""
         ...
 
     def vm(self) -> fsm.LocalVM:
@@ -92,6 +93,8 @@ class Agent:
         self.env = env
         self.cfg = cfg
         self.started = env.clock.monotonic()
+        self.observing_since: float | None = None  # first successful read of an unbroken series
+        self.last_read: float | None = None
         self.memory = fsm.Memory(fsm.S.START, self.started)
         self.tracker = LivenessTracker(cfg.liveness_window)
         self.hosts: tuple[fsm.RemoteHost, ...] = ()
@@ -107,7 +110,7 @@ class Agent:
         obs = fsm.Observations(
             now=now,
             host_id=self.cfg.host_id,
-            history=now - self.started,
+            history=0.0 if self.observing_since is None else now - self.observing_since,
             vm=vm,
             health=self.env.health(),
             engine_mem_mib=self.cfg.engine_mem_mib,
@@ -116,7 +119,7 @@ class Agent:
             local_maintenance=self.env.local_maintenance(),
             host_lease=self.env.host_lease(),
             storage_ok=storage_ok,
-            engine_lease=self.env.engine_lease() if storage_ok else fsm.LEASE_UNKNOWN,
+            engine_lease=self.env.engine_lease() if storage_ok else LEASE_UNKNOWN,
         )
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
         if decision.state != self.memory.state:
@@ -143,6 +146,9 @@ class Agent:
             snap = self.env.read_metadata()
         except StorageError:
             return False  # keep the last view; the state machine knows it is old
+        if self.last_read is None or now - self.last_read > self.cfg.liveness_window:
+            self.observing_since = now  # a gap in what we saw: a new host's record might be old, watch a while
+        self.last_read = now
         self.global_maintenance = snap.global_record.maintenance_active(self.env.clock.wall())
         leases = self.env.lease_view()
         hosts = []

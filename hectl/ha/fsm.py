@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from hectl.frozen import Frozen
 from hectl.ha import score as score_mod
-from hectl.lease import LEASE_FREE, LEASE_UNKNOWN
+from hectl.lease import LEASE_UNKNOWN
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -165,11 +165,13 @@ def _engine_elsewhere(obs: Observations) -> RemoteHost | None:
     """A remote host that runs (or may still run, or is starting) the engine.
 
     A host whose record is stale (or whose agent stopped) but whose sanlock
-    lease is alive may still run the engine, unless the engine lease itself is
-    known to be free: the lease dies with the VM.
+    lease is alive may still run the engine, unless the engine lease is known
+    to be free or held by another host: the VM cannot run without its lease.
     """
     for h in obs.hosts:
-        if h.vm in ("up", "paused") and (h.live or (h.lease in ("live", "unknown") and obs.engine_lease != LEASE_FREE)):
+        if h.vm in ("up", "paused") and (
+            h.live or (h.lease in ("live", "unknown") and obs.engine_lease in (h.host_id, LEASE_UNKNOWN))
+        ):
             return h
         if h.live and h.state in (S.START_VM, S.STARTING):
             return h

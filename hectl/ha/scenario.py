@@ -237,5 +237,5 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         h.libvirt_down = a == "libvirt-down"
     elif a == "agent-stop":
         world.stop_agent(h)
-    elif a == "agent-start":
+    elif a == "agent-start" and h.agent is None:
         world.restart_agent(h, agent_config(h.id, sc))

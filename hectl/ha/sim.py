@@ -24,6 +24,7 @@ from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.score import MAX_FAILED_STARTS, HostHealth
+from hectl.lease import LEASE_FREE
 from hectl.metadata import MetadataSnapshot
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -182,7 +183,7 @@ class SimEnv:
         """sanlock read_resource_owners: the owner, unless it released the lease or has rejoined since (new generation)."""
         owner = self.world.lease_owner
         if owner is None or self.world.ls_generation.get(owner[0]) != owner[1]:
-            return fsm.LEASE_FREE
+            return LEASE_FREE
         return owner[0]
 
     def vm(self) -> fsm.LocalVM:
@@ -381,6 +382,8 @@ class World:
     # --- host lifecycle ----------------------------------------------------------------------
 
     def power_on(self, h: SimHost, cfg: AgentConfig, engine_running: bool = False) -> None:
+        if h.powered:
+            return
         h.powered, h.generation = True, h.generation + 1
         h.vm = SimVM()
         if engine_running:
