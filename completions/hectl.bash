@@ -3,10 +3,11 @@
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 declare -gA _hectl_commands=(
-    [hectl]='add-console-password check-liveliness deploy ha plugins set-maintenance vm-poweroff vm-shutdown vm-start vm-status'
+    [hectl]='add-console-password check-liveliness deploy explain ha plugins set-maintenance vm-poweroff vm-shutdown vm-start vm-status'
     ['hectl add-console-password']=''
     ['hectl check-liveliness']=''
     ['hectl deploy']=''
+    ['hectl explain']=''
     ['hectl ha']='run simulate'
     ['hectl ha run']=''
     ['hectl ha simulate']=''
@@ -22,6 +23,7 @@ declare -gA _hectl_options=(
     ['hectl add-console-password']='--help -h'
     ['hectl check-liveliness']='--help -h'
     ['hectl deploy']='--help --host-id --storage-type -h'
+    ['hectl explain']='--format --help --json --timeout -h'
     ['hectl ha']='--help -h'
     ['hectl ha run']='--help -h'
     ['hectl ha simulate']='--format --help --json -h'
@@ -36,6 +38,8 @@ declare -gA _hectl_values=(
     ['hectl --config']=file
     ['hectl deploy --host-id']=''
     ['hectl deploy --storage-type']='dynamic backends'
+    ['hectl explain --format']='choice table json'
+    ['hectl explain --timeout']=''
     ['hectl ha simulate --format']='choice table json'
     ['hectl plugins --format']='choice table json'
     ['hectl set-maintenance --format']='choice table json'

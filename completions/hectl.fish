@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl ha simulate --format' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -34,6 +34,7 @@ complete -c hectl -f
 complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a temporary console password on the engine VM (not available yet)'
 complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page (not available yet)'
 complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Create the storage domain, the engine VM and this host\'s configuration (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a explain -d 'Why this host does what it does: state, score term by term, timers, and each host\'s liveness by'
 complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on every host'
 complete -c hectl -n '__hectl_at hectl' -a plugins -d 'List loaded plugins, the hooks they implement, and the storage backends they provide'
 complete -c hectl -n '__hectl_at hectl' -a set-maintenance -d 'Set global or local maintenance, or clear it (--mode none)'
@@ -57,6 +58,12 @@ complete -c hectl -n '__hectl_at hectl check-liveliness' -l help -s h -d 'Show t
 complete -c hectl -n '__hectl_at hectl deploy' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl deploy' -l host-id -x -d 'This host\'s id (1..2000)'
 complete -c hectl -n '__hectl_at hectl deploy' -l storage-type -x -a '(__hectl_complete backends)' -d 'Storage backend of the new domain'
+
+# hectl explain
+complete -c hectl -n '__hectl_at hectl explain' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl explain' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl explain' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl explain' -l timeout -x -d 'Hard limit for each storage operation'
 
 # hectl ha
 complete -c hectl -n '__hectl_at hectl ha' -a run -d 'Run the HA agent in the foreground (for systemd; logs to stderr)'

@@ -23,6 +23,7 @@ COMMANDS = {
     "add-console-password": "hectl.commands.add_console_password:command",
     "check-liveliness": "hectl.commands.check_liveliness:command",
     "ha": "hectl.commands.ha:group",
+    "explain": "hectl.commands.explain:command",
     "plugins": "hectl.commands.plugins:command",
 }
 

@@ -167,9 +167,7 @@ class SanlockLeases:
         """
         sanlock = _sanlock()
         try:
-            owners = sanlock.read_resource_owners(
-                LOCKSPACE_NAME.encode(), ENGINE_LEASE_NAME.encode(), [(self.lease_path, 0)]
-            )
+            owners = sanlock.read_resource_owners(LOCKSPACE_NAME.encode(), ENGINE_LEASE_NAME.encode(), [(self.lease_path, 0)])
         except sanlock.SanlockException:
             return LEASE_UNKNOWN
         if not owners:

@@ -53,6 +53,11 @@ class AgentView(Frozen):
     written_mono: float
     written_wall: float
     hosts: dict[int, HostView]
+    reason: str = ""  # why the agent is in ``state``
+    state_age: float = 0.0  # seconds in ``state``
+    score: int = 0
+    score_lines: tuple[str, ...] = ()  # the breakdown, one term per line
+    timers: tuple[tuple[str, float], ...] = ()  # (what happens when it runs out, seconds left)
 
 
 def boot_id() -> str:
@@ -125,6 +130,11 @@ def read_agent_view(state_dir: str) -> AgentView | None:
             written_mono=float(data["written_mono"]),  # type: ignore[arg-type]
             written_wall=float(data["written_wall"]),  # type: ignore[arg-type]
             hosts=hosts,
+            reason=str(data.get("reason", "")),
+            state_age=float(data.get("state_age", 0.0)),  # type: ignore[arg-type]
+            score=int(data.get("score", 0)),  # type: ignore[call-overload]
+            score_lines=tuple(str(x) for x in data.get("score_lines", ())),  # type: ignore[attr-defined]
+            timers=tuple((str(n), float(s)) for n, s in data.get("timers", ())),  # type: ignore[attr-defined]
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -187,12 +187,43 @@ def _plugins_text(data: Any) -> str:
     return text + "\n\n" + _table(backends, ["backend", "from plugin"]) + "\n"
 
 
+def _explain_text(data: Any) -> str:
+    a = data["agent"]
+    lines = [f"host {data['host_id']} ({data['hostname']})"]
+    if data["score"] is None:
+        lines.append(f"local agent {a['status']}: no state, score or timers to explain (is 'hectl ha run' running?)")
+    else:
+        lines.append(f"state {a['state']} for {a['state_age_s']:.0f} s: {a['reason']}")
+        lines.append(f"score {data['score']['total']}:")
+        lines += [f"  {term}" for term in data["score"]["terms"]]
+        lines.append("timers:" if data["timers"] else "timers: none running")
+        lines += [f"  in {t['in_s']:.0f} s: {t['then']}" for t in data["timers"]]
+    if data["global_maintenance"]:
+        lines.append("GLOBAL MAINTENANCE is on: the agents leave the engine alone")
+    rows = [
+        [
+            h["host_id"],
+            _dash(h["hostname"]),
+            _dash(h["state"]),
+            _dash(h["score"]),
+            h["record"],
+            _dash(h["record_age_s"]),
+            h["sanlock"],
+        ]
+        for h in data["hosts"]
+    ]
+    window = f"record (changes within {data['liveness_window_s']:g} s?)"
+    lines += ["", _table(rows, ["id", "hostname", "state", "score", window, "age", "sanlock host-id lease"])]
+    return "\n".join(lines) + "\n"
+
+
 def _simulate_text(data: Any) -> str:
     return "\n".join(data["lines"]) + "\n"
 
 
 _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "simulate": _simulate_text,
+    "explain": _explain_text,
     "vm-status": _vm_status_text,
     "check": _check_text,
     "set-maintenance": _maintenance_text,

@@ -58,7 +58,7 @@ def _global_section(snapshot: MetadataSnapshot, now_wall: float) -> dict[str, ob
     return section
 
 
-def _agent_section(view: AgentView | None, now_mono: float, boot: str, silent_after: float) -> dict[str, object]:
+def agent_section(view: AgentView | None, now_mono: float, boot: str, silent_after: float) -> dict[str, object]:
     if view is None:
         return {"status": "absent", "view_age_s": None, "state": None}
     age = now_mono - view.written_mono if view.boot_id == boot else None
@@ -157,7 +157,7 @@ def build_report(
     host_filter: frozenset[int] = frozenset(),
 ) -> dict[str, object]:
     """The full vm-status report."""
-    agent = _agent_section(agent_view, now_mono, boot_id, silent_after)
+    agent = agent_section(agent_view, now_mono, boot_id, silent_after)
     view = agent_view if agent["status"] == "running" else None
     slots = list(snapshot.host_slots())
     if not any(s.number == host_id for s in slots):

@@ -14,15 +14,16 @@ def vm_status(app: AppContext, *, fmt: str, check: bool, host_filter: frozenset[
     """The status report (or, with ``check``, the Nagios verdict) as an ``Output``."""
     if check:
         try:
-            report = _report(app, host_filter)
+            report = build(app, host_filter)
         except Exception as exc:  # a monitoring check answers in its own codes, always
             return _check_failure(exc, fmt)
         code, line = status.check(report)
         return Output("check", {"status": status.CHECK_NAMES[code], "code": code, "line": line}, fmt, code)
-    return Output("vm-status", _report(app, host_filter), fmt)
+    return Output("vm-status", build(app, host_filter), fmt)
 
 
-def _report(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
+def build(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
+    """The vm-status report (reads the domain and the local state)."""
     cfg = app.config
     backend = app.backend()
     snapshot = app.store().read_all()

@@ -189,7 +189,21 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> None:
     own = env.leases_view.get(cfg.host.id)
     if agent.seq is not None:
         hosts[cfg.host.id] = localstate.HostView(True, agent.seq, 0.0, own or "unknown")
-    view = localstate.AgentView(cfg.host.id, agent.memory.state, localstate.boot_id(), now, clock.wall(), hosts)
+    last = agent.last
+    history = 0.0 if agent.observing_since is None else now - agent.observing_since
+    view = localstate.AgentView(
+        cfg.host.id,
+        agent.memory.state,
+        localstate.boot_id(),
+        now,
+        clock.wall(),
+        hosts,
+        reason=last.reason if last else "",
+        state_age=now - agent.memory.since,
+        score=last.score.total if last else 0,
+        score_lines=tuple(last.score.explain()) if last else (),
+        timers=tuple(fsm.timers(agent.memory, now, cfg.ha, history)),
+    )
     try:
         localstate.write_agent_view(cfg.paths.state_dir, view)
     except OSError as exc:

@@ -300,3 +300,22 @@ def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, m
     if age >= t.bad_health:
         return S.STOP, (SHUTDOWN,), f"{_FAILED}engine {what} for {t.bad_health:.0f} s", None
     return S.UP_BAD, (), f"engine {what} ({age:.0f} of {t.bad_health:.0f} s)", None
+
+
+def timers(mem: Memory, now: float, t: HAConfig, history: float) -> list[tuple[str, float]]:
+    """The running timers of ``mem`` at ``now``: (what happens when it runs out, seconds left)."""
+    out = []
+    age = now - mem.since
+    deadline = {
+        S.STARTING: (t.starting, "EngineStop: engine not healthy in time"),
+        S.UP_BAD: (t.bad_health, "EngineStop: engine unhealthy too long"),
+        S.STOP: (t.stop, "EngineForceStop: shutdown took too long"),
+        S.MAYBE_AWAY: (t.maybe_away, "EngineUnexpectedlyDown: engine did not show up elsewhere"),
+    }.get(mem.state)
+    if deadline is not None:
+        out.append((deadline[1], max(0.0, deadline[0] - age)))
+    if history < t.history:
+        out.append(("may start the engine: enough history observed", t.history - history))
+    if mem.failed_starts:
+        out.append((f"forget an engine failure ({len(mem.failed_starts)} counted)", mem.failed_starts[0] + t.retry_window - now))
+    return out

@@ -108,6 +108,12 @@ def test_two_agents_join_then_power_loss_is_seen_stale_failed_dead(lab_hosts: di
     assert data["liveness"]["source"] == "agent"
     for d, i in zip(lab_hosts["daemons"], (1, 2), strict=True):
         assert f"s hectl:{i}:" in d.client("status").stdout  # each daemon holds its own host id
+    res = run_hectl(["explain", "--json"], env=dict(os.environ, HECTL_CONFIG=str(cfg1)))
+    assert res.returncode == 0, res.stderr
+    why = json.loads(res.stdout)
+    assert why["agent"]["status"] == "running" and why["agent"]["state"] == "UnknownLocalVmState"
+    assert why["score"]["total"] == 2800 and "-600 bridge: management bridge state unknown" in why["score"]["terms"]
+    assert {(h["host_id"], h["record"], h["sanlock"]) for h in why["hosts"]} == {(1, "live", "live"), (2, "live", "live")}
 
     # Power loss of host 2: its agent and its sanlock daemon die at once.
     lab_hosts["agents"][1].send_signal(signal.SIGKILL)
