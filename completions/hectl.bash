@@ -3,7 +3,7 @@
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 declare -gA _hectl_commands=(
-    [hectl]='add-console-password check-liveliness deploy explain ha plugins set-maintenance vm-poweroff vm-shutdown vm-start vm-status'
+    [hectl]='add-console-password check-liveliness deploy explain ha metrics plugins set-maintenance vm-poweroff vm-shutdown vm-start vm-status'
     ['hectl add-console-password']=''
     ['hectl check-liveliness']=''
     ['hectl deploy']=''
@@ -11,6 +11,7 @@ declare -gA _hectl_commands=(
     ['hectl ha']='run simulate'
     ['hectl ha run']=''
     ['hectl ha simulate']=''
+    ['hectl metrics']=''
     ['hectl plugins']=''
     ['hectl set-maintenance']=''
     ['hectl vm-poweroff']=''
@@ -27,6 +28,7 @@ declare -gA _hectl_options=(
     ['hectl ha']='--help -h'
     ['hectl ha run']='--help -h'
     ['hectl ha simulate']='--format --help --json -h'
+    ['hectl metrics']='--help --timeout -h'
     ['hectl plugins']='--format --help --json -h'
     ['hectl set-maintenance']='--format --help --json --mode --reason --timeout --ttl -h'
     ['hectl vm-poweroff']='--help -h'
@@ -41,6 +43,7 @@ declare -gA _hectl_values=(
     ['hectl explain --format']='choice table json'
     ['hectl explain --timeout']=''
     ['hectl ha simulate --format']='choice table json'
+    ['hectl metrics --timeout']=''
     ['hectl plugins --format']='choice table json'
     ['hectl set-maintenance --format']='choice table json'
     ['hectl set-maintenance --mode']='choice global local none'

@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -36,6 +36,7 @@ complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine
 complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Create the storage domain, the engine VM and this host\'s configuration (not available yet)'
 complete -c hectl -n '__hectl_at hectl' -a explain -d 'Why this host does what it does: state, score term by term, timers, and each host\'s liveness by'
 complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on every host'
+complete -c hectl -n '__hectl_at hectl' -a metrics -d 'Print the cluster status as OpenMetrics text (for node_exporter\'s textfile collector)'
 complete -c hectl -n '__hectl_at hectl' -a plugins -d 'List loaded plugins, the hooks they implement, and the storage backends they provide'
 complete -c hectl -n '__hectl_at hectl' -a set-maintenance -d 'Set global or local maintenance, or clear it (--mode none)'
 complete -c hectl -n '__hectl_at hectl' -a vm-poweroff -d 'Power the engine VM off at once (not available yet)'
@@ -77,6 +78,10 @@ complete -c hectl -n '__hectl_at hectl ha run' -l help -s h -d 'Show this messag
 complete -c hectl -n '__hectl_at hectl ha simulate' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl ha simulate' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl ha simulate' -l json -d 'Same as --format json'
+
+# hectl metrics
+complete -c hectl -n '__hectl_at hectl metrics' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl metrics' -l timeout -x -d 'Hard limit for each storage operation'
 
 # hectl plugins
 complete -c hectl -n '__hectl_at hectl plugins' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'

@@ -24,6 +24,7 @@ COMMANDS = {
     "check-liveliness": "hectl.commands.check_liveliness:command",
     "ha": "hectl.commands.ha:group",
     "explain": "hectl.commands.explain:command",
+    "metrics": "hectl.commands.metrics:command",
     "plugins": "hectl.commands.plugins:command",
 }
 

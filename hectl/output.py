@@ -224,6 +224,7 @@ def _simulate_text(data: Any) -> str:
 _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "simulate": _simulate_text,
     "explain": _explain_text,
+    "text": lambda data: data["text"],
     "vm-status": _vm_status_text,
     "check": _check_text,
     "set-maintenance": _maintenance_text,
