@@ -75,6 +75,19 @@ class HAConfig(Frozen):
     engine_mem_mib: float = 4096.0  # memory the engine VM needs (free-memory penalty)
 
 
+class MonitorsConfig(Frozen):
+    """``[monitors]``: what the host monitors measure."""
+
+    network_test: str = "none"  # ping | dns | tcp | none
+    gateway: str = ""  # probed by ping and tcp
+    tcp_port: int = 22
+    dns_name: str = "localhost"  # resolved by the dns test
+    probes: int = 5
+    probe_timeout: float = 2.0
+    bridge: str = ""  # the management bridge (none: not monitored)
+    cpu_window: float = 900.0  # the CPU load is averaged over this many seconds
+
+
 class Config(Frozen):
     source: str
     host: HostConfig
@@ -83,6 +96,7 @@ class Config(Frozen):
     timeouts: TimeoutsConfig
     score: ScoreConfig
     ha: HAConfig = HAConfig()
+    monitors: MonitorsConfig = MonitorsConfig()
     plugin_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     @property
@@ -122,6 +136,26 @@ def _hostname(text: str) -> str:
     return text
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError("must be an integer from 1 to 65535")
+    return value
+
+
+def _network_test(text: str) -> str:
+    if text not in ("ping", "dns", "tcp", "none"):
+        raise ValueError("must be one of ping, dns, tcp, none")
+    return text
+
+
+def _address(text: str) -> str:
+    text = text.strip()
+    if text.startswith("-") or not all(c.isalnum() or c in ".:-_[]" for c in text):
+        raise ValueError("must be a hostname or an IP address")
+    return text
+
+
 def _abs_path(text: str) -> str:
     if not os.path.isabs(text) or "\0" in text:
         raise ValueError("must be an absolute path")
@@ -156,6 +190,16 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "paths": {"state_dir": _abs_path, "audit_log": _abs_path},
     "timeouts": {"liveness_window": _positive_float, "agent_silent_after": _positive_float},
     "ha": {key: _positive_float for key in HAConfig._fields},
+    "monitors": {
+        "network_test": _network_test,
+        "gateway": _address,
+        "tcp_port": _positive_int,
+        "dns_name": _address,
+        "probes": _positive_int,
+        "probe_timeout": _positive_float,
+        "bridge": _identifier,
+        "cpu_window": _positive_float,
+    },
     "score": {
         "base": _nonneg_int,
         "network_penalty": _nonneg_int,
@@ -237,6 +281,9 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     timeouts = TimeoutsConfig(**{k: get("timeouts", k, TimeoutsConfig._field_defaults[k]) for k in _SCHEMA["timeouts"]})  # type: ignore[arg-type]
     score = ScoreConfig(**{k: get("score", k, ScoreConfig._field_defaults[k]) for k in _SCHEMA["score"]})  # type: ignore[arg-type]
     ha = HAConfig(**{k: get("ha", k, HAConfig._field_defaults[k]) for k in _SCHEMA["ha"]})  # type: ignore[arg-type]
+    mon = MonitorsConfig(**{k: get("monitors", k, MonitorsConfig._field_defaults[k]) for k in _SCHEMA["monitors"]})  # type: ignore[arg-type]
+    if mon.network_test in ("ping", "tcp") and not mon.gateway:
+        raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
     if score.cpu_min > score.cpu_max:
         raise ConfigError(f"{path}: [score] cpu_min ({score.cpu_min}) must not exceed cpu_max ({score.cpu_max})")
     return Config(
@@ -247,6 +294,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         timeouts=timeouts,
         score=score,
         ha=ha,
+        monitors=mon,
         plugin_sections=tuple(plugin_sections),
     )
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import pluggy
 
 from hectl import hookspecs
-from hectl.backends import BUILTIN_PLUGINS
 from hectl.config import disabled_plugins
 from hectl.errors import ConfigError, PluginError
 
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ENTRYPOINT_GROUP = "hectl"
+# Built-in plugins: name (what HECTL_DISABLE_PLUGINS blocks) -> module with the hookimpls.
+BUILTIN_PLUGINS = {"localfs": "hectl.backends.localfs.plugin", "monitors": "hectl.ha.monitors"}
 
 
 class PluginInfo(NamedTuple):
@@ -128,6 +129,20 @@ class Plugins:
             known = ", ".join(backends) or "none"
             raise ConfigError(f"unknown storage type '{name}' (available: {known})")
         return backends[name].factory
+
+    def monitors(self, config: object, clock: Clock) -> dict[str, object]:
+        """Every registered monitor, built from ``config``; a plugin whose monitors fail to build is skipped."""
+        found: dict[str, object] = {}
+        for impl in self.pm.hook.hectl_register_monitors.get_hookimpls():
+
+            def register(name: str, factory: Callable[..., object]) -> None:
+                found[name] = factory(config, clock)
+
+            try:
+                impl.function(register=register)
+            except Exception:
+                log.exception("plugin %s: monitors not registered", impl.plugin_name)
+        return found
 
     def notify_maintenance_change(self, **event: object) -> None:
         self._notify(self.pm.hook.hectl_on_maintenance_change, event)

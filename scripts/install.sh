@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: python3-venv (the venv), sanlock + python3-sanlock (the lease daemon the HA agent uses, and
-# its binding, not on PyPI: linked into the venv below), gcc (the tests build an rlimit shim for sanlock), bash/zsh/fish (completion tests in real shells), fuse + libfuse2 (the hung-storage
+# its binding, not on PyPI: linked into the venv below), gcc (the tests build an rlimit shim for sanlock),
+# iputils-ping (the network monitor's ping test), bash/zsh/fish (completion tests in real shells), fuse + libfuse2 (the hung-storage
 # tests mount a stalling FUSE filesystem), groff-base (a test renders the man pages with groff -ww).
-PACKAGES=(python3 python3-venv sanlock python3-sanlock gcc libc6-dev bash zsh fish groff-base fuse libfuse2)
+PACKAGES=(python3 python3-venv sanlock python3-sanlock gcc libc6-dev iputils-ping bash zsh fish groff-base fuse libfuse2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -97,3 +97,4 @@ def test_documented_example_parses(tmp_path: Path) -> None:
     assert cfg.host.id == 1 and cfg.host.hostname == "h1.example.org"
     assert cfg.storage.option_map() == {"path": "/srv/hectl-domain"} and cfg.storage.timeout == 5.0
     assert cfg.score == config.ScoreConfig() and cfg.timeouts == config.TimeoutsConfig() and cfg.ha == config.HAConfig()
+    assert cfg.monitors == config.MonitorsConfig(network_test="ping", gateway="192.0.2.1", bridge="br0")

@@ -16,10 +16,10 @@ import pytest
 from conftest import REPO, Domain, run_hectl
 
 from hectl import hookspecs
-from hectl.backends import BUILTIN_BACKENDS, BUILTIN_PLUGINS
+from hectl.backends import BUILTIN_BACKENDS
 from hectl.errors import ConfigError, PluginError
 from hectl.hookspecs import hookimpl
-from hectl.plugins import make_plugin_manager
+from hectl.plugins import BUILTIN_PLUGINS, make_plugin_manager
 
 
 def test_builtins_are_registered_and_match_the_fast_path_table() -> None:
@@ -36,7 +36,7 @@ def test_builtins_are_registered_and_match_the_fast_path_table() -> None:
 def test_disabled_builtin_is_gone() -> None:
     plugins = make_plugin_manager(load_entrypoints=False, environ={"HECTL_DISABLE_PLUGINS": "localfs"})
     assert plugins.backends() == {}
-    assert [(i.name, i.kind) for i in plugins.infos] == [("localfs", "blocked")]
+    assert [(i.name, i.kind) for i in plugins.infos] == [("localfs", "blocked"), ("monitors", "builtin")]
     with pytest.raises(ConfigError, match="unknown storage type 'localfs'"):
         plugins.backend_factory("localfs")
 

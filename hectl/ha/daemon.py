@@ -14,9 +14,8 @@ import threading
 
 from hectl import localstate
 from hectl.errors import HectlError
-from hectl.ha import fsm
+from hectl.ha import fsm, monitors
 from hectl.ha.agent import Agent, AgentConfig
-from hectl.ha.score import HostHealth
 from hectl.lease import SanlockLeases
 from hectl.metadata import MetadataStore
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from hectl import records
     from hectl.clock import Clock
     from hectl.config import Config
+    from hectl.ha.score import HostHealth
     from hectl.metadata import MetadataSnapshot
     from hectl.plugins import Plugins
     from hectl.storage import StorageBackend
@@ -39,13 +39,23 @@ MAX_IMMEDIATE = 10  # decisions with no delay in a row before the loop sleeps an
 class HostEnv:
     """``agent.Env`` on this host: shared storage through the backend, sanlock, local state files."""
 
-    def __init__(self, cfg: Config, store: MetadataStore, leases: SanlockLeases, clock: Clock, plugins: Plugins | None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: MetadataStore,
+        leases: SanlockLeases,
+        clock: Clock,
+        plugins: Plugins | None,
+        problem: Callable[[str], None],
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.leases = leases
         self.clock = clock
         self.plugins = plugins
+        self.problem = problem
         self.leases_view: dict[int, str] = {}
+        self.monitors = plugins.monitors(cfg.monitors, clock) if plugins is not None else {}
 
     def read_metadata(self) -> MetadataSnapshot:
         return self.store.read_all()
@@ -70,7 +80,7 @@ class HostEnv:
         log.error("cannot %s the engine VM: %s", action, NO_VM_LAYER)
 
     def health(self) -> HostHealth:
-        return HostHealth()  # no monitors yet: every input unknown, and the score says so
+        return monitors.host_health(monitors.sample_all(self.monitors, self.problem), self.cfg.monitors.bridge)
 
     def local_maintenance(self) -> bool:
         return localstate.read_local_maintenance(self.cfg.paths.state_dir).in_force(self.clock.wall())
@@ -119,9 +129,9 @@ def run(
     cfg = load_config()
     store = MetadataStore(backend, clock, cfg.storage.timeout)
     leases = SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
-    env = HostEnv(cfg, store, leases, clock, plugins)
-    agent = Agent(env, agent_config(cfg))
     problem = RateLimitedLog(clock)
+    env = HostEnv(cfg, store, leases, clock, plugins, problem)
+    agent = Agent(env, agent_config(cfg))
     joiner = Joiner(leases)
     joiner.start()
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
