@@ -88,6 +88,18 @@ class MonitorsConfig(Frozen):
     cpu_window: float = 900.0  # the CPU load is averaged over this many seconds
 
 
+class NotifyConfig(Frozen):
+    """``[notify]``: e-mail on state transitions and maintenance changes (off while smtp_server is empty)."""
+
+    smtp_server: str = ""
+    smtp_port: int = 25
+    timeout: float = 10.0
+    source: str = "root@localhost"
+    destinations: tuple[str, ...] = ("root@localhost",)
+    # a regular expression searched in "OldState-NewState" and in "maintenance-<scope>-<mode>"
+    events: str = "maintenance|EngineStart|EngineUp|EngineDown|EngineStop|Unexpectedly"
+
+
 class Config(Frozen):
     source: str
     host: HostConfig
@@ -97,6 +109,7 @@ class Config(Frozen):
     score: ScoreConfig
     ha: HAConfig = HAConfig()
     monitors: MonitorsConfig = MonitorsConfig()
+    notify: NotifyConfig = NotifyConfig()
     plugin_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     @property
@@ -141,6 +154,27 @@ def _positive_int(text: str) -> int:
     if not 0 < value < 65536:
         raise ValueError("must be an integer from 1 to 65535")
     return value
+
+
+def _regex(text: str) -> str:
+    import re
+
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return text
+
+
+def _mail(text: str) -> str:
+    text = text.strip()
+    if "@" not in text or any(c.isspace() or c in ",<>" for c in text):
+        raise ValueError("must be an e-mail address")
+    return text
+
+
+def _mails(text: str) -> tuple[str, ...]:
+    return tuple(_mail(part) for part in text.split(",") if part.strip())
 
 
 def _network_test(text: str) -> str:
@@ -199,6 +233,14 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "probe_timeout": _positive_float,
         "bridge": _identifier,
         "cpu_window": _positive_float,
+    },
+    "notify": {
+        "smtp_server": _address,
+        "smtp_port": _positive_int,
+        "timeout": _positive_float,
+        "source": _mail,
+        "destinations": _mails,
+        "events": _regex,
     },
     "score": {
         "base": _nonneg_int,
@@ -282,6 +324,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     score = ScoreConfig(**{k: get("score", k, ScoreConfig._field_defaults[k]) for k in _SCHEMA["score"]})  # type: ignore[arg-type]
     ha = HAConfig(**{k: get("ha", k, HAConfig._field_defaults[k]) for k in _SCHEMA["ha"]})  # type: ignore[arg-type]
     mon = MonitorsConfig(**{k: get("monitors", k, MonitorsConfig._field_defaults[k]) for k in _SCHEMA["monitors"]})  # type: ignore[arg-type]
+    notify = NotifyConfig(**{k: get("notify", k, NotifyConfig._field_defaults[k]) for k in _SCHEMA["notify"]})  # type: ignore[arg-type]
     if mon.network_test in ("ping", "tcp") and not mon.gateway:
         raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
     if score.cpu_min > score.cpu_max:
@@ -295,6 +338,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         score=score,
         ha=ha,
         monitors=mon,
+        notify=notify,
         plugin_sections=tuple(plugin_sections),
     )
 

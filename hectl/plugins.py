@@ -144,6 +144,10 @@ class Plugins:
                 log.exception("plugin %s: monitors not registered", impl.plugin_name)
         return found
 
+    def add(self, name: str, plugin: object) -> None:
+        """Register a plugin built at run time (e.g. the mail notifier from ``[notify]``)."""
+        self.pm.register(plugin, name=name)
+
     def notify_maintenance_change(self, **event: object) -> None:
         self._notify(self.pm.hook.hectl_on_maintenance_change, event)
 

@@ -9,6 +9,7 @@ import threading
 
 import click
 
+from hectl import notify
 from hectl.context import AppContext
 
 
@@ -34,5 +35,8 @@ def command(app: AppContext) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    notifier = notify.register(app.plugins, cfg)
     daemon.run(lambda: load(cfg.source, app.environ), backend, app.clock, stop, reload, app.plugins)
+    if notifier is not None:
+        notifier.wait(cfg.notify.timeout)
     return 0

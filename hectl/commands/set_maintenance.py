@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hectl import maintenance
+from hectl import maintenance, notify
 from hectl.commands.options import format_options, pick_format, timeout_option
 from hectl.context import AppContext
 from hectl.output import Output
@@ -50,6 +50,7 @@ def command(app: AppContext, mode: str, reason: str, ttl: float | None, fmt: str
     app.storage_timeout = timeout
     cfg = app.config
     plugins = app.plugins
+    notifier = notify.register(plugins, cfg)
     result = maintenance.set_maintenance(
         mode,
         reason=reason,
@@ -62,4 +63,6 @@ def command(app: AppContext, mode: str, reason: str, ttl: float | None, fmt: str
         clock=app.clock,
         notify=plugins.notify_maintenance_change,
     )
+    if notifier is not None:
+        notifier.wait(cfg.notify.timeout)
     return Output("set-maintenance", result, pick_format(fmt, as_json), quiet_text=True)

@@ -1,0 +1,76 @@
+"""E-mail notifications of state transitions and maintenance changes (a built-in plugin).
+
+Configured by ``[notify]``; registered by ``hectl ha run`` and
+``hectl set-maintenance`` when ``smtp_server`` is set. Mail is sent from a
+background thread with a timeout: a slow or dead mail server never delays the
+agent, and failures are only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import threading
+from email.message import EmailMessage
+
+from hectl.hookspecs import hookimpl
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from hectl.config import Config, NotifyConfig
+    from hectl.plugins import Plugins
+
+log = logging.getLogger("hectl.notify")
+
+
+class SmtpNotifier:
+    """Sends one mail per matching event."""
+
+    def __init__(self, cfg: NotifyConfig, hostname: str) -> None:
+        self.cfg = cfg
+        self.hostname = hostname
+        self.pattern = re.compile(cfg.events, re.IGNORECASE)
+        self.threads: list[threading.Thread] = []
+
+    @hookimpl
+    def hectl_on_state_transition(self, host_id: int, old_state: str, new_state: str, reason: str) -> None:
+        detail = f"{old_state}-{new_state}"
+        if self.pattern.search(detail):
+            self._send(f"hectl: host {host_id} ({self.hostname}) {old_state} -> {new_state}", f"{detail}\n\n{reason}\n")
+
+    @hookimpl
+    def hectl_on_maintenance_change(self, scope: str, host_id: int | None, new_mode: str, reason: str, set_by: str) -> None:
+        if self.pattern.search(f"maintenance-{scope}-{new_mode}"):
+            where = "cluster" if scope == "global" else f"host {host_id}"
+            body = f"{scope} maintenance of the {where} is now {new_mode}, set by {set_by}.\n\n{reason}\n"
+            self._send(f"hectl: {scope} maintenance {new_mode} ({self.hostname})", body)
+
+    def _send(self, subject: str, body: str) -> None:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject, self.cfg.source, ", ".join(self.cfg.destinations)
+        msg.set_content(body)
+        thread = threading.Thread(target=self._deliver, args=(msg,), name="hectl-mail", daemon=True)
+        thread.start()
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+
+    def _deliver(self, msg: EmailMessage) -> None:
+        try:
+            with smtplib.SMTP(self.cfg.smtp_server, self.cfg.smtp_port, timeout=self.cfg.timeout) as smtp:
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("notification '%s' not sent: %s", msg["Subject"], exc)
+
+    def wait(self, timeout: float) -> None:
+        """Let pending mail go out (used at exit and in tests)."""
+        for t in self.threads:
+            t.join(timeout)
+
+
+def register(plugins: Plugins, cfg: Config) -> SmtpNotifier | None:
+    """Add the mail notifier to ``plugins`` when ``[notify] smtp_server`` is set."""
+    if not cfg.notify.smtp_server:
+        return None
+    notifier = SmtpNotifier(cfg.notify, cfg.host.hostname)
+    plugins.add("smtp", notifier)
+    return notifier
