@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-.venv/bin/ruff check hectl tests bench scripts
+.venv/bin/ruff check hectl tests bench scripts lab
 .venv/bin/mypy hectl
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 from conftest import HECTL, run_hectl, write_config
-from lab import sanlock as lab
 
 from hectl import lease
 from hectl.context import AppContext
 from hectl.domain import init_domain
+from lab import sanlock as lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,1 +1,0 @@
-"""Helpers that run real components (sanlock daemons) for the integration tests."""
