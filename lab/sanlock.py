@@ -107,3 +107,21 @@ def shared_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
     return path
+
+
+def initialize_domain_leases(root: Path, daemon: Daemon, io_timeout: int) -> None:
+    """Create and initialise the lockspace and engine lease files of the domain at ``root``.
+
+    In a process of its own: libsanlock talks to one daemon (SANLOCK_RUN_DIR) per process.
+    """
+    import sys
+
+    from hectl import lease
+    from hectl.storage import DomainPaths
+
+    lease.prepare_files(DomainPaths.under(str(root)))
+    code = (
+        "from hectl import lease; from hectl.storage import DomainPaths; "
+        f"lease.SanlockLeases(DomainPaths.under({str(root)!r}), 1, {io_timeout}).initialize()"
+    )
+    subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **daemon.env), check=True, timeout=60)

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hectl import lease
 from hectl.context import AppContext
 from hectl.domain import init_domain
 from hectl.records import EngineStatus, HostRecord, host_details
@@ -124,12 +123,7 @@ def agents(base: Path, config: Path, env: dict[str, str]) -> bool:
             configs.append(cfg)
         app = AppContext(config_path=str(configs[0]), environ={})
         init_domain(app.backend(), app.clock, app.timeout)
-        lease.prepare_files(app.backend().paths())
-        init = (  # in its own process: libsanlock talks to one daemon per process
-            "from hectl import lease; from hectl.storage import DomainPaths; "
-            f"lease.SanlockLeases(DomainPaths.under({str(root)!r}), 1, 2).initialize()"
-        )
-        subprocess.run([sys.executable, "-c", init], env=dict(os.environ, **daemons[0].env), check=True)
+        lab.initialize_domain_leases(root, daemons[0], 2)
         print(f"== domain {root}; lockspace initialised with io_timeout 2 s")
         for i, (d, cfg) in enumerate(zip(daemons, configs, strict=True), 1):
             log = open(shared / f"agent{i}.log", "wb")  # noqa: SIM115 - lives as long as the agent

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any
 import pytest
 from conftest import HECTL, run_hectl, write_config
 
-from hectl import lease
 from hectl.context import AppContext
 from hectl.domain import init_domain
 from lab import sanlock as lab
@@ -56,12 +54,7 @@ def lab_hosts(tmp_path: Path) -> Iterator[dict[str, Any]]:
             configs.append(write_config(base / f"hectl-{i}.conf", root, base / f"state{i}", host_id=i, extra=extra))
         app = AppContext(config_path=str(configs[0]), environ={})
         init_domain(app.backend(), app.clock, 5.0)
-        lease.prepare_files(app.backend().paths())
-        init = (  # in a process of its own: libsanlock binds to one daemon (SANLOCK_RUN_DIR) per process
-            "import sys; from hectl import lease; from hectl.storage import DomainPaths\n"
-            f"lease.SanlockLeases(DomainPaths.under({str(root)!r}), 1, {IO_TIMEOUT}).initialize()"
-        )
-        subprocess.run([sys.executable, "-c", init], env=dict(os.environ, **daemons[0].env), check=True, timeout=60)
+        lab.initialize_domain_leases(root, daemons[0], IO_TIMEOUT)
         for i, (d, cfg) in enumerate(zip(daemons, configs, strict=True), 1):
             env = dict(os.environ, HECTL_CONFIG=str(cfg), **d.env)
             log = open(base / f"agent{i}.log", "w")  # noqa: SIM115 - closed with the process
