@@ -43,6 +43,7 @@ def explain(app: AppContext) -> dict[str, object]:
         "agent": dict(agent, reason=None, state_age_s=None),
         "score": None,
         "timers": [],
+        "storage": None,
         "global_maintenance": report["global_maintenance"]["active"],  # type: ignore[index]
         "liveness_window_s": cfg.timeouts.liveness_window,
         "hosts": hosts,
@@ -52,4 +53,5 @@ def explain(app: AppContext) -> dict[str, object]:
         data["agent"] = dict(agent, reason=view.reason, state_age_s=round(view.state_age + age, 1))
         data["score"] = {"total": view.score, "terms": list(view.score_lines)}
         data["timers"] = [{"then": what, "in_s": round(max(0.0, left - age), 1)} for what, left in view.timers]
+        data["storage"] = dict(view.storage)
     return data

@@ -58,6 +58,7 @@ class AgentView(Frozen):
     score: int = 0
     score_lines: tuple[str, ...] = ()  # the breakdown, one term per line
     timers: tuple[tuple[str, float], ...] = ()  # (what happens when it runs out, seconds left)
+    storage: tuple[tuple[str, object], ...] = ()  # the agent's last metadata read and write: *_ok, *_ms, *_error, direct_io
 
 
 def boot_id() -> str:
@@ -135,6 +136,7 @@ def read_agent_view(state_dir: str) -> AgentView | None:
             score=int(data.get("score", 0)),  # type: ignore[call-overload]
             score_lines=tuple(str(x) for x in data.get("score_lines", ())),  # type: ignore[attr-defined]
             timers=tuple((str(n), float(s)) for n, s in data.get("timers", ())),  # type: ignore[attr-defined]
+            storage=tuple((str(k), v) for k, v in data.get("storage", ())),  # type: ignore[attr-defined]
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -198,6 +198,10 @@ def _explain_text(data: Any) -> str:
         lines += [f"  {term}" for term in data["score"]["terms"]]
         lines.append("timers:" if data["timers"] else "timers: none running")
         lines += [f"  in {t['in_s']:.0f} s: {t['then']}" for t in data["timers"]]
+        st = data["storage"] or {}
+        read = f"read {st['read_ms']:.1f} ms" if st.get("read_ok") else f"read FAILED: {st.get('read_error', '?')}"
+        write = f"write {st['write_ms']:.1f} ms" if st.get("write_ok") else f"write FAILED: {st.get('write_error', '?')}"
+        lines.append(f"storage (last cycle): {read}, {write}" + ("" if st.get("direct_io", True) else ", buffered I/O"))
     if data["global_maintenance"]:
         lines.append("GLOBAL MAINTENANCE is on: the agents leave the engine alone")
     rows = [

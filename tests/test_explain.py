@@ -34,6 +34,7 @@ def test_with_an_agent_view(domain: Domain) -> None:
         score=3400,
         score_lines=("base 3400", "= 3400"),
         timers=(("EngineStop: engine unhealthy too long", 200.0),),
+        storage=(("read_ok", True), ("read_ms", 1.5), ("direct_io", True), ("write_ok", False), ("write_error", "timed out")),
     )
     localstate.write_agent_view(str(domain.state_dir), view)
     data = json.loads(run_hectl(["explain", "--json"], env=domain.env).stdout)
@@ -44,6 +45,8 @@ def test_with_an_agent_view(domain: Domain) -> None:
     assert hosts == {1: ("live", "live"), 2: ("remote-host-silent", "fail")}
     text = run_hectl(["explain"], env=domain.env).stdout
     assert "state EngineUpBadHealth for 100 s" in text and "EngineStop: engine unhealthy too long" in text
+    assert "storage (last cycle): read 1.5 ms, write FAILED: timed out" in text
+    assert data["storage"]["write_error"] == "timed out"
 
 
 def test_timers() -> None:

@@ -101,6 +101,7 @@ class Agent:
         self.global_maintenance = False
         self.seq: int | None = None
         self.last: fsm.Decision | None = None
+        self.storage: dict[str, object] = {}  # the storage monitor: last read/write times and errors
 
     def cycle(self) -> fsm.Decision:
         """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
@@ -144,8 +145,10 @@ class Agent:
     def _read(self, now: float) -> bool:
         try:
             snap = self.env.read_metadata()
-        except StorageError:
+        except StorageError as exc:
+            self.storage.update(read_ok=False, read_error=exc.message)
             return False  # keep the last view; the state machine knows it is old
+        self.storage.update(read_ok=True, read_ms=snap.read_ms, direct_io=snap.direct_io, read_error="")
         if self.last_read is None or now - self.last_read > self.cfg.liveness_window:
             self.observing_since = now  # a gap in what we saw: a new host's record might be old, watch a while
         self.last_read = now
@@ -179,8 +182,13 @@ class Agent:
 
     def _publish(self, vm: fsm.LocalVM, d: fsm.Decision, local_maintenance: bool) -> None:
         rec = self._record(vm, d.state, d.score.total, d.reason, local_maintenance, details=tuple(d.score.explain()))
-        with contextlib.suppress(StorageError):  # the next cycle's read will say so
+        start = self.env.clock.monotonic()
+        try:
             self.env.write_record(rec)
+        except StorageError as exc:
+            self.storage.update(write_ok=False, write_error=exc.message)
+            return
+        self.storage.update(write_ok=True, write_ms=round((self.env.clock.monotonic() - start) * 1000, 3), write_error="")
 
     def _record(
         self,

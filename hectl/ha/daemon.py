@@ -213,6 +213,7 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> None:
         score=last.score.total if last else 0,
         score_lines=tuple(last.score.explain()) if last else (),
         timers=tuple(fsm.timers(agent.memory, now, cfg.ha, history)),
+        storage=tuple(agent.storage.items()),
     )
     try:
         localstate.write_agent_view(cfg.paths.state_dir, view)

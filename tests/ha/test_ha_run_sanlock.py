@@ -108,6 +108,7 @@ def test_two_agents_join_then_power_loss_is_seen_stale_failed_dead(lab_hosts: di
     terms = why["score"]["terms"]  # real monitors: memory and CPU load of this machine
     assert terms[0] == "base 3400" and terms[-1] == f"= {why['score']['total']}"
     assert {(h["host_id"], h["record"], h["sanlock"]) for h in why["hosts"]} == {(1, "live", "live"), (2, "live", "live")}
+    assert why["storage"]["read_ok"] and why["storage"]["write_ok"] and why["storage"]["read_ms"] >= 0  # the storage monitor
 
     # Power loss of host 2: its agent and its sanlock daemon die at once.
     lab_hosts["agents"][1].send_signal(signal.SIGKILL)
