@@ -124,11 +124,12 @@ def run(
     stop: threading.Event,
     reload: threading.Event,
     plugins: Plugins | None = None,
+    leases: SanlockLeases | None = None,
 ) -> None:
-    """Run the agent until ``stop`` is set."""
+    """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon unless given)."""
     cfg = load_config()
     store = MetadataStore(backend, clock, cfg.storage.timeout)
-    leases = SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
+    leases = leases or SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
     problem = RateLimitedLog(clock)
     env = HostEnv(cfg, store, leases, clock, plugins, problem)
     agent = Agent(env, agent_config(cfg))

@@ -1,0 +1,75 @@
+"""The ``ha run`` loop on a real localfs domain and a virtual clock (sanlock replaced by an in-memory stand-in)."""
+
+from __future__ import annotations
+
+import threading
+
+from conftest import Domain
+
+from hectl import config, localstate, records
+from hectl.clock import VirtualClock
+from hectl.ha import daemon, fsm
+from hectl.lease import LEASE_FREE
+
+
+class FakeLeases:
+    """The sanlock edge: always joined, nobody else known, engine lease free."""
+
+    def __init__(self) -> None:
+        self.joins = 0
+        self.left = False
+
+    def join(self) -> None:
+        self.joins += 1
+
+    def state(self) -> str:
+        return "held"
+
+    def hosts(self) -> dict[int, str]:
+        return {1: "live"}
+
+    def engine_holder(self) -> int:
+        return LEASE_FREE
+
+    def leave(self) -> None:
+        self.left = True
+
+
+class StopAfter(VirtualClock):
+    """A virtual clock whose sleeps also drive the test: reload at one cycle, stop at another."""
+
+    def __init__(self, stop: threading.Event, reload: threading.Event, cycles: int, reload_at: int, on_reload) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.stop, self.reload, self.cycles, self.reload_at, self.on_reload = stop, reload, cycles, reload_at, on_reload
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        self.sleeps.append(seconds)
+        if len(self.sleeps) == self.reload_at:
+            self.on_reload()
+            self.reload.set()
+        if len(self.sleeps) >= self.cycles:
+            self.stop.set()
+        return super().sleep(seconds, stop)
+
+
+def test_loop_publishes_reloads_and_stops_cleanly(domain: Domain) -> None:
+    stop, reload = threading.Event(), threading.Event()
+
+    def rename() -> None:
+        domain.config.write_text(domain.config.read_text().replace("hostname = host1.example", "hostname = renamed.example"))
+
+    clock = StopAfter(stop, reload, cycles=8, reload_at=3, on_reload=rename)
+    app = domain.app(clock=clock)
+    leases = FakeLeases()
+    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, leases)  # type: ignore[arg-type]
+
+    final = domain.store().read_slot(1).record
+    assert isinstance(final, records.HostRecord)
+    assert final.state == fsm.S.STOPPED and final.stopped and final.score == 0
+    assert final.hostname == "renamed.example"  # SIGHUP's reload reached the published record
+    assert final.seq >= 8  # one record per cycle, then the stopped one
+    assert leases.joins == 1 and leases.left  # joined once; left the lockspace (no VM here)
+    view = localstate.read_agent_view(str(domain.state_dir))
+    assert view is not None and view.hosts[1].lease == "live" and view.storage
+    assert max(clock.sleeps) <= 10.0
