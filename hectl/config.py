@@ -73,6 +73,7 @@ class HAConfig(Frozen):
     yield_margin: float = 800.0  # EngineUp yields to a live host scoring at least this much more
     io_timeout: float = 10.0  # sanlock io_timeout of the lockspace (written at initialisation)
     engine_mem_mib: float = 4096.0  # memory the engine VM needs (free-memory penalty)
+    metrics_port: int = 0  # > 0: serve OpenMetrics on 127.0.0.1:<port>/metrics
 
 
 class MonitorsConfig(Frozen):
@@ -177,6 +178,13 @@ def _mails(text: str) -> tuple[str, ...]:
     return tuple(_mail(part) for part in text.split(",") if part.strip())
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 65536:
+        raise ValueError("must be a port number (0: off)")
+    return value
+
+
 def _network_test(text: str) -> str:
     if text not in ("ping", "dns", "tcp", "none"):
         raise ValueError("must be one of ping, dns, tcp, none")
@@ -223,7 +231,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "storage": {"type": _identifier, "timeout": _positive_float},
     "paths": {"state_dir": _abs_path, "audit_log": _abs_path},
     "timeouts": {"liveness_window": _positive_float, "agent_silent_after": _positive_float},
-    "ha": {key: _positive_float for key in HAConfig._fields},
+    "ha": {**{key: _positive_float for key in HAConfig._fields if key != "metrics_port"}, "metrics_port": _port},
     "monitors": {
         "network_test": _network_test,
         "gateway": _address,

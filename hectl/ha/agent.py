@@ -102,6 +102,7 @@ class Agent:
         self.seq: int | None = None
         self.last: fsm.Decision | None = None
         self.storage: dict[str, object] = {}  # the storage monitor: last read/write times and errors
+        self.snapshot: MetadataSnapshot | None = None  # the last metadata read
 
     def cycle(self) -> fsm.Decision:
         """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
@@ -149,6 +150,7 @@ class Agent:
             self.storage.update(read_ok=False, read_error=exc.message)
             return False  # keep the last view; the state machine knows it is old
         self.storage.update(read_ok=True, read_ms=snap.read_ms, direct_io=snap.direct_io, read_error="")
+        self.snapshot = snap
         if self.last_read is None or now - self.last_read > self.cfg.liveness_window:
             self.observing_since = now  # a gap in what we saw: a new host's record might be old, watch a while
         self.last_read = now

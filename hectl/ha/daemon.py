@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import localstate
+from hectl import localstate, metrics, status
 from hectl.errors import HectlError
 from hectl.ha import fsm, monitors
 from hectl.ha.agent import Agent, AgentConfig
@@ -135,6 +135,7 @@ def run(
     agent = Agent(env, agent_config(cfg))
     joiner = Joiner(leases)
     joiner.start()
+    exporter = Exporter(cfg.ha.metrics_port) if cfg.ha.metrics_port else None
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
     immediate = 0
     while not stop.is_set():
@@ -150,7 +151,9 @@ def run(
         delay = cfg.ha.loop
         try:
             delay = agent.cycle().delay
-            _write_view(agent, env, cfg, clock)
+            view = _write_view(agent, env, cfg, clock)
+            if exporter is not None:
+                exporter.update(agent, cfg, clock, view)
             if joiner.error:
                 problem(f"sanlock: {joiner.error}")
             if leases.state() in ("none", "lost"):
@@ -163,6 +166,8 @@ def run(
         if immediate > MAX_IMMEDIATE:
             delay, immediate = cfg.ha.loop, 0
         clock.sleep(max(0.0, delay - (clock.monotonic() - start)), stop)
+    if exporter is not None:
+        exporter.close()
     agent.stop()
     if env.vm().state in ("down", "unknown") and agent.memory.state != fsm.S.UP:
         leases.leave()
@@ -190,7 +195,57 @@ class Joiner:
             self.error = exc.message
 
 
-def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> None:
+class Exporter:
+    """Serves the latest OpenMetrics text on 127.0.0.1:<port>/metrics from a background thread."""
+
+    def __init__(self, port: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        exporter = self
+        self.text = metrics.render(None)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.text.encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass  # scrapes are not news
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="hectl-metrics", daemon=True)
+        self.thread.start()
+
+    def update(self, agent: Agent, cfg: Config, clock: Clock, view: localstate.AgentView) -> None:
+        snap = agent.snapshot
+        if snap is None:
+            self.text = metrics.render(None)
+            return
+        report = status.build_report(
+            snap,
+            host_id=cfg.host.id,
+            hostname=cfg.host.hostname,
+            window=cfg.timeouts.liveness_window,
+            silent_after=cfg.timeouts.agent_silent_after,
+            agent_view=view,
+            local_maintenance=localstate.read_local_maintenance(cfg.paths.state_dir),
+            now_wall=clock.wall(),
+            now_mono=clock.monotonic(),
+            boot_id=view.boot_id,
+            storage={"type": cfg.storage.type},
+        )
+        self.text = metrics.render(report)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> localstate.AgentView:
     now = clock.monotonic()
     hosts = {}
     for h in agent.hosts:
@@ -220,3 +275,4 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> None:
         localstate.write_agent_view(cfg.paths.state_dir, view)
     except OSError as exc:
         log.warning("cannot write the agent view in %s: %s", cfg.paths.state_dir, exc.strerror)
+    return view

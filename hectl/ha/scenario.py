@@ -116,7 +116,8 @@ def parse(data: dict[str, object], path: str) -> Scenario:
     if engine_host > hosts:
         raise ConfigError(f"{path}: 'engine_host' {engine_host} is not one of the {hosts} hosts")
     sim = SimTimings()._replace(**_overrides(SimTimings._fields, data.get("sim", {}), f"{path} [sim]"))
-    timings = HAConfig()._replace(**_overrides(HAConfig._fields, data.get("ha", {}), f"{path} [ha]"))
+    timing_keys = tuple(k for k in HAConfig._fields if k != "metrics_port")  # all floats
+    timings = HAConfig()._replace(**_overrides(timing_keys, data.get("ha", {}), f"{path} [ha]"))  # type: ignore[arg-type]
     events = []
     raw_events = data.get("event", [])
     if not isinstance(raw_events, list):

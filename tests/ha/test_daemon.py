@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import urllib.request
 
 from conftest import Domain
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from hectl import config, localstate, records
 from hectl.clock import VirtualClock
@@ -53,11 +56,24 @@ class StopAfter(VirtualClock):
         return super().sleep(seconds, stop)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_loop_publishes_reloads_and_stops_cleanly(domain: Domain) -> None:
     stop, reload = threading.Event(), threading.Event()
 
+    port = free_port()
+    with open(domain.config, "a") as f:
+        f.write(f"\n[ha]\nmetrics_port = {port}\n")
+    scraped: list[str] = []
+
     def rename() -> None:
         domain.config.write_text(domain.config.read_text().replace("hostname = host1.example", "hostname = renamed.example"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # while the agent runs
+            scraped.append(resp.read().decode())
 
     clock = StopAfter(stop, reload, cycles=8, reload_at=3, on_reload=rename)
     app = domain.app(clock=clock)
@@ -73,3 +89,6 @@ def test_loop_publishes_reloads_and_stops_cleanly(domain: Domain) -> None:
     view = localstate.read_agent_view(str(domain.state_dir))
     assert view is not None and view.hosts[1].lease == "live" and view.storage
     assert max(clock.sleeps) <= 10.0
+    families = {f.name: list(f.samples) for f in text_string_to_metric_families(scraped[0])}
+    assert families["hectl_up"][0].value == 1 and families["hectl_local_agent_running"][0].value == 1
+    assert [(s.labels["host_id"], s.labels["state"]) for s in families["hectl_host_state"]] == [("1", fsm.S.UNKNOWN_VM)]
