@@ -103,6 +103,11 @@ def _table(rows: Sequence[Sequence[object]], headers: list[str]) -> str:
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """Keep table cells narrow (--json has the full text)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _dash(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
@@ -124,7 +129,7 @@ def _vm_status_text(data: Any) -> str:
     rows = []
     for h in data["hosts"]:
         eng = h["engine"]
-        engine = "-" if not eng else f"{eng['vm']}/{eng['health']}" + (f" ({eng['reason']})" if eng["reason"] else "")
+        engine = "-" if not eng else f"{eng['vm']}/{eng['health']}" + (f" ({_short(eng['reason'])})" if eng["reason"] else "")
         maint = "-" if h["local_maintenance"] is None else ("yes" if h["local_maintenance"] else "no")
         if h.get("local_maintenance_pending") is not None:
             maint += f" (-> {'yes' if h['local_maintenance_pending'] else 'no'}, pending)"

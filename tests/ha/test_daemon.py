@@ -92,3 +92,18 @@ def test_loop_publishes_reloads_and_stops_cleanly(domain: Domain) -> None:
     families = {f.name: list(f.samples) for f in text_string_to_metric_families(scraped[0])}
     assert families["hectl_up"][0].value == 1 and families["hectl_local_agent_running"][0].value == 1
     assert [(s.labels["host_id"], s.labels["state"]) for s in families["hectl_host_state"]] == [("1", fsm.S.UNKNOWN_VM)]
+
+
+def test_decisions_that_never_wait_cannot_spin_the_loop(domain: Domain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real_cycle = daemon.Agent.cycle
+    monkeypatch.setattr(daemon.Agent, "cycle", lambda self: real_cycle(self)._replace(delay=0.0))
+    stop, reload = threading.Event(), threading.Event()
+    clock = StopAfter(stop, reload, cycles=3 * (daemon.MAX_IMMEDIATE + 1), reload_at=0, on_reload=lambda: None)
+    app = domain.app(clock=clock)
+    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases())  # type: ignore[arg-type]
+    runs, run = [], 0
+    for seconds in clock.sleeps:
+        run = run + 1 if seconds == 0 else 0
+        runs.append(run)
+    assert max(runs) == daemon.MAX_IMMEDIATE  # then a full loop delay
+    assert clock.sleeps.count(10.0) >= 2
