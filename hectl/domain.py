@@ -8,8 +8,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from hectl import records
-from hectl.errors import ConfigError, NotDeployed, StorageError
-from hectl.storage import DomainPaths
+from hectl.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from hectl.clock import Clock
@@ -54,17 +53,3 @@ def init_domain(backend: StorageBackend, clock: Clock, timeout: float, *, force:
     # Prove the new file takes direct I/O (or learn that it falls back) right away.
     backend.read(paths.metadata, 0, records.SLOT_SIZE, timeout)
     return identity
-
-
-def read_identity(paths: DomainPaths) -> dict[str, object]:
-    """The domain's identity file; ``NotDeployed`` when there is none."""
-    try:
-        with open(paths.marker, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise NotDeployed(f"no hectl domain at {paths.root}", hint="deploy one first (hectl deploy)") from None
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"unreadable domain identity {paths.marker}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != DOMAIN_FORMAT:
-        raise StorageError(f"{paths.marker}: unsupported domain format {data.get('format') if isinstance(data, dict) else '?'}")
-    return data

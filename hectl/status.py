@@ -24,17 +24,6 @@ if TYPE_CHECKING:
 SCHEMA = "hectl.vm-status/1"
 CLOCK_SKEW_TOLERANCE = 5.0
 
-# Why a host is not counted as live.
-STALE_REASONS = {
-    "local-agent-silent": "this host's agent has not published within the liveness window",
-    "remote-host-silent": "the host's record has not changed within the liveness window",
-    "agent-stopped": "the host's agent stopped cleanly",
-    "slot-corrupt": "the slot failed its checks (bad magic, CRC, truncated or malformed)",
-    "version-too-new": "the slot was written by a newer hectl this version cannot read",
-    "wrong-host-id": "the slot holds a record of another host id",
-    "no-record": "this host has not published a record yet",
-}
-
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)

@@ -7,7 +7,10 @@ from hectl.output import Output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
+    from hectl.clock import Clock
+    from hectl.config import Config
     from hectl.context import AppContext
+    from hectl.metadata import MetadataSnapshot
 
 
 def vm_status(app: AppContext, *, fmt: str, check: bool, host_filter: frozenset[int]) -> Output:
@@ -27,23 +30,36 @@ def build(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
     cfg = app.config
     backend = app.backend()
     snapshot = app.store().read_all()
-    report = status.build_report(
+    agent_view = localstate.read_agent_view(cfg.paths.state_dir)
+    report = report_for(cfg, snapshot, app.clock, agent_view, backend.describe(), host_filter)
+    hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined]
+    localstate.update_completion_cache(cfg.paths.state_dir, hosts=hosts)
+    return report
+
+
+def report_for(
+    cfg: Config,
+    snapshot: MetadataSnapshot,
+    clock: Clock,
+    agent_view: localstate.AgentView | None,
+    storage: dict[str, object],
+    host_filter: frozenset[int] = frozenset(),
+) -> dict[str, object]:
+    """The report for ``snapshot`` as this host's configuration sees it now."""
+    return status.build_report(
         snapshot,
         host_id=cfg.host.id,
         hostname=cfg.host.hostname,
         window=cfg.timeouts.liveness_window,
         silent_after=cfg.timeouts.agent_silent_after,
-        agent_view=localstate.read_agent_view(cfg.paths.state_dir),
+        agent_view=agent_view,
         local_maintenance=localstate.read_local_maintenance(cfg.paths.state_dir),
-        now_wall=app.clock.wall(),
-        now_mono=app.clock.monotonic(),
+        now_wall=clock.wall(),
+        now_mono=clock.monotonic(),
         boot_id=localstate.boot_id(),
-        storage=backend.describe(),
+        storage=storage,
         host_filter=host_filter,
     )
-    hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined]
-    localstate.update_completion_cache(cfg.paths.state_dir, hosts=hosts)
-    return report
 
 
 def _check_failure(exc: Exception, fmt: str) -> Output:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import localstate, metrics, status
+from hectl import localstate, metrics, vmstatus
 from hectl.errors import HectlError
 from hectl.ha import fsm, monitors
 from hectl.ha.agent import Agent, AgentConfig
@@ -225,19 +225,7 @@ class Exporter:
         if snap is None:
             self.text = metrics.render(None)
             return
-        report = status.build_report(
-            snap,
-            host_id=cfg.host.id,
-            hostname=cfg.host.hostname,
-            window=cfg.timeouts.liveness_window,
-            silent_after=cfg.timeouts.agent_silent_after,
-            agent_view=view,
-            local_maintenance=localstate.read_local_maintenance(cfg.paths.state_dir),
-            now_wall=clock.wall(),
-            now_mono=clock.monotonic(),
-            boot_id=view.boot_id,
-            storage={"type": cfg.storage.type},
-        )
+        report = vmstatus.report_for(cfg, snap, clock, view, {"type": cfg.storage.type})
         self.text = metrics.render(report)
 
     def close(self) -> None:

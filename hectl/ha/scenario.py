@@ -222,8 +222,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
     elif a in ("health-bad", "health-good"):
         h.engine_health_bad = a == "health-bad"
     elif a == "vm-crash":
-        if h.vm.state != "down":
-            world._vm_down(h, "crashed", "QEMU killed")
+        world.crash_vm(h)
     elif a == "clock-jump":
         h.wall_offset += ev.seconds
     elif a in ("local-maintenance", "local-maintenance-off"):

@@ -99,7 +99,6 @@ class SimVM:
         self.holds_lease = False
         self.down_reason = ""
         self.detail = ""
-        self.ready_at = 0.0
 
 
 class SimHost:
@@ -231,7 +230,6 @@ class World:
         self.waiting_since: float | None = None
         self.liveness_late = False
         self.up_since: float | None = None  # engine healthy somewhere since
-        self.down_since: float | None = 0.0  # engine not healthy anywhere since
 
     @property
     def now(self) -> float:
@@ -322,6 +320,11 @@ class World:
             return
         self._vm_down(h, reason, detail)
 
+    def crash_vm(self, h: SimHost) -> None:
+        """QEMU dies: sanlock releases the lease with the process."""
+        if h.vm.state != "down":
+            self._vm_down(h, "crashed", "QEMU killed")
+
     def migrate(self, src: SimHost, dst: SimHost) -> None:
         """Live migration (done by the engine, not the agent): the VM and its lease move to ``dst``."""
         if src.vm.state != "up" or not dst.powered:
@@ -359,14 +362,13 @@ class World:
         self.lease_owner = (h.id, self.ls_generation.get(h.id, 0))
         self.waiting_since = None  # a host is starting the engine: if it fails too, the liveness clock starts again
         vm.holds_lease, vm.detail = True, "booting"
-        vm.ready_at = self.now + self.t.boot
 
         def ready() -> None:
             if h.generation == generation and vm.state == "starting" and vm.holds_lease:
                 vm.state, vm.detail = "up", "running"
                 self.log(h.id, "vm: engine up")
 
-        self.at(vm.ready_at, ready)
+        self.at(self.now + self.t.boot, ready)
 
     def _vm_down(self, h: SimHost, reason: str, detail: str, release: bool = True) -> None:
         vm = h.vm
@@ -445,10 +447,10 @@ class World:
             self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
         self.double = len(holders) > 1
         healthy = any(h.vm.state == "up" and not h.engine_health_bad for h in self.hosts.values())
-        if healthy and self.up_since is None:
-            self.up_since, self.down_since = self.now, None
-        elif not healthy and self.down_since is None:
-            self.up_since, self.down_since = None, self.now
+        if not healthy:
+            self.up_since = None
+        elif self.up_since is None:
+            self.up_since = self.now
         self._check_liveness()
 
     def fit(self, h: SimHost) -> bool:
