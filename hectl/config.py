@@ -101,6 +101,29 @@ class NotifyConfig(Frozen):
     events: str = "maintenance|EngineStart|EngineUp|EngineDown|EngineStop|Unexpectedly"
 
 
+class VMConfig(Frozen):
+    """``[vm]``: how this host runs the engine VM (libvirt)."""
+
+    uri: str = "qemu:///system"  # libvirt connection URI
+    accelerator: str = "auto"  # auto | kvm | tcg
+    console_log: str = ""  # the serial console's log (default: <state_dir>/engine-console.log)
+    start_timeout: float = 120.0  # vm-start and the agent give up a start after this (lease wait included)
+
+
+class EngineConfig(Frozen):
+    """``[engine]``: the engine's address and its health page."""
+
+    fqdn: str = ""
+    health_url: str = ""  # default: http://<fqdn>/ovirt-engine/services/health
+    health_ca: str = ""  # CA bundle for an https health URL (default: the system's)
+    health_timeout: float = 5.0
+
+    def url(self) -> str:
+        if self.health_url:
+            return self.health_url
+        return f"http://{self.fqdn}/ovirt-engine/services/health" if self.fqdn else ""
+
+
 class Config(Frozen):
     source: str
     host: HostConfig
@@ -111,11 +134,17 @@ class Config(Frozen):
     ha: HAConfig = HAConfig()
     monitors: MonitorsConfig = MonitorsConfig()
     notify: NotifyConfig = NotifyConfig()
+    vm: VMConfig = VMConfig()
+    engine: EngineConfig = EngineConfig()
     plugin_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     @property
     def audit_log(self) -> str:
         return self.paths.audit_log or os.path.join(self.paths.state_dir, "audit.log")
+
+    @property
+    def console_log(self) -> str:
+        return self.vm.console_log or os.path.join(self.paths.state_dir, "engine-console.log")
 
 
 # Environment overrides: variable -> (section, key). Documented in docs/configuration.md.
@@ -126,6 +155,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HECTL_STORAGE_PATH": ("storage", "path"),
     "HECTL_STORAGE_TIMEOUT": ("storage", "timeout"),
     "HECTL_STATE_DIR": ("paths", "state_dir"),
+    "HECTL_LIBVIRT_URI": ("vm", "uri"),
 }
 
 
@@ -218,6 +248,35 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _libvirt_uri(text: str) -> str:
+    text = text.strip()
+    scheme, sep, _rest = text.partition("://")
+    if not sep or not scheme or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ValueError("must be a libvirt URI such as qemu:///system")
+    return text
+
+
+def _accelerator(text: str) -> str:
+    if text not in ("auto", "kvm", "tcg"):
+        raise ValueError("must be one of auto, kvm, tcg")
+    return text
+
+
+def _http_url(text: str) -> str:
+    text = text.strip()
+    scheme, sep, rest = text.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _fqdn(text: str) -> str:
+    text = text.strip().lower()
+    if not text or len(text) > 253 or not all(c.isalnum() or c in ".-" for c in text) or text.startswith(("-", ".")):
+        raise ValueError("must be a fully qualified domain name or an IP address")
+    return text
+
+
 def _identifier(text: str) -> str:
     text = text.strip()
     if not text or not all(c.isalnum() or c in "-_." for c in text):
@@ -250,6 +309,8 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "destinations": _mails,
         "events": _regex,
     },
+    "vm": {"uri": _libvirt_uri, "accelerator": _accelerator, "console_log": _abs_path, "start_timeout": _positive_float},
+    "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _positive_float},
     "score": {
         "base": _nonneg_int,
         "network_penalty": _nonneg_int,
@@ -333,6 +394,8 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     ha = HAConfig(**{k: get("ha", k, HAConfig._field_defaults[k]) for k in _SCHEMA["ha"]})  # type: ignore[arg-type]
     mon = MonitorsConfig(**{k: get("monitors", k, MonitorsConfig._field_defaults[k]) for k in _SCHEMA["monitors"]})  # type: ignore[arg-type]
     notify = NotifyConfig(**{k: get("notify", k, NotifyConfig._field_defaults[k]) for k in _SCHEMA["notify"]})  # type: ignore[arg-type]
+    vm = VMConfig(**{k: get("vm", k, VMConfig._field_defaults[k]) for k in _SCHEMA["vm"]})  # type: ignore[arg-type]
+    engine = EngineConfig(**{k: get("engine", k, EngineConfig._field_defaults[k]) for k in _SCHEMA["engine"]})  # type: ignore[arg-type]
     if mon.network_test in ("ping", "tcp") and not mon.gateway:
         raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
     if score.cpu_min > score.cpu_max:
@@ -347,6 +410,8 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         ha=ha,
         monitors=mon,
         notify=notify,
+        vm=vm,
+        engine=engine,
         plugin_sections=tuple(plugin_sections),
     )
 

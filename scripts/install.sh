@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 # Debian packages: python3-venv (the venv), sanlock + python3-sanlock (the lease daemon the HA agent uses, and
 # its binding, not on PyPI: linked into the venv below), gcc (the tests build an rlimit shim for sanlock),
 # iputils-ping (the network monitor's ping test), bash/zsh/fish (completion tests in real shells), fuse + libfuse2 (the hung-storage
-# tests mount a stalling FUSE filesystem), groff-base (a test renders the man pages with groff -ww).
-PACKAGES=(python3 python3-venv sanlock python3-sanlock gcc libc6-dev iputils-ping bash zsh fish groff-base fuse libfuse2)
+# tests mount a stalling FUSE filesystem), groff-base (a test renders the man pages with groff -ww),
+# libvirt + QEMU + libvirt's sanlock lock driver + python3-libvirt (the engine VM; the tests start their own
+# libvirtd), libxml2-utils (virt-xml-validate checks generated domain XML), openssl (test certificates).
+PACKAGES=(python3 python3-venv sanlock python3-sanlock gcc libc6-dev iputils-ping bash zsh fish groff-base fuse libfuse2
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-sanlock qemu-system-x86 python3-libvirt
+  libxml2-utils openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,11 +33,14 @@ fi
 # compat mode: a plain path entry, not setuptools' import-hook finder (which adds ~9 ms to every start)
 .venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]' </dev/null
 
-# sanlock's binding is only packaged by Debian: link just its module into the venv
+# sanlock's binding is only packaged by Debian, and Debian's libvirt binding matches the installed libvirtd
+# (PyPI's libvirt-python compiles for ~10 s): link just these modules into the venv
 # (a .pth to dist-packages would drag in every Debian Python package).
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-for so in /usr/lib/python3/dist-packages/sanlock*.so; do
+for so in /usr/lib/python3/dist-packages/{sanlock*.so,libvirt.py,libvirtmod.cpython*.so,libvirt_qemu.py,libvirtmod_qemu.cpython*.so}; do
   [ -e "$so" ] && ln -sf "$so" "$site/"
 done
-.venv/bin/python -c 'import sanlock' 2>/dev/null || { echo "install.sh: sanlock binding not importable" >&2; exit 1; }
+for mod in sanlock libvirt; do
+  .venv/bin/python -c "import $mod" 2>/dev/null || { echo "install.sh: $mod binding not importable" >&2; exit 1; }
+done
 echo "install.sh: ready ($(.venv/bin/hectl --version))"
