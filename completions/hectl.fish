@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -31,17 +31,19 @@ end
 complete -c hectl -f
 
 # hectl
-complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a temporary console password on the engine VM (not available yet)'
-complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a temporary password on the engine VM\'s graphical console (VNC or SPICE)'
+complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page: healthy when it answers HTTP 200 with "DB Up"'
+complete -c hectl -n '__hectl_at hectl' -a console -d 'Attach to the engine VM\'s serial console (leave with Ctrl+])'
 complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Create the storage domain, the engine VM and this host\'s configuration (not available yet)'
 complete -c hectl -n '__hectl_at hectl' -a explain -d 'Why this host does what it does: state, score term by term, timers, and each host\'s liveness by'
 complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on every host'
 complete -c hectl -n '__hectl_at hectl' -a metrics -d 'Print the cluster status as OpenMetrics text (for node_exporter\'s textfile collector)'
 complete -c hectl -n '__hectl_at hectl' -a plugins -d 'List loaded plugins, the hooks they implement, and the storage backends they provide'
 complete -c hectl -n '__hectl_at hectl' -a set-maintenance -d 'Set global or local maintenance, or clear it (--mode none)'
-complete -c hectl -n '__hectl_at hectl' -a vm-poweroff -d 'Power the engine VM off at once (not available yet)'
-complete -c hectl -n '__hectl_at hectl' -a vm-shutdown -d 'Shut the engine VM down gracefully (not available yet)'
-complete -c hectl -n '__hectl_at hectl' -a vm-start -d 'Start the engine VM on this host under its lease (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a vm-config -d 'The engine VM\'s specification, stored on the domain for every host (docs/vm.md)'
+complete -c hectl -n '__hectl_at hectl' -a vm-poweroff -d 'Power the engine VM off at once (like pulling the plug; its lease is released)'
+complete -c hectl -n '__hectl_at hectl' -a vm-shutdown -d 'Shut the engine VM down gracefully (ACPI power button)'
+complete -c hectl -n '__hectl_at hectl' -a vm-start -d 'Start the engine VM on this host under its sanlock lease'
 complete -c hectl -n '__hectl_at hectl' -a vm-status -d 'Show every host\'s record: state, score, engine status, maintenance, data age'
 complete -c hectl -n '__hectl_at hectl' -l config -r -F -d 'Configuration file'
 complete -c hectl -n '__hectl_at hectl' -l help -s h -d 'Show this message and exit'
@@ -50,10 +52,26 @@ complete -c hectl -n '__hectl_at hectl' -l verbose -s v -d 'More detail on stder
 complete -c hectl -n '__hectl_at hectl' -l version -d 'Show the version and exit'
 
 # hectl add-console-password
+complete -c hectl -n '__hectl_at hectl add-console-password' -l expire -x -d 'The password stops working after this (e.g. 90s, 10m)'
+complete -c hectl -n '__hectl_at hectl add-console-password' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl add-console-password' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl add-console-password' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl add-console-password' -l password-file -r -F -d 'Read the password from the first line of FILE'
+complete -c hectl -n '__hectl_at hectl add-console-password' -l password-stdin -d 'Read the password from the first line of stdin'
 
 # hectl check-liveliness
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l ca -r -F -d 'CA bundle for an https URL'
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l nagios -d 'One Nagios-style line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l timeout -x -d 'Give up after this long, everything included'
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l url -x -d 'The engine\'s health page'
+complete -c hectl -n '__hectl_at hectl check-liveliness' -l warn -x -d 'With --nagios: WARNING when the healthy answer took longer than this'
+
+# hectl console
+complete -c hectl -n '__hectl_at hectl console' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl console' -l log -d 'Print the serial console\'s log instead of attaching'
 
 # hectl deploy
 complete -c hectl -n '__hectl_at hectl deploy' -l help -s h -d 'Show this message and exit'
@@ -97,14 +115,42 @@ complete -c hectl -n '__hectl_at hectl set-maintenance' -l reason -x -d 'Why (sh
 complete -c hectl -n '__hectl_at hectl set-maintenance' -l timeout -x -d 'Hard limit for each storage operation'
 complete -c hectl -n '__hectl_at hectl set-maintenance' -l ttl -x -d 'Expire by itself after e.g. 90s, 30m, 2h, 1d'
 
+# hectl vm-config
+complete -c hectl -n '__hectl_at hectl vm-config' -a set -d 'Change the engine VM\'s specification on the domain (every host uses it at its next start)'
+complete -c hectl -n '__hectl_at hectl vm-config' -a show -d 'Print the engine VM\'s specification as stored on the domain'
+complete -c hectl -n '__hectl_at hectl vm-config' -l help -s h -d 'Show this message and exit'
+
+# hectl vm-config set
+complete -c hectl -n '__hectl_at hectl vm-config set' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl vm-config set' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl vm-config set' -l json -d 'Same as --format json'
+
+# hectl vm-config show
+complete -c hectl -n '__hectl_at hectl vm-config show' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl vm-config show' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl vm-config show' -l json -d 'Same as --format json'
+
 # hectl vm-poweroff
+complete -c hectl -n '__hectl_at hectl vm-poweroff' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl vm-poweroff' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl vm-poweroff' -l json -d 'Same as --format json'
 
 # hectl vm-shutdown
+complete -c hectl -n '__hectl_at hectl vm-shutdown' -l force-after -x -d 'Power the VM off when the guest has not shut down after SECONDS (implies waiting)'
+complete -c hectl -n '__hectl_at hectl vm-shutdown' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl vm-shutdown' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl vm-shutdown' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl vm-shutdown' -l timeout -x -d 'With --wait: exit 7 when the guest is still running after this'
+complete -c hectl -n '__hectl_at hectl vm-shutdown' -l wait -d 'Wait until the guest has powered itself off (see --timeout)'
 
 # hectl vm-start
+complete -c hectl -n '__hectl_at hectl vm-start' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl vm-start' -l healthy -d 'With --wait: also wait until check-liveliness is green'
 complete -c hectl -n '__hectl_at hectl vm-start' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl vm-start' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl vm-start' -l paused -d 'Start with the CPUs paused'
+complete -c hectl -n '__hectl_at hectl vm-start' -l timeout -x -d 'Give up the start after this, waiting for the engine lease included'
+complete -c hectl -n '__hectl_at hectl vm-start' -l wait -x -d 'Wait until the VM runs (at most SECONDS, default 300)'
 
 # hectl vm-status
 complete -c hectl -n '__hectl_at hectl vm-status' -l check -d 'One Nagios-style line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN'

@@ -22,6 +22,8 @@ COMMANDS = {
     "set-maintenance": "hectl.commands.set_maintenance:command",
     "add-console-password": "hectl.commands.add_console_password:command",
     "check-liveliness": "hectl.commands.check_liveliness:command",
+    "console": "hectl.commands.console:command",
+    "vm-config": "hectl.commands.vm_config:group",
     "ha": "hectl.commands.ha:group",
     "explain": "hectl.commands.explain:command",
     "metrics": "hectl.commands.metrics:command",
@@ -51,7 +53,7 @@ class LazyGroup(click.Group):
 def _exit_code_epilog() -> str:
     lines = ["\b", "Exit codes:"]
     lines += [f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()]
-    lines += ["\b", "vm-status --check uses Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."]
+    lines += ["\b", "vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."]
     return "\n".join(lines)
 
 

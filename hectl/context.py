@@ -14,9 +14,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from hectl.config import Config
+    from hectl.lease import SanlockLeases
     from hectl.metadata import MetadataStore
     from hectl.plugins import Plugins
     from hectl.storage import StorageBackend
+    from hectl.virt import Hypervisor
 
 
 class AppContext:
@@ -40,6 +42,8 @@ class AppContext:
         self._config: Config | None = None
         self._plugins: Plugins | None = None
         self._backend: StorageBackend | None = None
+        self._hypervisor: Hypervisor | None = None
+        self._leases: SanlockLeases | None = None
 
     @property
     def config(self) -> Config:
@@ -79,3 +83,19 @@ class AppContext:
         from hectl.metadata import MetadataStore
 
         return MetadataStore(self.backend(), self.clock, self.timeout)
+
+    def hypervisor(self) -> Hypervisor:
+        """This host's hypervisor (libvirt at ``[vm] uri``), connected on first use."""
+        if self._hypervisor is None:
+            from hectl import virt
+
+            self._hypervisor = virt.connect(self.config.vm.uri)
+        return self._hypervisor
+
+    def leases(self) -> SanlockLeases:
+        """sanlock through this host's daemon: the lockspace and the engine lease."""
+        if self._leases is None:
+            from hectl.lease import SanlockLeases
+
+            self._leases = SanlockLeases(self.backend().paths(), self.config.host.id, int(self.config.ha.io_timeout))
+        return self._leases

@@ -273,6 +273,22 @@ def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = Tr
         buf.close()
 
 
+def _child_create(path: str, size: int) -> tuple[int, bool, list[tuple[int, int]]]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return 0, False, []
+
+
+def ensure_file(path: str, size: int, timeout: float) -> None:
+    """Create ``path`` (mode 0644) at least ``size`` bytes long, within ``timeout``; existing data is kept."""
+    _run_in_child(lambda: _child_create(path, size), timeout, f"create {path}")
+
+
 _KINDS = {1: "dir", 2: "file", 3: "other"}
 
 

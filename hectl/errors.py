@@ -95,6 +95,12 @@ class NotAvailable(HectlError):
     exit_code = ExitCode.NOT_AVAILABLE
 
 
+class HypervisorError(HectlError):
+    """libvirt cannot be reached, or refused an operation for a reason not covered by a more specific error."""
+
+    exit_code = ExitCode.FAILED
+
+
 class PluginError(HectlError):
     """A plugin is broken (bad registration, duplicate backend name)."""
 

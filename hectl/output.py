@@ -94,6 +94,12 @@ def warn(message: str, quiet: bool) -> None:
         print(f"hectl: warning: {message}", file=sys.stderr)
 
 
+def note(message: str, quiet: bool) -> None:
+    """Progress on stderr (stdout stays the command's result)."""
+    if not quiet:
+        print(f"hectl: {message}", file=sys.stderr, flush=True)
+
+
 # --- text views ------------------------------------------------------------------------------
 
 
@@ -226,6 +232,34 @@ def _explain_text(data: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _vm_action_text(data: Any) -> str:
+    words = {
+        "started": "started",
+        "already-running": "was already running",
+        "requested": "asked to shut down (ACPI power button)",
+        "shut-down": "shut down by the guest",
+        "forced": "did not shut down in time and was powered off",
+        "powered-off": "powered off",
+    }
+    line = f"engine VM {data['vm']} {words.get(data['result'], data['result'])} on host {data['host_id']}"
+    if data["action"] == "start":
+        line += f" ({data.get('accel') or '?'}{', paused' if data['paused'] else ''}; state {data['state']}"
+        line += ", healthy)" if data.get("healthy") else ")"
+    return f"{line} in {data['elapsed_s']:.1f} s\n"
+
+
+def _console_password_text(data: Any) -> str:
+    return f"console password set for {data['vm']}: connect to {data['address']} before {data['expires_at']}\n"
+
+
+def _vm_config_text(data: Any) -> str:
+    rows = [[key, "" if value is None else value] for key, value in data["spec"].items()]
+    text = _table(rows, ["key", "value"]) + "\n"
+    for problem in data.get("problems", []):
+        text += f"problem: {problem}\n"
+    return text
+
+
 def _simulate_text(data: Any) -> str:
     return "\n".join(data["lines"]) + "\n"
 
@@ -238,4 +272,7 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "check": _check_text,
     "set-maintenance": _maintenance_text,
     "plugins": _plugins_text,
+    "vm-action": _vm_action_text,
+    "console-password": _console_password_text,
+    "vm-config": _vm_config_text,
 }

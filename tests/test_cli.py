@@ -18,15 +18,15 @@ from conftest import HECTL, REPO, Domain, run_hectl
 from hectl import cli, errors, fastpath, localstate, output
 from hectl.errors import ExitCode
 
-COMMAND_PATHS = [[name] for name in cli.COMMANDS if name != "ha"] + [["ha"], ["ha", "run"], ["ha", "simulate"]]
-NOT_AVAILABLE = [
-    ["deploy"],
-    ["vm-start"],
-    ["vm-shutdown"],
-    ["vm-poweroff"],
-    ["add-console-password"],
-    ["check-liveliness"],
+COMMAND_PATHS = [[name] for name in cli.COMMANDS if name not in ("ha", "vm-config")] + [
+    ["ha"],
+    ["ha", "run"],
+    ["ha", "simulate"],
+    ["vm-config"],
+    ["vm-config", "show"],
+    ["vm-config", "set"],
 ]
+NOT_AVAILABLE = [["deploy"]]
 
 
 def in_process(args: list[str], capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> tuple[int, str, str]:

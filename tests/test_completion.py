@@ -73,7 +73,8 @@ def test_scripts_match_regeneration(tmp_path: Path) -> None:
 
 def test_tree_has_every_command_and_option() -> None:
     tree = {" ".join(c.path): c for c in completion_scripts.command_tree()}
-    assert sorted(tree) == sorted(["hectl", "hectl ha run", "hectl ha simulate", *(f"hectl {name}" for name in COMMANDS)])
+    subcommands = ["hectl ha run", "hectl ha simulate", "hectl vm-config set", "hectl vm-config show"]
+    assert sorted(tree) == sorted(["hectl", *subcommands, *(f"hectl {name}" for name in COMMANDS)])
     assert [name for name, _ in tree["hectl ha"].subcommands] == ["run", "simulate"]
     assert tree["hectl ha"].subcommands[0] == ("run", "Run the HA agent in the foreground (for systemd; logs to stderr)")
     options = {n: o for o in tree["hectl vm-status"].options for n in o.names}
@@ -123,7 +124,7 @@ def bash_complete(line: str, env: dict[str, str], cwd: Path | None = None) -> li
     ("line", "expected"),
     [
         ("hectl set-maintenance --mode ", ["global", "local", "none"]),
-        ("hectl vm-", ["vm-poweroff", "vm-shutdown", "vm-start", "vm-status"]),
+        ("hectl vm-", ["vm-config", "vm-poweroff", "vm-shutdown", "vm-start", "vm-status"]),
         ("hectl ha ", ["run", "simulate"]),
         ("hectl --config x vm-status --format ", ["table", "json"]),
         ("hectl --config=x -v vm-status --format=j", ["json"]),

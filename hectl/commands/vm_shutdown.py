@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import click
 
-from hectl.commands.options import not_available
+from hectl import vmctl
+from hectl.commands.options import format_options, pick_format
+from hectl.context import AppContext
+from hectl.output import Output, warn
 
 
 @click.command("vm-shutdown")
+@click.option("--wait", is_flag=True, help="Wait until the guest has powered itself off (see --timeout).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1, max=86400),
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: exit 7 when the guest is still running after this.",
+)
+@click.option(
+    "--force-after",
+    type=click.FloatRange(min=0, max=86400),
+    metavar="SECONDS",
+    help="Power the VM off when the guest has not shut down after SECONDS (implies waiting).",
+)
+@format_options
 @click.pass_obj
-def command(app: object, **_options: object) -> None:
-    """Shut the engine VM down gracefully (not available yet)."""
-    raise not_available("vm-shutdown", "the VM lifecycle")
+def command(app: AppContext, wait: bool, timeout: float, force_after: float | None, fmt: str, as_json: bool) -> Output:
+    """Shut the engine VM down gracefully (ACPI power button).
+
+    Without --wait it returns once the guest has been asked. Refuses (exit 6)
+    when the VM is not running on this host. Set global maintenance first, or
+    the HA agents start the engine again.
+    """
+    result = vmctl.shutdown(
+        app, wait=timeout if wait else None, force_after=force_after, warn=lambda msg: warn(msg, app.quiet)
+    )
+    return Output("vm-action", result, pick_format(fmt, as_json), quiet_text=True)

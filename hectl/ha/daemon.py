@@ -16,6 +16,7 @@ from hectl import localstate, metrics, vmstatus
 from hectl.errors import HectlError
 from hectl.ha import fsm, monitors
 from hectl.ha.agent import Agent, AgentConfig
+from hectl.ha.runtime import EngineRuntime
 from hectl.lease import SanlockLeases
 from hectl.metadata import MetadataStore
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from hectl.storage import StorageBackend
 
 log = logging.getLogger("hectl.ha")
-NO_VM_LAYER = "the VM lifecycle is not available in this version of hectl"
 MAX_IMMEDIATE = 10  # decisions with no delay in a row before the loop sleeps anyway
 
 
@@ -47,8 +47,10 @@ class HostEnv:
         clock: Clock,
         plugins: Plugins | None,
         problem: Callable[[str], None],
+        runtime: EngineRuntime,
     ) -> None:
         self.cfg = cfg
+        self.runtime = runtime
         self.store = store
         self.leases = leases
         self.clock = clock
@@ -74,10 +76,10 @@ class HostEnv:
         return self.leases.engine_holder()
 
     def vm(self) -> fsm.LocalVM:
-        return fsm.LocalVM("unknown", detail=NO_VM_LAYER)
+        return self.runtime.vm()
 
     def act(self, action: str) -> None:
-        log.error("cannot %s the engine VM: %s", action, NO_VM_LAYER)
+        self.runtime.act(action)
 
     def health(self) -> HostHealth:
         return monitors.host_health(monitors.sample_all(self.monitors, self.problem), self.cfg.monitors.bridge)
@@ -125,13 +127,15 @@ def run(
     reload: threading.Event,
     plugins: Plugins | None = None,
     leases: SanlockLeases | None = None,
+    runtime: EngineRuntime | None = None,
 ) -> None:
-    """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon unless given)."""
+    """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon, ``runtime``: libvirt, unless given)."""
     cfg = load_config()
     store = MetadataStore(backend, clock, cfg.storage.timeout)
     leases = leases or SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
     problem = RateLimitedLog(clock)
-    env = HostEnv(cfg, store, leases, clock, plugins, problem)
+    runtime = runtime or EngineRuntime(cfg, backend, clock, problem)
+    env = HostEnv(cfg, store, leases, clock, plugins, problem, runtime)
     agent = Agent(env, agent_config(cfg))
     joiner = Joiner(leases)
     joiner.start()
@@ -143,7 +147,8 @@ def run(
             reload.clear()
             try:
                 cfg = load_config()
-                env.cfg, agent.cfg = cfg, agent_config(cfg)
+                env.cfg, env.runtime.cfg, agent.cfg = cfg, cfg, agent_config(cfg)
+                env.runtime.spec = None  # re-read the engine VM spec too
                 log.info("configuration reloaded")
             except HectlError as exc:
                 problem(f"configuration not reloaded: {exc.message}")

@@ -1,0 +1,141 @@
+"""The engine VM as the agent sees and drives it on a real host: libvirt plus the liveliness probe.
+
+``vm()`` is the engine-health monitor: the hypervisor's state of the VM and,
+while it runs, the health page (``hectl.liveliness``, the code behind
+``check-liveliness``). ``act`` carries out the state machine's actions; a start
+runs in a thread, since acquiring the engine lease can block for up to
+sanlock's host_dead_seconds, and the agent must keep publishing meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from hectl import liveliness, vmspec, vmxml
+from hectl.errors import HectlError, LockHeld
+from hectl.ha import fsm
+from hectl.virt import choose_accel
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hectl.clock import Clock
+    from hectl.config import Config
+    from hectl.storage import StorageBackend
+    from hectl.virt import Hypervisor, VMInfo
+
+log = logging.getLogger("hectl.ha")
+
+
+class EngineRuntime:
+    """The engine VM on this host for ``agent.Env``: ``vm()`` observes, ``act()`` acts."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        backend: StorageBackend,
+        clock: Clock,
+        problem: Callable[[str], None],
+        connect: Callable[[str], Hypervisor] | None = None,
+    ) -> None:
+        from hectl import virt
+
+        self.cfg = cfg
+        self.backend = backend
+        self.clock = clock
+        self.problem = problem
+        self.connect = connect or virt.connect
+        self.hyper: Hypervisor | None = None
+        self.spec: vmspec.EngineSpec | None = None
+        self.starter: threading.Thread | None = None
+        self.start_error = ""  # why the last start failed (fsm down_reason words)
+        self.stop_requested = False
+        self.last: VMInfo | None = None
+
+    def _hypervisor(self) -> Hypervisor:
+        if self.hyper is None:
+            self.hyper = self.connect(self.cfg.vm.uri)
+        return self.hyper
+
+    def _spec(self, refresh: bool = False) -> vmspec.EngineSpec:
+        if self.spec is None or refresh:
+            self.spec = vmspec.read(self.backend, self.cfg.storage.timeout)
+        return self.spec
+
+    def vm(self) -> fsm.LocalVM:
+        starting = self.starter is not None and self.starter.is_alive()
+        try:
+            spec = self._spec()
+            info = self._hypervisor().info(spec.name)
+        except HectlError as exc:
+            self.hyper = None  # reconnect next time
+            return fsm.LocalVM("unknown", detail=exc.message)
+        previous, self.last = self.last, info
+        detail = f"{info.detail}, {info.accel}" if info.accel else info.detail
+        if info.state == "up":
+            self.stop_requested = False
+            health, why = self._health()
+            return fsm.LocalVM("up", health, detail=detail if health == "good" else f"{detail}; {why}")
+        if info.state in ("paused", "starting") or starting:
+            return fsm.LocalVM("starting" if starting else info.state, "unknown", detail=detail)
+        return fsm.LocalVM("down", "unknown", down_reason=self._down_reason(previous), detail=info.detail)
+
+    def _down_reason(self, previous: VMInfo | None) -> str:
+        if self.start_error:
+            return self.start_error
+        if self.stop_requested:
+            return "shutdown"
+        if previous is not None and previous.state in ("up", "paused"):
+            return "killed"  # gone without a request from this agent: crashed, killed or fenced
+        return ""
+
+    def _health(self) -> tuple[str, str]:
+        engine = self.cfg.engine
+        url = engine.url()
+        if not url:
+            self.problem("engine health is not checked: set [engine] fqdn or health_url")
+            return "good", ""
+        probe = liveliness.check(url, engine.health_timeout, engine.health_ca)
+        return ("good" if probe.healthy else "bad"), probe.detail
+
+    def act(self, action: str) -> None:
+        try:
+            if action == fsm.START:
+                self._start()
+            elif action == fsm.SHUTDOWN:
+                self.stop_requested = True
+                self._hypervisor().shutdown(self._spec().name)
+            elif action == fsm.POWEROFF:
+                self.stop_requested = True
+                self._hypervisor().poweroff(self._spec().name)
+        except HectlError as exc:
+            self.problem(f"cannot {action} the engine VM: {exc.message}")
+
+    def _start(self) -> None:
+        if self.starter is not None and self.starter.is_alive():
+            return
+        spec = self._spec(refresh=True)
+        accel, _why = choose_accel(self.cfg.vm.accelerator)
+        os.makedirs(os.path.dirname(self.cfg.console_log), exist_ok=True)
+        xml = vmxml.domain_xml(
+            spec, self.backend.paths(), accel=accel, console_log=self.cfg.console_log, console_lock=vmxml.console_lock()
+        )
+        self.start_error, self.stop_requested = "", False
+        hyper = self._hypervisor()
+
+        def run() -> None:
+            try:
+                hyper.start(xml, paused=False, timeout=self.cfg.vm.start_timeout, clock=self.clock)
+                log.info("engine VM %s started (%s)", spec.name, accel)
+            except LockHeld as exc:
+                self.start_error = "lease-busy"
+                log.warning("engine VM not started: %s", exc.message)
+            except HectlError as exc:
+                self.start_error = "start-failed"
+                log.warning("engine VM not started: %s", exc.message)
+
+        self.starter = threading.Thread(target=run, name="vm-start", daemon=True)
+        self.starter.start()

@@ -1,0 +1,206 @@
+"""``Hypervisor`` on libvirt: the only module that imports libvirt.
+
+libvirt's errors become hectl errors here, and libvirt's default error
+printer is silenced so nothing reaches stderr behind the caller's back.
+Domains are transient (``createXML``): a failed or aborted start leaves no
+definition behind, and the XML always comes from the shared spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import xml.etree.ElementTree as ET
+
+from hectl.errors import HectlError, HypervisorError, LockHeld, VMStateError, WaitTimeout
+from hectl.virt import Graphics, VMInfo
+from hectl.vmxml import HECTL_NS, graphics_xml
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from hectl.clock import Clock
+
+
+def _libvirt():  # type: ignore[no-untyped-def]
+    try:
+        import libvirt
+    except ImportError:
+        raise HypervisorError(
+            "the libvirt Python binding is not installed", hint="install Debian's python3-libvirt (scripts/install.sh)"
+        ) from None
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    return libvirt
+
+
+_STATES = {  # libvirt state -> (HA state, libvirt's word)
+    0: ("unknown", "no state"),
+    1: ("up", "running"),
+    2: ("up", "blocked"),
+    3: ("paused", "paused"),
+    4: ("up", "shutting down"),
+    5: ("down", "shut off"),
+    6: ("down", "crashed"),
+    7: ("paused", "suspended"),
+}
+_PAUSED_STARTING = 11  # VIR_DOMAIN_PAUSED_STARTING_UP
+_SHUTOFF_REASONS = {1: "shutdown", 2: "destroyed", 3: "crashed", 4: "migrated", 5: "saved", 6: "failed", 7: "from snapshot"}
+
+
+def _error(exc: BaseException, what: str) -> HectlError:
+    """A libvirt error as the hectl error a user can act on."""
+    libvirt = _libvirt()
+    code = exc.get_error_code() if isinstance(exc, libvirt.libvirtError) else None
+    message = (exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else None) or str(exc)
+    if code == libvirt.VIR_ERR_RESOURCE_BUSY or "Failed to acquire lock" in message:
+        return LockHeld(f"{what}: {message}", hint="the engine lease is held: the engine runs on another host")
+    if code == libvirt.VIR_ERR_NO_DOMAIN:
+        return VMStateError(f"{what}: the engine VM is not running on this host")
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        return VMStateError(f"{what}: {message}")
+    if code in (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC):
+        return HypervisorError(f"{what}: {message}", hint="is libvirtd running? see [vm] uri")
+    return HypervisorError(f"{what}: {message}")
+
+
+class LibvirtHypervisor:
+    """The engine VM through one libvirt connection."""
+
+    def __init__(self, uri: str) -> None:
+        libvirt = _libvirt()
+        self.uri = uri
+        try:
+            self.conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(
+                f"cannot connect to libvirt at {uri}: {exc.get_error_message()}", hint="is libvirtd running? see [vm] uri"
+            ) from None
+
+    def _lookup(self, name: str):  # type: ignore[no-untyped-def]
+        libvirt = _libvirt()
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise _error(exc, f"cannot look up VM {name}") from None
+
+    def info(self, name: str) -> VMInfo:
+        libvirt = _libvirt()
+        dom = self._lookup(name)
+        if dom is None:
+            return VMInfo("down", "not running")
+        try:
+            state, reason = dom.state()
+            if state in (5, 6):
+                return VMInfo("down", f"{_STATES[state][1]} ({_SHUTOFF_REASONS.get(reason, 'unknown reason')})")
+            xml = ET.fromstring(dom.XMLDesc(0))
+            cpu_ns = dom.info()[4]
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return VMInfo("down", "not running")
+            raise _error(exc, f"cannot read the state of VM {name}") from None
+        ha_state, word = _STATES.get(state, ("unknown", str(state)))
+        if state == 3 and reason == _PAUSED_STARTING:
+            ha_state, word = "starting", "starting up"
+        meta = xml.find(f"metadata/{{{HECTL_NS}}}engine")
+        gfx = xml.find("devices/graphics")
+        graphics = None
+        if gfx is not None and gfx.get("port", "-1").isdigit():
+            graphics = Graphics(gfx.get("type", "vnc"), gfx.get("listen", "127.0.0.1"), int(gfx.get("port", "0")))
+        return VMInfo(
+            state=ha_state,
+            detail=word,
+            accel="kvm" if xml.get("type") == "kvm" else "tcg",
+            spec_version=int(meta.get("version", "-1")) if meta is not None else -1,
+            pid=qemu_pid(xml.findtext("uuid", "")),
+            graphics=graphics,
+            cpu_seconds=cpu_ns / 1e9,
+        )
+
+    def start(self, xml: str, *, paused: bool, timeout: float, clock: Clock) -> None:
+        libvirt = _libvirt()
+        name = ET.fromstring(xml).findtext("name", "")
+        flags = libvirt.VIR_DOMAIN_START_PAUSED if paused else 0
+        failure: list[BaseException] = []
+
+        def create() -> None:
+            try:
+                libvirt.open(self.uri).createXML(xml, flags)
+            except libvirt.libvirtError as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=create, name="vm-start", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            # Blocked (typically inside the lease acquire): kill the half-started QEMU so nothing is left behind.
+            self._abort(name)
+            worker.join(30)
+            raise WaitTimeout(f"the engine VM did not start within {timeout:g} s; the start was aborted, nothing is left running")
+        if failure:
+            raise _error(failure[0], f"cannot start VM {name}") from None
+
+    def _abort(self, name: str) -> None:
+        libvirt = _libvirt()
+        try:
+            dom = self.conn.lookupByName(name)
+            dom.destroy()
+        except libvirt.libvirtError:
+            pass  # already gone
+
+    def shutdown(self, name: str) -> None:
+        libvirt = _libvirt()
+        dom = self._require(name)
+        try:
+            dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        except libvirt.libvirtError as exc:
+            raise _error(exc, f"cannot shut down VM {name}") from None
+
+    def poweroff(self, name: str) -> None:
+        libvirt = _libvirt()
+        dom = self._require(name)
+        try:
+            dom.destroy()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # already off
+                raise _error(exc, f"cannot power off VM {name}") from None
+
+    def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:
+        libvirt = _libvirt()
+        graphics = self.info(name).graphics
+        if graphics is None:
+            raise VMStateError(f"VM {name} has no graphical console (engine VM spec: graphics = none)")
+        device = graphics_xml(graphics.type, graphics.listen, graphics.port, password, valid_to)
+        try:
+            self._require(name).updateDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            # libvirt's message names the operation, never the password.
+            raise _error(exc, f"cannot set the console password of VM {name}") from None
+        return graphics
+
+    def _require(self, name: str):  # type: ignore[no-untyped-def]
+        dom = self._lookup(name)
+        if dom is None:
+            raise VMStateError(f"the engine VM ({name}) is not running on this host")
+        return dom
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a dead connection is closed already
+            self.conn.close()
+
+
+def qemu_pid(uuid: str) -> int:
+    """The pid of the QEMU process running VM ``uuid`` (0 when none); libvirt's API does not expose it."""
+    import os
+
+    needle = b"\0-uuid\0" + uuid.encode() + b"\0"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if needle in f.read():
+                    return int(entry)
+        except OSError:
+            continue
+    return 0

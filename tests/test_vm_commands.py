@@ -1,0 +1,301 @@
+"""vm-start, vm-shutdown, vm-poweroff, add-console-password, console, vm-config against a fake hypervisor.
+
+The fakes stand at the edge (libvirt, sanlock); storage, records, config and
+the CLI are real. Every error path and exit code of these commands is here;
+tests/virt/ runs the same commands against real libvirtd + QEMU + sanlock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from hectl import cli, vmspec
+from hectl.clock import VirtualClock
+from hectl.errors import HypervisorError, LockHeld, WaitTimeout
+from hectl.lease import LEASE_FREE
+from hectl.virt import Graphics, VMInfo
+from tests.conftest import Domain
+
+SPEC = {"uuid": "8c8c2f0e-1d7e-4a39-9a3b-2a4f5e6d7c8b", "name": "engine", "memory_mib": "256", "vcpus": "1",
+        "kernel": "vmlinuz", "initrd": "initrd.img", "host_port": "28080"}  # fmt: skip
+
+
+class FakeHypervisor:
+    """Records what was asked; ``script`` says how the VM's state evolves."""
+
+    uri = "test:///fake"
+
+    def __init__(self, state: str = "down") -> None:
+        self.state = state
+        self.calls: list[tuple[str, object]] = []
+        self.start_error: Exception | None = None
+        self.guest_obeys_shutdown = True
+        self.password = ""
+
+    def info(self, name: str) -> VMInfo:
+        graphics = Graphics("vnc", "127.0.0.1", 5900) if self.state != "down" else None
+        return VMInfo(self.state, "fake", accel="tcg" if self.state != "down" else "", graphics=graphics)
+
+    def start(self, xml: str, *, paused: bool, timeout: float, clock: object) -> None:
+        self.calls.append(("start", (paused, timeout)))
+        if self.start_error is not None:
+            raise self.start_error
+        self.state = "paused" if paused else "up"
+
+    def shutdown(self, name: str) -> None:
+        self.calls.append(("shutdown", name))
+        if self.guest_obeys_shutdown:
+            self.state = "down"
+
+    def poweroff(self, name: str) -> None:
+        self.calls.append(("poweroff", name))
+        self.state = "down"
+
+    def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:
+        self.calls.append(("password", valid_to))
+        self.password = password
+        return Graphics("vnc", "127.0.0.1", 5900)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeLeases:
+    def __init__(self, state: str = "held", holder: int = LEASE_FREE, hosts: dict[int, str] | None = None) -> None:
+        self._state, self.holder, self._hosts = state, holder, hosts or {}
+
+    def state(self) -> str:
+        return self._state
+
+    def engine_holder(self) -> int:
+        return self.holder
+
+    def hosts(self) -> dict[int, str]:
+        return self._hosts
+
+
+@pytest.fixture
+def engine(domain: Domain) -> Domain:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    return domain
+
+
+def run(domain: Domain, args: list[str], capsys: pytest.CaptureFixture[str], hyper: FakeHypervisor,
+        leases: FakeLeases | None = None) -> tuple[int, str, str]:  # fmt: skip
+    app = domain.app(clock=VirtualClock(wall=time.time()))
+    app._hypervisor = hyper  # type: ignore[assignment]
+    app._leases = leases or FakeLeases()  # type: ignore[assignment]
+    code = cli.main(args, app)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_vm_start_starts_and_reports(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor()
+    code, out, err = run(engine, ["vm-start", "--json"], capsys, hyper)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["result"] == "started" and data["state"] == "up" and data["vm"] == "engine"
+    assert data["accel"] in ("kvm", "tcg") and data["accel_reason"]
+    assert hyper.calls == [("start", (False, 120.0))]
+
+
+def test_vm_start_is_idempotent(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    code, out, _ = run(engine, ["vm-start"], capsys, hyper)
+    assert code == 0 and "was already running" in out and hyper.calls == []
+
+
+def test_vm_start_paused_and_timeout_flag(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor()
+    code, out, _ = run(engine, ["vm-start", "--paused", "--timeout", "30", "--json"], capsys, hyper)
+    assert code == 0 and json.loads(out)["state"] == "paused"
+    assert hyper.calls == [("start", (True, 30.0))]
+
+
+def test_vm_start_refuses_when_a_live_record_says_it_runs_elsewhere(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.publish(2, vm="up", hostname="h2.example")
+    hyper = FakeHypervisor()
+    code, _, err = run(engine, ["vm-start"], capsys, hyper)
+    assert code == 5 and "host 2 (h2.example)" in err and hyper.calls == []
+
+
+def test_a_stale_record_of_a_running_engine_does_not_block(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.publish(2, vm="up", age=3600)
+    code, _, err = run(engine, ["vm-start"], capsys, FakeHypervisor())
+    assert code == 0, err
+
+
+def test_vm_start_refuses_when_a_live_host_holds_the_lease(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.publish(3, vm="down", hostname="h3.example", age=3600)
+    hyper = FakeHypervisor()
+    code, _, err = run(engine, ["vm-start"], capsys, hyper, FakeLeases(holder=3, hosts={3: "live"}))
+    assert code == 5 and "host 3 (h3.example)" in err and "holds the engine lease" in err and hyper.calls == []
+
+
+def test_vm_start_says_what_it_waits_for_when_the_holder_is_failing(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor()
+    code, _, err = run(engine, ["vm-start"], capsys, hyper, FakeLeases(holder=3, hosts={3: "fail"}))
+    assert code == 0
+    assert "host 3 (no record) still holds the engine lease (sanlock sees it fail)" in err
+    assert "about 140 s" in err  # 8 x io_timeout 10 + 60
+
+
+def test_vm_start_lease_busy_at_acquire_is_exit_5(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor()
+    hyper.start_error = LockHeld("cannot start VM engine: resource busy: Failed to acquire lock")
+    code, _, err = run(engine, ["vm-start"], capsys, hyper)
+    assert code == 5 and "Failed to acquire lock" in err
+
+
+def test_vm_start_timeout_is_exit_7(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor()
+    hyper.start_error = WaitTimeout("the engine VM did not start within 5 s")
+    code, _, err = run(engine, ["vm-start", "--timeout", "5"], capsys, hyper)
+    assert code == 7 and "did not start within 5 s" in err
+
+
+def test_vm_start_needs_the_lockspace_joined(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor()
+    code, _, err = run(engine, ["vm-start"], capsys, hyper, FakeLeases(state="none"))
+    assert code == 1 and "has not joined the sanlock lockspace" in err and "hectl ha run" in err and hyper.calls == []
+
+
+def test_vm_start_without_a_spec_is_exit_3(domain: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(domain, ["vm-start"], capsys, FakeHypervisor())
+    assert code == 3 and "not defined" in err and "vm-config set" in err
+
+
+def test_libvirt_unreachable_is_exit_1_with_a_hint(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    class Down(FakeHypervisor):
+        def info(self, name: str) -> VMInfo:
+            raise HypervisorError("cannot connect to libvirt at test:///fake: refused", hint="is libvirtd running?")
+
+    code, _, err = run(engine, ["vm-start"], capsys, Down())
+    assert code == 1 and err.startswith("hectl: error: cannot connect to libvirt") and "Traceback" not in err
+
+
+def test_vm_start_wait_healthy_needs_wait(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(engine, ["vm-start", "--healthy"], capsys, FakeHypervisor())
+    assert code == 2 and "--healthy needs --wait" in err
+
+
+def test_vm_shutdown_graceful_and_waits(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    code, out, err = run(engine, ["vm-shutdown", "--wait", "--json"], capsys, hyper)
+    assert code == 0 and json.loads(out)["result"] == "shut-down"
+    assert hyper.calls == [("shutdown", "engine")]
+    assert "global maintenance is not set" in err
+
+
+def test_vm_shutdown_wait_timeout_is_exit_7(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    hyper.guest_obeys_shutdown = False
+    code, _, err = run(engine, ["vm-shutdown", "--wait", "--timeout", "3"], capsys, hyper)
+    assert code == 7 and "still running 3 s after" in err and "--force-after" in err
+    assert hyper.state == "up"
+
+
+def test_vm_shutdown_force_after_escalates(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    hyper.guest_obeys_shutdown = False
+    code, out, _ = run(engine, ["vm-shutdown", "--force-after", "2", "--json"], capsys, hyper)
+    assert code == 0 and json.loads(out)["result"] == "forced"
+    assert [c[0] for c in hyper.calls] == ["shutdown", "poweroff"]
+
+
+@pytest.mark.parametrize("command", [["vm-shutdown"], ["vm-poweroff"], ["add-console-password", "--password-stdin"], ["console"]])
+def test_commands_refuse_politely_when_the_vm_is_not_here(
+    command: list[str], engine: Domain, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
+    engine.publish(2, vm="up", hostname="h2.example")
+    hyper = FakeHypervisor("down")
+    code, out, err = run(engine, command, capsys, hyper)
+    assert code == 6 and out == ""
+    assert "not running on this host" in err and "runs on host 2 (h2.example)" in err
+    assert hyper.calls == []
+
+
+def test_vm_poweroff(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    code, out, _ = run(engine, ["vm-poweroff"], capsys, hyper)
+    assert code == 0 and "powered off" in out and hyper.calls == [("poweroff", "engine")]
+
+
+def test_quiet_mode_prints_nothing_and_no_warning(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(engine, ["-q", "vm-poweroff"], capsys, FakeHypervisor("up"))
+    assert (code, out, err) == (0, "", "")
+
+
+def test_console_password_from_stdin(engine: Domain, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-1\nignored\n"))
+    hyper = FakeHypervisor("up")
+    code, out, err = run(engine, ["add-console-password", "--password-stdin", "--expire", "90s", "--json"], capsys, hyper)
+    assert code == 0, err
+    data = json.loads(out)
+    assert hyper.password == "s3cret-1"
+    assert data["address"] == "vnc://127.0.0.1:5900" and data["expire_s"] == 90 and data["truncated"] is False
+    assert "s3cret-1" not in out + err
+
+
+def test_console_password_from_file_warns_on_loose_mode_and_truncation(
+    engine: Domain, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("a-much-longer-password\n")
+    os.chmod(secret, 0o644)
+    hyper = FakeHypervisor("up")
+    code, out, err = run(engine, ["add-console-password", "--password-file", str(secret)], capsys, hyper)
+    assert code == 0 and hyper.password == "a-much-l"  # VNC: the 8 characters a client sends
+    assert "can be read by other users" in err and "only the first 8 characters" in err
+    assert "a-much-longer-password" not in out + err
+
+
+def test_console_password_from_environment(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    app = engine.app(clock=VirtualClock(wall=time.time()))
+    app.environ = dict(app.environ, HECTL_CONSOLE_PASSWORD="envpass")
+    app._hypervisor = hyper  # type: ignore[assignment]
+    assert cli.main(["add-console-password"], app) == 0
+    assert hyper.password == "envpass"
+
+
+def test_console_password_never_from_argv_and_not_without_a_source(
+    engine: Domain, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    hyper = FakeHypervisor("up")
+    code, _, err = run(engine, ["add-console-password", "--password", "x"], capsys, hyper)
+    assert code == 2
+    code, _, err = run(engine, ["add-console-password"], capsys, hyper)
+    assert code == 2 and "stdin is not a terminal" in err
+    code, _, err = run(engine, ["add-console-password", "--password-stdin", "--password-file", "/x"], capsys, hyper)
+    assert code == 2 and "one way" in err
+    code, _, err = run(engine, ["add-console-password", "--password-file", "/nonexistent/pw"], capsys, hyper)
+    assert code == 1 and "cannot read the password file" in err
+    assert hyper.calls == []
+
+
+def test_vm_config_set_and_show(domain: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = [f"{k}={v}" for k, v in SPEC.items()]
+    code, _, err = run(domain, ["vm-config", "set", *pairs], capsys, FakeHypervisor())
+    assert code == 0, err
+    code, out, _ = run(domain, ["vm-config", "show", "--json"], capsys, FakeHypervisor())
+    data = json.loads(out)
+    assert data["spec"]["memory_mib"] == 256 and data["spec"]["version"] == 1 and data["problems"] == []
+    code, _, err = run(domain, ["vm-config", "set", "memory_mib=12"], capsys, FakeHypervisor())
+    assert code == 2 and "memory_mib" in err
+    code, _, err = run(domain, ["vm-config", "set", "network=bridge"], capsys, FakeHypervisor())
+    assert code == 3 and "needs a bridge" in err

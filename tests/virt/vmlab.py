@@ -1,0 +1,147 @@
+"""One host's real engine stack for integration tests: sanlock daemons, a private libvirtd, a localfs domain, the appliance.
+
+Host 1 is "this host" (its sanlock daemon is the one libvirtd's lock driver
+uses); host 2 is a second sanlock daemon on the same lockspace, standing in
+for another host that can hold the engine lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from hectl.context import AppContext
+from hectl.domain import init_domain
+from hectl.storage import DomainPaths
+from lab import appliance as lab_appliance
+from lab import libvirtd as lab_libvirtd
+from lab import sanlock as lab_sanlock
+from tests.conftest import HECTL, write_config
+
+IO_TIMEOUT = 2
+
+
+def missing() -> str:
+    return lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class VMLab:
+    """Everything one test module needs; ``close()`` stops it all."""
+
+    def __init__(self) -> None:
+        self.base = lab_sanlock.shared_dir("hectl-vm-")
+        self.daemons = [lab_sanlock.Daemon(self.base / f"sanlock{i}", lab_sanlock.build_shim(self.base)) for i in (1, 2)]
+        self.libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=self.base / "sanlock1")
+        self.port = free_port()
+        self.vm_name = f"hectl-test-{uuid.uuid4().hex[:8]}"  # cgroup paths are shared by concurrent libvirtds
+        self.root = self.base / "domain"
+        self.appliance = lab_appliance.build()
+        self.timings: dict[str, float] = {"appliance_build_s": self.appliance.build_seconds}
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, extra_config: str = "", join: tuple[int, ...] = (1, 2)) -> None:
+        """Start it all; ``join``: the host ids whose sanlock daemons join the lockspace here (else the agent does)."""
+        for d in self.daemons:
+            d.start()
+        t0 = time.monotonic()
+        self.libvirtd.start()
+        self.timings["libvirtd_start_s"] = time.monotonic() - t0
+        self.root.mkdir(mode=0o755)
+        self.root.chmod(0o755)
+        extra = (
+            f"[ha]\nio_timeout = {IO_TIMEOUT}\n"
+            f"[vm]\nuri = {self.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 60\n"
+            f"[engine]\nhealth_url = http://127.0.0.1:{self.port}/ovirt-engine/services/health\nhealth_timeout = 2\n"
+            + extra_config
+        )
+        self.config = write_config(self.base / "hectl.conf", self.root, self.base / "state", 1, extra)
+        app = AppContext(config_path=str(self.config), environ={})
+        init_domain(app.backend(), app.clock, 5.0)
+        lab_sanlock.initialize_domain_leases(self.root, self.daemons[0], IO_TIMEOUT)
+        images = self.root / "images"
+        for src, name in ((self.appliance.kernel, "vmlinuz"), (self.appliance.initrd, "initrd.img")):
+            shutil.copyfile(src, images / name)
+            (images / name).chmod(0o644)
+        res = self.hectl(
+            "vm-config", "set", f"name={self.vm_name}", "memory_mib=256", "vcpus=1", "kernel=vmlinuz", "initrd=initrd.img",
+            f"cmdline={self.appliance.cmdline}", f"host_port={self.port}",
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        joins = [threading.Thread(target=self.join, args=(i, self.daemons[i - 1])) for i in join]
+        for t in joins:
+            t.start()
+        for t in joins:
+            t.join()
+
+    @property
+    def paths(self) -> DomainPaths:
+        return DomainPaths.under(str(self.root))
+
+    def join(self, host_id: int, daemon: lab_sanlock.Daemon) -> None:
+        res = daemon.client("add_lockspace", "-o", str(IO_TIMEOUT), "-s", f"hectl:{host_id}:{self.paths.lockspace}:0")
+        assert res.returncode == 0 and "done 0" in res.stdout, res.stdout + res.stderr
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HECTL_")}
+        return dict(env, HECTL_CONFIG=str(self.config), **self.daemons[0].env)
+
+    def hectl(self, *args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([HECTL, *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
+
+    def spawn(self, *args: str, log: Path) -> subprocess.Popen[str]:
+        out = open(log, "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([HECTL, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def domains(self) -> list[str]:
+        conn = self.libvirtd.connect()
+        try:
+            return [d.name() for d in conn.listAllDomains()]
+        finally:
+            conn.close()
+
+    def lease_line(self) -> str:
+        """sanlock's resource line for the engine lease on host 1's daemon ('' when not held)."""
+        out = self.daemons[0].client("status").stdout
+        return next((line for line in out.splitlines() if line.startswith("r hectl:engine:")), "")
+
+    def console_log(self) -> str:
+        path = self.base / "state" / "engine-console.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        self.libvirtd.stop()
+        for d in self.daemons:
+            d.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.25):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something true; the seconds it took and that value."""
+    start = time.monotonic()
+    while True:
+        value = predicate()
+        if value:
+            return time.monotonic() - start, value
+        assert time.monotonic() - start < timeout, f"{what}: not within {timeout} s"
+        time.sleep(every)
