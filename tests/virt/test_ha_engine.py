@@ -19,7 +19,7 @@ import pytest
 from tests.virt.vmlab import VMLab, missing, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-AGENT = "[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n[ha]\nloop = 2\nhistory = 6\n"
+AGENT = "loop = 2\nhistory = 6\n"  # [ha]
 
 
 @pytest.fixture(scope="module")

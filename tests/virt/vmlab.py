@@ -52,7 +52,7 @@ class VMLab:
         self.timings: dict[str, float] = {"appliance_build_s": self.appliance.build_seconds}
         self.procs: list[subprocess.Popen[str]] = []
 
-    def start(self, extra_config: str = "", join: tuple[int, ...] = (1, 2)) -> None:
+    def start(self, ha_config: str = "", join: tuple[int, ...] = (1, 2)) -> None:
         """Start it all; ``join``: the host ids whose sanlock daemons join the lockspace here (else the agent does)."""
         for d in self.daemons:
             d.start()
@@ -62,10 +62,10 @@ class VMLab:
         self.root.mkdir(mode=0o755)
         self.root.chmod(0o755)
         extra = (
-            f"[ha]\nio_timeout = {IO_TIMEOUT}\n"
+            f"[ha]\nio_timeout = {IO_TIMEOUT}\n{ha_config}"
             f"[vm]\nuri = {self.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 60\n"
             f"[engine]\nhealth_url = http://127.0.0.1:{self.port}/ovirt-engine/services/health\nhealth_timeout = 2\n"
-            + extra_config
+            "[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
         )
         self.config = write_config(self.base / "hectl.conf", self.root, self.base / "state", 1, extra)
         app = AppContext(config_path=str(self.config), environ={})
