@@ -18,51 +18,12 @@ from hectl import cli, vmspec
 from hectl.clock import VirtualClock
 from hectl.errors import HypervisorError, LockHeld, WaitTimeout
 from hectl.lease import LEASE_FREE
-from hectl.virt import Graphics, VMInfo
+from hectl.virt import VMInfo
 from tests.conftest import Domain
+from tests.fakevirt import FakeHypervisor
 
 SPEC = {"uuid": "8c8c2f0e-1d7e-4a39-9a3b-2a4f5e6d7c8b", "name": "engine", "memory_mib": "256", "vcpus": "1",
         "kernel": "vmlinuz", "initrd": "initrd.img", "host_port": "28080"}  # fmt: skip
-
-
-class FakeHypervisor:
-    """Records what was asked; ``script`` says how the VM's state evolves."""
-
-    uri = "test:///fake"
-
-    def __init__(self, state: str = "down") -> None:
-        self.state = state
-        self.calls: list[tuple[str, object]] = []
-        self.start_error: Exception | None = None
-        self.guest_obeys_shutdown = True
-        self.password = ""
-
-    def info(self, name: str) -> VMInfo:
-        graphics = Graphics("vnc", "127.0.0.1", 5900) if self.state != "down" else None
-        return VMInfo(self.state, "fake", accel="tcg" if self.state != "down" else "", graphics=graphics)
-
-    def start(self, xml: str, *, paused: bool, timeout: float, clock: object) -> None:
-        self.calls.append(("start", (paused, timeout)))
-        if self.start_error is not None:
-            raise self.start_error
-        self.state = "paused" if paused else "up"
-
-    def shutdown(self, name: str) -> None:
-        self.calls.append(("shutdown", name))
-        if self.guest_obeys_shutdown:
-            self.state = "down"
-
-    def poweroff(self, name: str) -> None:
-        self.calls.append(("poweroff", name))
-        self.state = "down"
-
-    def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:
-        self.calls.append(("password", valid_to))
-        self.password = password
-        return Graphics("vnc", "127.0.0.1", 5900)
-
-    def close(self) -> None:
-        pass
 
 
 class FakeLeases:

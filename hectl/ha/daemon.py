@@ -58,6 +58,9 @@ class HostEnv:
         self.problem = problem
         self.leases_view: dict[int, str] = {}
         self.monitors = plugins.monitors(cfg.monitors, clock) if plugins is not None else {}
+        cpu = self.monitors.get("cpu")
+        if isinstance(cpu, monitors.CpuMonitor):
+            cpu.exclude_pids = runtime.engine_pids  # the load of the host, not of the engine it runs
 
     def read_metadata(self) -> MetadataSnapshot:
         return self.store.read_all()
@@ -82,7 +85,9 @@ class HostEnv:
         self.runtime.act(action)
 
     def health(self) -> HostHealth:
-        return monitors.host_health(monitors.sample_all(self.monitors, self.problem), self.cfg.monitors.bridge)
+        health = monitors.host_health(monitors.sample_all(self.monitors, self.problem), self.cfg.monitors.bridge)
+        problem = self.runtime.config_problem()
+        return health._replace(config_current=not problem, config_cause=problem)
 
     def local_maintenance(self) -> bool:
         return localstate.read_local_maintenance(self.cfg.paths.state_dir).in_force(self.clock.wall())

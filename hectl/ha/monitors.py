@@ -106,7 +106,11 @@ class MemoryMonitor:
 
 
 class CpuMonitor:
-    """Busy fraction of all CPUs between samples, averaged over ``cpu_window`` seconds (time-weighted)."""
+    """Busy fraction of all CPUs between samples, averaged over ``cpu_window`` seconds (time-weighted).
+
+    CPU time of the processes ``exclude_pids()`` names (the engine VM's QEMU,
+    set by the agent) is not load: a host is not worse for running the engine.
+    """
 
     name = "cpu"
 
@@ -115,6 +119,24 @@ class CpuMonitor:
         self.window = cfg.cpu_window
         self.prev: tuple[float, int, int] | None = None  # (when, total jiffies, idle jiffies)
         self.history: list[tuple[float, float, float]] = []  # (start, end, busy fraction)
+        self.exclude_pids: Callable[[], list[int]] = list
+        self.excluded: dict[int, int] = {}  # pid -> its CPU jiffies at the previous sample
+
+    @staticmethod
+    def _process_jiffies(pid: int) -> int | None:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    def _excluded_delta(self, first: bool) -> int:
+        """CPU jiffies the excluded processes used since the previous sample (a new process: all of its time)."""
+        now = {pid: j for pid in self.exclude_pids() if (j := self._process_jiffies(pid)) is not None}
+        delta = 0 if first else sum(j - self.excluded.get(pid, 0) for pid, j in now.items())
+        self.excluded = now
+        return max(0, delta)
 
     @staticmethod
     def _times() -> tuple[int, int]:
@@ -124,9 +146,10 @@ class CpuMonitor:
 
     def sample(self) -> Reading:
         total, idle = self._times()
+        excluded = self._excluded_delta(first=self.prev is None)
         now = self.clock.monotonic()
         if self.prev is not None and total > self.prev[1]:
-            busy = 1.0 - (idle - self.prev[2]) / (total - self.prev[1])
+            busy = 1.0 - (idle - self.prev[2] + excluded) / (total - self.prev[1])
             self.history.append((self.prev[0], now, max(0.0, min(1.0, busy))))
         self.prev = (now, total, idle)
         self.history = [h for h in self.history if h[1] > now - self.window]

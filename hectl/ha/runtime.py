@@ -14,7 +14,7 @@ import os
 import threading
 
 from hectl import liveliness, vmspec, vmxml
-from hectl.errors import HectlError, LockHeld
+from hectl.errors import HectlError, LockHeld, NotDeployed, StorageError
 from hectl.ha import fsm
 from hectl.virt import choose_accel
 
@@ -54,6 +54,27 @@ class EngineRuntime:
         self.start_error = ""  # why the last start failed (fsm down_reason words)
         self.stop_requested = False
         self.last: VMInfo | None = None
+
+    def config_problem(self) -> str:
+        """Why this host's engine VM configuration is not current ('' when it is): the config penalty's cause.
+
+        Re-reads the spec (one 8 KiB read), so that starts use the newest one. An
+        unreachable domain is the storage monitor's business, not a config problem.
+        """
+        try:
+            spec = self._spec(refresh=True)
+        except NotDeployed:
+            return "the engine VM is not defined on the domain (hectl vm-config set)"
+        except StorageError as exc:
+            return exc.message if "corrupt" in exc.message else ""
+        running = self.last
+        if running is not None and running.state in ("up", "paused") and 0 <= running.spec_version < spec.version:
+            return f"the engine VM runs spec version {running.spec_version}, the domain has {spec.version} (restart it to apply)"
+        return ""
+
+    def engine_pids(self) -> list[int]:
+        """The engine VM's QEMU process on this host (for the CPU monitor to leave out)."""
+        return [self.last.pid] if self.last is not None and self.last.pid else []
 
     def _hypervisor(self) -> Hypervisor:
         if self.hyper is None:

@@ -29,7 +29,8 @@ class HostHealth(Frozen):
     bridge_name: str = ""
     mem_free_mib: int | None = None
     cpu_load: float | None = None  # time-weighted average over the history, engine VM excluded, 0..1
-    config_current: bool = True
+    config_current: bool = True  # the engine VM spec this host would run (or runs) is the domain's current one ...
+    config_cause: str = ""  # ... and if not, why
 
 
 class Penalty(Frozen):
@@ -83,7 +84,8 @@ def compute(
             )
         )
     if not health.config_current:
-        penalties.append(Penalty("config", cfg.config_penalty, "local configuration differs from the shared one"))
+        cause = health.config_cause or "local configuration differs from the shared one"
+        penalties.append(Penalty("config", cfg.config_penalty, cause))
     if health.bridge_up is not True:
         bridge = health.bridge_name or "management bridge"
         cause = f"{bridge} is down" if health.bridge_up is False else f"{bridge} state unknown"

@@ -90,6 +90,44 @@ def test_real_cpu_sample() -> None:
     assert value is None or 0.0 <= value <= 1.0  # None only if no jiffy passed
 
 
+def test_cpu_leaves_out_the_engine_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = VirtualClock(monotonic=0.0)
+    cpu = monitors.CpuMonitor(MonitorsConfig(cpu_window=100), clock)
+    ticks = iter([(0, 0), (200, 20), (400, 40)])  # 90 % busy throughout
+    engine = iter([5000, 5150, 5330])  # the engine's QEMU: 150, then 180 of the 200 jiffies
+    monkeypatch.setattr(cpu, "_times", lambda: next(ticks))
+    monkeypatch.setattr(cpu, "_process_jiffies", lambda pid: next(engine) if pid == 42 else None)
+    cpu.exclude_pids = lambda: [42]
+    assert cpu.sample().value is None  # baseline: the engine's past CPU time is not subtracted
+    clock.advance(10)
+    assert cpu.sample().value == pytest.approx(0.15)  # (180 - 150) / 200
+    clock.advance(10)
+    assert cpu.sample().value == pytest.approx(0.075)  # (0.15 + 0.0) / 2
+
+
+def test_cpu_excludes_a_real_busy_process() -> None:
+    import subprocess
+    import sys
+    import time
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        clock = VirtualClock()
+        plain = monitors.CpuMonitor(MonitorsConfig(), clock)
+        leaving_out = monitors.CpuMonitor(MonitorsConfig(), clock)
+        leaving_out.exclude_pids = lambda: [busy.pid]
+        for m in (plain, leaving_out):
+            m.sample()
+        time.sleep(1.5)
+        clock.advance(1.5)
+        with_busy, without = plain.sample().value, leaving_out.sample().value
+        assert with_busy is not None and without is not None
+        assert with_busy - without >= 0.3  # one of two CPUs spinning, ~0.5 of the host
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_a_failing_monitor_is_contained() -> None:
     problems: list[str] = []
     broken = SimpleNamespace(sample=lambda: 1 / 0)

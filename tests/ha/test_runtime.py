@@ -1,0 +1,134 @@
+"""EngineRuntime: the agent's view of the engine VM (engine-health monitor, config penalty) and its actions."""
+
+from __future__ import annotations
+
+import pytest
+
+from hectl import vmspec
+from hectl.errors import HypervisorError, LockHeld
+from hectl.ha import fsm
+from hectl.ha.runtime import EngineRuntime
+from tests.conftest import Domain
+from tests.fakevirt import FakeHypervisor
+
+SPEC = {"uuid": "8c8c2f0e-1d7e-4a39-9a3b-2a4f5e6d7c8b", "name": "engine", "kernel": "k", "initrd": "i", "host_port": "28080"}
+
+
+def runtime(domain: Domain, hyper: FakeHypervisor, problems: list[str] | None = None) -> EngineRuntime:
+    app = domain.app()
+    sink = problems if problems is not None else []
+    return EngineRuntime(app.config, app.backend(), app.clock, sink.append, connect=lambda uri: hyper)
+
+
+def settle(rt: EngineRuntime) -> None:
+    if rt.starter is not None:
+        rt.starter.join(5)
+
+
+def test_start_runs_in_the_background_and_reports_up(domain: Domain) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    hyper = FakeHypervisor()
+    problems: list[str] = []
+    rt = runtime(domain, hyper, problems)
+    assert rt.vm() == fsm.LocalVM("down", "unknown", down_reason="", detail="fake")
+    rt.act(fsm.START)
+    settle(rt)
+    assert hyper.calls == [("start", (False, 120.0))]
+    assert "<lease>" in hyper.xml and 'version="1"' in hyper.xml
+    vm = rt.vm()
+    assert (vm.state, vm.health, vm.detail) == ("up", "good", "fake, tcg")
+    assert problems == ["engine health is not checked: set [engine] fqdn or health_url"]
+
+
+def test_lost_start_race_and_failed_start_are_told_apart(domain: Domain) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    hyper = FakeHypervisor()
+    rt = runtime(domain, hyper)
+    hyper.start_error = LockHeld("lease busy")
+    rt.act(fsm.START)
+    settle(rt)
+    assert rt.vm().down_reason == "lease-busy"
+    hyper.start_error = HypervisorError("qemu exploded")
+    rt.act(fsm.START)
+    settle(rt)
+    assert rt.vm().down_reason == "start-failed"
+
+
+def test_a_vanished_vm_was_killed_a_requested_stop_was_a_shutdown(domain: Domain) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    hyper = FakeHypervisor("up")
+    rt = runtime(domain, hyper)
+    assert rt.vm().state == "up"
+    hyper.state = "down"
+    assert rt.vm().down_reason == "killed"
+    hyper.state = "up"
+    rt.vm()
+    rt.act(fsm.SHUTDOWN)
+    assert rt.vm().down_reason == "shutdown" and hyper.calls == [("shutdown", "engine")]
+
+
+def test_unreachable_libvirt_is_an_unknown_vm_state(domain: Domain) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+
+    class Down(FakeHypervisor):
+        def info(self, name: str):  # type: ignore[no-untyped-def]
+            raise HypervisorError("cannot connect to libvirt at qemu:///system: refused")
+
+    vm = runtime(domain, Down()).vm()
+    assert vm.state == "unknown" and "cannot connect to libvirt" in vm.detail
+
+
+def test_bad_engine_health_from_the_liveliness_probe(domain: Domain) -> None:
+    import socket
+
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens: connection refused
+    domain.config.write_text(domain.config.read_text() + f"[engine]\nhealth_url = http://127.0.0.1:{port}/health\n")
+    vm = runtime(domain, FakeHypervisor("up")).vm()
+    assert (vm.state, vm.health) == ("up", "bad") and "refused" in vm.detail
+
+
+def test_config_penalty_causes(domain: Domain) -> None:
+    backend = domain.app().backend()
+    hyper = FakeHypervisor("up")
+    rt = runtime(domain, hyper)
+    assert rt.config_problem() == "the engine VM is not defined on the domain (hectl vm-config set)"
+    vmspec.update(backend, SPEC, 5)
+    hyper.spec_version = 1
+    rt.vm()
+    assert rt.config_problem() == ""
+    vmspec.update(backend, {"memory_mib": "8192"}, 5)
+    assert rt.config_problem() == "the engine VM runs spec version 1, the domain has 2 (restart it to apply)"
+    with open(vmspec.path(backend), "r+b") as f:
+        f.write(b"{garbage")
+    assert "corrupt" in rt.config_problem()
+
+
+def test_the_cpu_monitor_leaves_out_the_engines_qemu(domain: Domain) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    hyper = FakeHypervisor("up")
+    hyper.pid = 4242
+    rt = runtime(domain, hyper)
+    assert rt.engine_pids() == []
+    rt.vm()
+    assert rt.engine_pids() == [4242]
+    hyper.state = "down"
+    rt.vm()
+    assert rt.engine_pids() == []
+
+
+@pytest.mark.parametrize("action", [fsm.SHUTDOWN, fsm.POWEROFF])
+def test_failed_actions_are_reported_not_raised(domain: Domain, action: str) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    problems: list[str] = []
+
+    class Refuses(FakeHypervisor):
+        def shutdown(self, name: str) -> None:
+            raise HypervisorError("no")
+
+        poweroff = shutdown
+
+    runtime(domain, Refuses("up"), problems).act(action)
+    assert problems == [f"cannot {action} the engine VM: no"]
