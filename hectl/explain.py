@@ -21,6 +21,10 @@ def explain(app: AppContext) -> dict[str, object]:
     report = vmstatus.build(app, frozenset())
     view = localstate.read_agent_view(cfg.paths.state_dir)
     agent = status.agent_section(view, app.clock.monotonic(), localstate.boot_id(), cfg.timeouts.agent_silent_after)
+    from hectl.virt import choose_accel
+
+    accel, why = choose_accel(cfg.vm.accelerator)
+    mine = next((h for h in report["hosts"] if h["this_host"]), None)  # type: ignore[attr-defined]
     hosts = []
     for h in report["hosts"]:  # type: ignore[attr-defined]
         if h["slot"] == "empty" and not h["this_host"]:
@@ -47,6 +51,7 @@ def explain(app: AppContext) -> dict[str, object]:
         "global_maintenance": report["global_maintenance"]["active"],  # type: ignore[index]
         "liveness_window_s": cfg.timeouts.liveness_window,
         "hosts": hosts,
+        "vm": {"engine": mine["engine"] if mine else None, "accelerator": accel, "accelerator_reason": why},
     }
     if agent["status"] == "running" and view is not None:
         age = float(agent["view_age_s"] or 0.0)  # type: ignore[arg-type]

@@ -213,6 +213,11 @@ def _explain_text(data: Any) -> str:
         read = f"read {st['read_ms']:.1f} ms" if st.get("read_ok") else f"read FAILED: {st.get('read_error', '?')}"
         write = f"write {st['write_ms']:.1f} ms" if st.get("write_ok") else f"write FAILED: {st.get('write_error', '?')}"
         lines.append(f"storage (last cycle): {read}, {write}" + ("" if st.get("direct_io", True) else ", buffered I/O"))
+    vm = data["vm"]
+    engine = vm["engine"]
+    if engine:
+        lines.append(f"engine VM here: {engine['vm']}, health {engine['health']} ({_dash(engine['detail'])})")
+    lines.append(f"accelerator for a start here: {vm['accelerator']} ({vm['accelerator_reason']})")
     if data["global_maintenance"]:
         lines.append("GLOBAL MAINTENANCE is on: the agents leave the engine alone")
     rows = [

@@ -47,6 +47,15 @@ def test_with_an_agent_view(domain: Domain) -> None:
     assert "state EngineUpBadHealth for 100 s" in text and "EngineStop: engine unhealthy too long" in text
     assert "storage (last cycle): read 1.5 ms, write FAILED: timed out" in text
     assert data["storage"]["write_error"] == "timed out"
+    assert data["vm"]["engine"] == {"vm": "up", "health": "bad", "detail": "", "reason": ""}
+    assert data["vm"]["accelerator"] in ("kvm", "tcg") and data["vm"]["accelerator_reason"]
+    assert "engine VM here: up, health bad" in text and f"accelerator for a start here: {data['vm']['accelerator']}" in text
+
+
+def test_accelerator_setting_is_reported(domain: Domain) -> None:
+    domain.config.write_text(domain.config.read_text() + "[vm]\naccelerator = tcg\n")
+    data = json.loads(run_hectl(["explain", "--json"], env=domain.env).stdout)
+    assert data["vm"] == {"engine": None, "accelerator": "tcg", "accelerator_reason": "set in [vm] accelerator"}
 
 
 def test_timers() -> None:

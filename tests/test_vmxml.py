@@ -143,3 +143,20 @@ def test_spec_on_a_real_domain(domain) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="needs a bridge"):
         vmspec.update(backend, {"network": "bridge"}, 5)
     assert vmspec.read(backend, 5) == second  # refused changes leave the stored spec alone
+
+
+def test_accelerator_choice(tmp_path: Path) -> None:
+    from hectl.virt import choose_accel
+
+    kvm = tmp_path / "kvm"
+    kvm.write_text("")
+    with_vmx, without = tmp_path / "cpuinfo-vmx", tmp_path / "cpuinfo"
+    with_vmx.write_text("processor\t: 0\nflags\t\t: fpu vme vmx sse\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu vme sse\n")
+    assert choose_accel("tcg", str(kvm), str(with_vmx)) == ("tcg", "set in [vm] accelerator")
+    assert choose_accel("kvm", str(tmp_path / "none"), str(without))[0] == "kvm"
+    assert choose_accel("auto", str(kvm), str(with_vmx))[0] == "kvm"
+    accel, why = choose_accel("auto", str(kvm), str(without))
+    assert accel == "tcg" and "no vmx/svm" in why
+    accel, why = choose_accel("auto", str(tmp_path / "none"), str(with_vmx))
+    assert accel == "tcg" and "not usable" in why
