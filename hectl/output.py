@@ -135,7 +135,10 @@ def _vm_status_text(data: Any) -> str:
     rows = []
     for h in data["hosts"]:
         eng = h["engine"]
-        engine = "-" if not eng else f"{eng['vm']}/{eng['health']}" + (f" ({_short(eng['reason'])})" if eng["reason"] else "")
+        engine = "-"
+        if eng:  # e.g. "up/good [running, tcg]"
+            engine = f"{eng['vm']}/{eng['health']}" + (f" [{_short(eng['detail'], 24)}]" if eng["detail"] else "")
+            engine += f" ({_short(eng['reason'])})" if eng["reason"] else ""
         maint = "-" if h["local_maintenance"] is None else ("yes" if h["local_maintenance"] else "no")
         if h.get("local_maintenance_pending") is not None:
             maint += f" (-> {'yes' if h['local_maintenance_pending'] else 'no'}, pending)"

@@ -74,6 +74,8 @@ def test_agent_starts_restarts_and_respects_global_maintenance(lab: VMLab) -> No
     states = [s for s, _, _ in watch.seen]
     assert "EngineStart" in states or "EngineStarting" in states, watch.seen
     assert "running, tcg" in watch.host1()["engine"]["detail"]
+    table = lab.hectl("vm-status").stdout
+    assert "EngineUp" in table and "up/good [running, tcg]" in table, table
     first = qemu_pid(lab)
     assert first > 0  # QEMU holds the engine lease
 
