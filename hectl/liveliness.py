@@ -79,13 +79,6 @@ def check(url: str, timeout: float, ca_file: str = "") -> Liveliness:
     return Liveliness(url, False, status, f"{detail}: {snippet}" if snippet else detail, deadline.elapsed())
 
 
-def describe(result: Liveliness) -> str:
-    """One readable line."""
-    if result.healthy:
-        return f"engine healthy: {result.detail} (HTTP {result.status} in {result.elapsed:.3f} s from {result.url})"
-    return f"engine NOT healthy: {result.detail} ({result.url}, after {result.elapsed:.3f} s)"
-
-
 def nagios(result: Liveliness, timeout: float, warn: float) -> tuple[int, str]:
     """Nagios code and line: OK, WARNING when healthy but slower than ``warn``, CRITICAL when not healthy."""
     took = f"in {result.elapsed:.3f} s"

@@ -240,6 +240,12 @@ def _explain_text(data: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _liveliness_text(data: Any) -> str:
+    if data["healthy"]:
+        return f"engine healthy: {data['detail']} (HTTP {data['status']} in {data['elapsed']:.3f} s from {data['url']})\n"
+    return f"engine NOT healthy: {data['detail']} ({data['url']}, after {data['elapsed']:.3f} s)\n"
+
+
 def _vm_action_text(data: Any) -> str:
     words = {
         "started": "started",
@@ -281,6 +287,7 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "set-maintenance": _maintenance_text,
     "plugins": _plugins_text,
     "vm-action": _vm_action_text,
+    "liveliness": _liveliness_text,
     "console-password": _console_password_text,
     "vm-config": _vm_config_text,
 }

@@ -71,10 +71,8 @@ def command(
         code, line = liveliness.nagios(result, seconds, seconds / 2 if warn is None else warn)
         return _check_output(code, line, fmt)
     exit_code = ExitCode.OK if result.healthy else ExitCode.FAILED
-    if fmt == "json":
-        data = {**result._asdict(), "elapsed": round(result.elapsed, 3)}
-        return Output("liveliness", data, fmt, exit_code)
-    return Output("text", {"text": liveliness.describe(result) + "\n"}, fmt, exit_code, quiet_text=result.healthy)
+    data = {**result._asdict(), "elapsed": round(result.elapsed, 3)}
+    return Output("liveliness", data, fmt, exit_code, quiet_text=result.healthy)
 
 
 def _engine(app: AppContext, url: str | None) -> EngineConfig:
