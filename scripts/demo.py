@@ -6,22 +6,31 @@
 2. Starts three real HA agents (``hectl ha run``), each with its own sanlock
    daemon as if on its own host, shows them live, then cuts the power of one
    (SIGKILL of its agent and its sanlock daemon) and shows the others noticing.
+3. The engine VM: builds the test appliance (a kernel + busybox initramfs that
+   serves the engine health page), starts a sanlock daemon and a private
+   libvirtd, defines the engine VM on a new domain and starts one agent, which
+   boots the engine under its sanlock lease (QEMU, TCG); shows vm-status,
+   check-liveliness and explain, then stops the agent and shuts the engine down.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from hectl import liveliness
 from hectl.context import AppContext
 from hectl.domain import init_domain
 from hectl.records import EngineStatus, HostRecord, host_details
@@ -43,6 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", default=os.environ.get("HECTL_DEMO_DIR", "/tmp/hectl-demo"), help="work directory (wiped)")
     base = Path(parser.parse_args().dir)
+    began = time.monotonic()
     shutil.rmtree(base, ignore_errors=True)
     (base / "domain").mkdir(parents=True)
     config = base / "hectl.conf"
@@ -74,8 +84,8 @@ def main() -> int:
     print(f"\n== audit log: {app.config.audit_log}")
     print(Path(app.config.audit_log).read_text(), end="")
     # --check exits 1 (WARNING) under global maintenance and 0 (OK) after it: that is the demo working.
-    ok = codes == [0, 0, 0, 1, 0, 0] and agents(base, config, env)
-    print(f"\n== demo {'finished' if ok else 'FAILED'} (exit codes {codes})")
+    ok = codes == [0, 0, 0, 1, 0, 0] and agents(base, config, env) and engine_vm()
+    print(f"\n== demo {'finished' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s (part 1 exit codes {codes})")
     return 0 if ok else 1
 
 
@@ -84,14 +94,29 @@ def live_hosts(env: dict[str, str]) -> set[int]:
     return {h["host_id"] for h in json.loads(out)["hosts"] if h["live"]}
 
 
-def wait(what: str, check: Callable[[], bool], timeout: float) -> bool:
+def wait(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> bool:
+    """Poll ``check`` until true; False (saying so, with the tail of ``log``) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             print(f"== {what}: not within {timeout:.0f} s")
+            if log is not None:
+                lines = log.read_text(errors="replace").splitlines()[-25:] if log.exists() else []
+                print(f"== last lines of {log}:", *(f"   {line}" for line in lines), sep="\n")
             return False
         time.sleep(0.5)
     return True
+
+
+@contextlib.contextmanager
+def no_interrupts() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) does not cut the clean-up short."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def agents(base: Path, config: Path, env: dict[str, str]) -> bool:
@@ -145,14 +170,163 @@ def agents(base: Path, config: Path, env: dict[str, str]) -> bool:
         sh("explain", env=env1)
         return True
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(30)
-        for d in daemons:
-            d.stop()
-        shutil.rmtree(shared, ignore_errors=True)
+        with no_interrupts():
+            for p in procs:
+                stop_agent(p)
+            for d in daemons:
+                d.stop()
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def stop_agent(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, and SIGKILL if it has not stopped after 30 s; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def engine_vm() -> bool:
+    """One host with the real engine stack: sanlock + libvirtd + QEMU (TCG), the appliance as the engine."""
+    from lab import appliance as lab_appliance
+    from lab import libvirtd as lab_libvirtd
+    from lab import sanlock as lab
+
+    reason = lab.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+    if reason:
+        print(f"\n== skipping the engine VM part: {reason}")
+        return False
+    began = time.monotonic()
+    print("\n== part 3: the engine VM (one host: sanlock daemon, private libvirtd, QEMU with TCG)")
+    print("== the engine appliance: a Debian kernel + busybox initramfs serving the engine health page")
+    appliance = lab_appliance.build()
+    built = f"built in {appliance.build_seconds:.1f} s" if appliance.build_seconds else "cached"
+    print(f"== appliance {built}: {appliance.kernel.parent}")
+    shared = lab.shared_dir("hectl-demo-vm-")
+    daemon = lab.Daemon(shared / "sanlock", lab.build_shim(shared))
+    libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=daemon.run_dir)
+    root, log = shared / "domain", shared / "agent.log"
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        daemon.start()
+        t0 = time.monotonic()
+        libvirtd.start()
+        print(f"== sanlock daemon and libvirtd (lock_manager = sanlock) up; libvirtd answered in {time.monotonic() - t0:.1f} s")
+        port = free_port()
+        cfg = shared / "hectl.conf"
+        cfg.write_text(
+            f"[host]\nid = 1\nhostname = {HOSTS[0][1]}\n[storage]\ntype = localfs\npath = {root}\n"
+            f"[paths]\nstate_dir = {shared / 'state'}\n[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
+            "[ha]\nio_timeout = 2\nloop = 2\nhistory = 6\n"
+            f"[vm]\nuri = {libvirtd.uri}\naccelerator = tcg\nstart_timeout = 60\n"
+            f"[engine]\nhealth_url = http://127.0.0.1:{port}/ovirt-engine/services/health\nhealth_timeout = 2\n"
+        )
+        root.mkdir(mode=0o755)
+        app = AppContext(config_path=str(cfg), environ={})
+        init_domain(app.backend(), app.clock, app.timeout)
+        lab.initialize_domain_leases(root, daemon, 2)
+        for src, name in ((appliance.kernel, "vmlinuz"), (appliance.initrd, "initrd.img")):
+            shutil.copyfile(src, root / "images" / name)
+            (root / "images" / name).chmod(0o644)  # QEMU runs as libvirt-qemu
+        print(f"== domain {root} with the appliance in images/; the engine's health page will be on 127.0.0.1:{port}")
+        env = dict(os.environ, HECTL_CONFIG=str(cfg), **daemon.env)
+        spec = ("memory_mib=256", "vcpus=1", "kernel=vmlinuz", "initrd=initrd.img", f"cmdline={appliance.cmdline}")
+        codes = [sh("vm-config", "set", *spec, f"host_port={port}", env=env)]
+        if codes[0] != 0:
+            return False
+
+        print("\n== starting the HA agent of host 1 (hectl ha run); it joins the lockspace and starts the engine")
+        with open(log, "wb") as out:
+            agent = subprocess.Popen([HECTL, "ha", "run"], env=env, stdout=out, stderr=out)
+        start = time.monotonic()
+        url = f"http://127.0.0.1:{port}/ovirt-engine/services/health"
+        seen: list[tuple[str, str, str]] = []
+        page_up = 0.0  # CLOCK_BOOTTIME when the health page first answered 200 "DB Up" (what check-liveliness probes)
+
+        def healthy() -> bool:
+            nonlocal page_up
+            if not page_up and liveliness.check(url, 0.5).healthy:
+                page_up = time.clock_gettime(time.CLOCK_BOOTTIME)
+            row = host_row(env, 1)
+            if not row or not row["state"]:
+                return False  # no record of this host's agent yet
+            engine = row["engine"] or {}
+            now = row["state"], engine.get("vm", "-"), engine.get("health", "-")
+            if not seen or seen[-1] != now:
+                seen.append(now)
+                print(f"   {time.monotonic() - start:5.1f} s  {now[0]:<16} engine vm {now[1]}, health {now[2]}")
+            done = now == ("EngineUp", "up", "good")
+            if done and not page_up:  # the agent's probe saw it first: up no later than now
+                page_up = time.clock_gettime(time.CLOCK_BOOTTIME)
+            return done
+
+        if not wait("the engine up and healthy", healthy, 120, log):
+            return False
+        took = time.monotonic() - start
+        qemu = started_at(libvirtd.run_dir / "qemu" / "HostedEngine.pid")
+        boot = f"; boot to healthy (QEMU started -> health page 200): {page_up - qemu:.1f} s" if qemu and page_up else ""
+        print(f"== the agent started the engine; EngineUp and healthy {took:.1f} s after the agent's start{boot}")
+        codes += [sh("vm-status", env=env), sh("check-liveliness", env=env), sh("explain", env=env)]
+
+        print(
+            "\n== stopping the agent (SIGTERM): the engine keeps running under its lease. Then a graceful shutdown"
+            "\n   (vm-shutdown warns that agents would start the engine again; no agent is left here)"
+        )
+        stopped = stop_agent(agent)
+        console = shared / "state" / "engine-console.log"
+        offset = console.stat().st_size if console.exists() else 0
+        codes.append(sh("vm-shutdown", "--wait", "--timeout", "60", env=env))
+        with contextlib.suppress(OSError), open(console, "rb") as f:
+            f.seek(offset)
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if "appliance:" in ln or "reboot:" in ln]
+            print("== the guest's serial console meanwhile:", *(f"   {line.strip()}" for line in lines), sep="\n")
+        ok = codes == [0, 0, 0, 0, 0] and stopped == 0
+        print(f"== part 3 {'done' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s (exit codes {codes}, agent {stopped})")
+        return ok
+    finally:
+        with no_interrupts():
+            if agent is not None:
+                stop_agent(agent)
+            libvirtd.stop()
+            daemon.stop()
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def host_row(env: dict[str, str], host_id: int) -> dict[str, Any] | None:
+    res = subprocess.run([HECTL, "vm-status", "--json"], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        return None
+    return next((h for h in json.loads(res.stdout)["hosts"] if h["host_id"] == host_id), None)
+
+
+def started_at(pidfile: Path) -> float:
+    """When the process in ``pidfile`` started, on CLOCK_BOOTTIME (0.0 if unknown)."""
+    try:
+        stat = Path(f"/proc/{int(pidfile.read_text().split()[0])}/stat").read_text()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\n== interrupted; everything it started is stopped and removed", file=sys.stderr)
+        sys.exit(130)
