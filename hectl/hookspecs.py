@@ -43,8 +43,9 @@ def hectl_register_backends(register: Callable[..., None]) -> None:
 def hectl_register_monitors(register: Callable[..., None]) -> None:
     """Register host-health monitors for the HA agent.
 
-    Call ``register(name, factory)``; ``factory(config, clock)`` returns a monitor
-    whose ``sample()`` gives one observation per agent cycle.
+    Call ``register(name, factory)``; ``factory(config, clock)`` (the whole ``Config``)
+    returns a monitor whose ``sample()`` gives one ``Reading`` per agent cycle. The
+    ``engine`` monitor is sampled only while the engine VM runs here.
 
     Called by: the HA agent (``hectl ha run``) at start-up and on reload.
     Returns: ignored. Exceptions disable this plugin's monitors and are logged.

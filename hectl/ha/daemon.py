@@ -57,10 +57,20 @@ class HostEnv:
         self.plugins = plugins
         self.problem = problem
         self.leases_view: dict[int, str] = {}
-        self.monitors = plugins.monitors(cfg.monitors, clock) if plugins is not None else {}
+        self.monitors: dict[str, object] = {}
+        self.reconfigure(cfg)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """Take a new configuration: rebuild the monitors and hand the engine monitor to the VM runtime."""
+        self.cfg = self.runtime.cfg = cfg
+        self.runtime.spec = None  # re-read the engine VM spec too
+        self.monitors = self.plugins.monitors(cfg, self.clock) if self.plugins is not None else {}
+        engine = self.monitors.pop("engine", None)
+        if self.plugins is not None:
+            self.runtime.health_monitor = engine or _Unchecked()
         cpu = self.monitors.get("cpu")
         if isinstance(cpu, monitors.CpuMonitor):
-            cpu.exclude_pids = runtime.engine_pids  # the load of the host, not of the engine it runs
+            cpu.exclude_pids = self.runtime.engine_pids  # the load of the host, not of the engine it runs
 
     def read_metadata(self) -> MetadataSnapshot:
         return self.store.read_all()
@@ -96,6 +106,13 @@ class HostEnv:
         log.info("state %s -> %s: %s", old, new, reason)
         if self.plugins is not None:
             self.plugins.notify_state_transition(host_id=host_id, old_state=old, new_state=new, reason=reason)
+
+
+class _Unchecked:
+    """The engine monitor when no plugin registers one."""
+
+    def sample(self) -> monitors.Reading:
+        return monitors.Reading("engine", None, "engine health is not checked: no 'engine' monitor is registered")
 
 
 def agent_config(cfg: Config) -> AgentConfig:
@@ -152,8 +169,8 @@ def run(
             reload.clear()
             try:
                 cfg = load_config()
-                env.cfg, env.runtime.cfg, agent.cfg = cfg, cfg, agent_config(cfg)
-                env.runtime.spec = None  # re-read the engine VM spec too
+                env.reconfigure(cfg)
+                agent.cfg = agent_config(cfg)
                 log.info("configuration reloaded")
             except HectlError as exc:
                 problem(f"configuration not reloaded: {exc.message}")

@@ -7,8 +7,9 @@ gives no value (the score says "unknown") and never stops the loop.
 
 Built-in: ``network`` (gateway probes: ping, dns, tcp or none; several probes,
 the ratio answered counts), ``bridge`` (the management bridge is up),
-``memory`` (MemAvailable), ``cpu`` (load from /proc/stat, averaged over time).
-The engine VM's own CPU use is not yet excluded (it needs the VM layer).
+``memory`` (MemAvailable), ``cpu`` (load from /proc/stat, averaged over time,
+the engine's QEMU left out), ``engine`` (the engine's health page, probed by
+the agent only while the engine VM runs on this host).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from hectl.clock import Clock
-    from hectl.config import MonitorsConfig
+    from hectl.config import Config
     from hectl.ha.score import HostHealth
 
 log = logging.getLogger("hectl.ha")
@@ -44,8 +45,8 @@ class NetworkMonitor:
 
     name = "network"
 
-    def __init__(self, cfg: MonitorsConfig, clock: Clock) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: Config, clock: Clock) -> None:
+        self.cfg = cfg.monitors
 
     def _probe(self) -> bool:
         c = self.cfg
@@ -76,8 +77,8 @@ class BridgeMonitor:
 
     name = "bridge"
 
-    def __init__(self, cfg: MonitorsConfig, clock: Clock) -> None:
-        self.bridge = cfg.bridge
+    def __init__(self, cfg: Config, clock: Clock) -> None:
+        self.bridge = cfg.monitors.bridge
 
     def sample(self) -> Reading:
         if not self.bridge:
@@ -93,7 +94,7 @@ class BridgeMonitor:
 class MemoryMonitor:
     name = "memory"
 
-    def __init__(self, cfg: MonitorsConfig, clock: Clock) -> None:
+    def __init__(self, cfg: Config, clock: Clock) -> None:
         pass
 
     def sample(self) -> Reading:
@@ -114,9 +115,9 @@ class CpuMonitor:
 
     name = "cpu"
 
-    def __init__(self, cfg: MonitorsConfig, clock: Clock) -> None:
+    def __init__(self, cfg: Config, clock: Clock) -> None:
         self.clock = clock
-        self.window = cfg.cpu_window
+        self.window = cfg.monitors.cpu_window
         self.prev: tuple[float, int, int] | None = None  # (when, total jiffies, idle jiffies)
         self.history: list[tuple[float, float, float]] = []  # (start, end, busy fraction)
         self.exclude_pids: Callable[[], list[int]] = list
@@ -160,7 +161,25 @@ class CpuMonitor:
         return Reading(self.name, round(load, 4), f"load {load:.2f} over {span:.0f} s")
 
 
-BUILTIN = (NetworkMonitor, BridgeMonitor, MemoryMonitor, CpuMonitor)
+class EngineHealthMonitor:
+    """The engine's health page (``hectl.liveliness``, as ``check-liveliness``): True healthy, False not, None unchecked."""
+
+    name = "engine"
+
+    def __init__(self, cfg: Config, clock: Clock) -> None:
+        self.engine = cfg.engine
+
+    def sample(self) -> Reading:
+        from hectl import liveliness
+
+        url = self.engine.url()
+        if not url:
+            return Reading(self.name, None, "engine health is not checked: set [engine] fqdn or health_url")
+        probe = liveliness.check(url, self.engine.health_timeout, self.engine.health_ca)
+        return Reading(self.name, probe.healthy, probe.detail)
+
+
+BUILTIN = (NetworkMonitor, BridgeMonitor, MemoryMonitor, CpuMonitor, EngineHealthMonitor)
 
 
 @hookimpl

@@ -1,10 +1,11 @@
-"""The engine VM as the agent sees and drives it on a real host: libvirt plus the liveliness probe.
+"""The engine VM as the agent sees and drives it on a real host: libvirt plus the engine monitor.
 
 ``vm()`` is the engine-health monitor: the hypervisor's state of the VM and,
-while it runs, the health page (``hectl.liveliness``, the code behind
-``check-liveliness``). ``act`` carries out the state machine's actions; a start
-runs in a thread, since acquiring the engine lease can block for up to
-sanlock's host_dead_seconds, and the agent must keep publishing meanwhile.
+while it runs, the ``engine`` monitor's reading (registered through the
+monitor hook; the built-in one probes the health page like ``check-liveliness``).
+``act`` carries out the state machine's actions; a start runs in a thread,
+since acquiring the engine lease can block for up to sanlock's
+host_dead_seconds, and the agent must keep publishing meanwhile.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 import os
 import threading
 
-from hectl import liveliness, vmspec, vmxml
+from hectl import vmspec, vmxml
 from hectl.errors import HectlError, LockHeld, NotDeployed, StorageError
 from hectl.ha import fsm
+from hectl.ha.monitors import EngineHealthMonitor, Reading
 from hectl.virt import choose_accel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -40,6 +42,7 @@ class EngineRuntime:
         clock: Clock,
         problem: Callable[[str], None],
         connect: Callable[[str], Hypervisor] | None = None,
+        health_monitor: object | None = None,
     ) -> None:
         from hectl import virt
 
@@ -48,6 +51,7 @@ class EngineRuntime:
         self.clock = clock
         self.problem = problem
         self.connect = connect or virt.connect
+        self.health_monitor = health_monitor or EngineHealthMonitor(cfg, clock)  # sample() -> Reading
         self.hyper: Hypervisor | None = None
         self.spec: vmspec.EngineSpec | None = None
         self.starter: threading.Thread | None = None
@@ -114,13 +118,14 @@ class EngineRuntime:
         return ""
 
     def _health(self) -> tuple[str, str]:
-        engine = self.cfg.engine
-        url = engine.url()
-        if not url:
-            self.problem("engine health is not checked: set [engine] fqdn or health_url")
+        try:
+            reading: Reading = self.health_monitor.sample()  # type: ignore[attr-defined]
+        except Exception as exc:  # a broken monitor plugin must never stop the agent
+            return "unknown", f"engine monitor failed: {type(exc).__name__}: {exc}"
+        if reading.value is None:  # not checked: a running VM counts as healthy, and the log says why
+            self.problem(reading.detail)
             return "good", ""
-        probe = liveliness.check(url, engine.health_timeout, engine.health_ca)
-        return ("good" if probe.healthy else "bad"), probe.detail
+        return ("good" if reading.value else "bad"), reading.detail
 
     def act(self, action: str) -> None:
         try:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from hectl.clock import VirtualClock
-from hectl.config import MonitorsConfig
+from hectl.config import Config, HostConfig, MonitorsConfig, PathsConfig, ScoreConfig, StorageConfig, TimeoutsConfig
 from hectl.ha import monitors
 from hectl.hookspecs import hookimpl
 from hectl.plugins import make_plugin_manager
@@ -24,6 +24,14 @@ def listener() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
+def conf(**monitors: object) -> Config:
+    """A configuration whose [monitors] section is ``monitors`` (what monitor factories receive)."""
+    return Config(
+        "test", HostConfig(1, "h1"), StorageConfig(), PathsConfig(), TimeoutsConfig(), ScoreConfig(),
+        monitors=MonitorsConfig(**monitors),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -31,7 +39,7 @@ def closed_port() -> int:
 
 
 def network(**kw: object) -> monitors.Reading:
-    return monitors.NetworkMonitor(MonitorsConfig(probe_timeout=1.0, **kw), VirtualClock()).sample()  # type: ignore[arg-type]
+    return monitors.NetworkMonitor(conf(probe_timeout=1.0, **kw), VirtualClock()).sample()  # type: ignore[arg-type]
 
 
 @pytest.mark.integration
@@ -55,20 +63,20 @@ def test_no_network_test_costs_nothing() -> None:
 
 def test_bridge() -> None:
     clock = VirtualClock()
-    assert monitors.BridgeMonitor(MonitorsConfig(bridge="lo"), clock).sample().value is True  # lo's operstate: unknown
-    missing = monitors.BridgeMonitor(MonitorsConfig(bridge="nosuchbr0"), clock).sample()
+    assert monitors.BridgeMonitor(conf(bridge="lo"), clock).sample().value is True  # lo's operstate: unknown
+    missing = monitors.BridgeMonitor(conf(bridge="nosuchbr0"), clock).sample()
     assert missing.value is False and "does not exist" in missing.detail
-    assert monitors.BridgeMonitor(MonitorsConfig(), clock).sample().value is True  # none configured
+    assert monitors.BridgeMonitor(conf(), clock).sample().value is True  # none configured
 
 
 def test_memory() -> None:
-    value = monitors.MemoryMonitor(MonitorsConfig(), VirtualClock()).sample().value
+    value = monitors.MemoryMonitor(conf(), VirtualClock()).sample().value
     assert isinstance(value, int) and value > 0
 
 
 def test_cpu_is_a_time_weighted_average_over_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = VirtualClock(monotonic=0.0)
-    cpu = monitors.CpuMonitor(MonitorsConfig(cpu_window=100), clock)
+    cpu = monitors.CpuMonitor(conf(cpu_window=100), clock)
     ticks = iter([(0, 0), (100, 100), (200, 110), (1200, 1010)])  # (total, idle) jiffies
     monkeypatch.setattr(cpu, "_times", lambda: next(ticks))
     assert cpu.sample().value is None  # first sample
@@ -82,7 +90,7 @@ def test_cpu_is_a_time_weighted_average_over_the_window(monkeypatch: pytest.Monk
 
 def test_real_cpu_sample() -> None:
     clock = VirtualClock()
-    cpu = monitors.CpuMonitor(MonitorsConfig(), clock)
+    cpu = monitors.CpuMonitor(conf(), clock)
     cpu.sample()
     sum(range(200000))
     clock.advance(1)
@@ -92,7 +100,7 @@ def test_real_cpu_sample() -> None:
 
 def test_cpu_leaves_out_the_engine_process(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = VirtualClock(monotonic=0.0)
-    cpu = monitors.CpuMonitor(MonitorsConfig(cpu_window=100), clock)
+    cpu = monitors.CpuMonitor(conf(cpu_window=100), clock)
     ticks = iter([(0, 0), (200, 20), (400, 40)])  # 90 % busy throughout
     engine = iter([5000, 5150, 5330])  # the engine's QEMU: 150, then 180 of the 200 jiffies
     monkeypatch.setattr(cpu, "_times", lambda: next(ticks))
@@ -113,8 +121,8 @@ def test_cpu_excludes_a_real_busy_process() -> None:
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         clock = VirtualClock()
-        plain = monitors.CpuMonitor(MonitorsConfig(), clock)
-        leaving_out = monitors.CpuMonitor(MonitorsConfig(), clock)
+        plain = monitors.CpuMonitor(conf(), clock)
+        leaving_out = monitors.CpuMonitor(conf(), clock)
         leaving_out.exclude_pids = lambda: [busy.pid]
         for m in (plain, leaving_out):
             m.sample()
@@ -131,9 +139,7 @@ def test_cpu_excludes_a_real_busy_process() -> None:
 def test_a_failing_monitor_is_contained() -> None:
     problems: list[str] = []
     broken = SimpleNamespace(sample=lambda: 1 / 0)
-    readings = monitors.sample_all(
-        {"memory": monitors.MemoryMonitor(MonitorsConfig(), VirtualClock()), "x": broken}, problems.append
-    )
+    readings = monitors.sample_all({"memory": monitors.MemoryMonitor(conf(), VirtualClock()), "x": broken}, problems.append)
     assert readings["x"].value is None and "ZeroDivisionError" in problems[0]
     assert isinstance(readings["memory"].value, int)
 
@@ -164,8 +170,42 @@ def test_monitors_come_from_the_plugin_hook_and_a_broken_plugin_is_skipped() -> 
     plugins = make_plugin_manager(
         load_entrypoints=False, extra=[("bad", SimpleNamespace(hectl_register_monitors=hookimpl(explode)))], environ={}
     )
-    built = plugins.monitors(MonitorsConfig(), VirtualClock())
-    assert set(built) == {"network", "bridge", "memory", "cpu"}
+    built = plugins.monitors(conf(), VirtualClock())
+    assert set(built) == {"network", "bridge", "memory", "cpu", "engine"}
+
+
+def test_engine_monitor_probes_the_health_page(listener: int) -> None:
+    import http.server
+    import threading
+
+    from hectl.config import EngineConfig
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"DB Up!Welcome to Health Status!"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+
+        def sample(url: str) -> monitors.Reading:
+            cfg = conf()._replace(engine=EngineConfig(health_url=url, health_timeout=2))
+            return monitors.EngineHealthMonitor(cfg, VirtualClock()).sample()
+
+        assert sample(f"http://127.0.0.1:{server.server_port}/health") == monitors.Reading("engine", True, "DB up")
+        down = sample(f"http://127.0.0.1:{closed_port()}/health")
+        assert down.value is False and "refused" in down.detail
+        assert monitors.EngineHealthMonitor(conf(), VirtualClock()).sample().value is None  # no URL: not checked
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("bad", ["-f", "a b", "x;y"])
@@ -177,3 +217,21 @@ def test_gateway_cannot_smuggle_options(bad: str, tmp_path) -> None:  # type: ig
     path.write_text(f"[host]\nid = 1\n[monitors]\nnetwork_test = ping\ngateway = {bad}\n")
     with pytest.raises(ConfigError, match="gateway"):
         config.load(str(path), environ={})
+
+
+def test_a_plugin_can_bring_its_own_engine_monitor() -> None:
+    class Probe:
+        def __init__(self, cfg: Config, clock: object) -> None:
+            self.url = cfg.engine.url()
+
+        def sample(self) -> monitors.Reading:
+            return monitors.Reading("engine", False, "custom probe")
+
+    def register_engine(register):  # type: ignore[no-untyped-def]
+        register("engine", Probe)
+
+    plugins = make_plugin_manager(
+        load_entrypoints=False, extra=[("probe", SimpleNamespace(hectl_register_monitors=hookimpl(register_engine)))], environ={}
+    )
+    built = plugins.monitors(conf(), VirtualClock())
+    assert isinstance(built["engine"], Probe) and built["engine"].sample().detail == "custom probe"
