@@ -260,3 +260,15 @@ def test_vm_config_set_and_show(domain: Domain, capsys: pytest.CaptureFixture[st
     assert code == 2 and "memory_mib" in err
     code, _, err = run(domain, ["vm-config", "set", "network=bridge"], capsys, FakeHypervisor())
     assert code == 3 and "needs a bridge" in err
+
+
+def test_unreachable_libvirtd_through_the_real_binding(engine: Domain, tmp_path: Path) -> None:
+    pytest.importorskip("libvirt")
+    from tests.conftest import run_hectl
+
+    engine.config.write_text(engine.config.read_text() + f"[vm]\nuri = qemu+unix:///system?socket={tmp_path}/none.sock\n")
+    res = run_hectl(["vm-start"], env=engine.env)
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"hectl: error: cannot connect to libvirt at qemu+unix:///system?socket={tmp_path}/none.sock")
+    assert "hint: is libvirtd running?" in res.stderr
+    assert "libvirt:" not in res.stderr and "Traceback" not in res.stderr  # libvirt's own error printer is silenced
