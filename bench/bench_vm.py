@@ -43,11 +43,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench_cli import BenchError, git_head
+
+from lab.signals import interrupted, no_interrupts
 
 REPO = Path(__file__).resolve().parent.parent
 HECTL = str(REPO / ".venv" / "bin" / "hectl")
@@ -70,21 +72,6 @@ STEPS = {
     "boot_to_healthy": "boot to healthy (vm-start return -> 200)",
     "vm_poweroff": "vm-poweroff",
 }
-
-
-@contextlib.contextmanager
-def no_interrupts() -> Iterator[None]:
-    """Ctrl-C (or SIGTERM) does not cut the clean-up short."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
 
 
 # --- the appliance ------------------------------------------------------------------------------

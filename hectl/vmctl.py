@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from hectl.context import AppContext
     from hectl.metadata import MetadataSnapshot
-    from hectl.virt import VMInfo
+    from hectl.virt import Hypervisor, VMInfo
 
 RUNNING = ("up", "paused", "starting")
 POLL = 0.5
@@ -153,6 +153,20 @@ def _wait_healthy(app: AppContext, wait: float, began: float) -> bool:
         app.clock.sleep(POLL)
 
 
+def engine_here(app: AppContext, warn: Callable[[str], None] | None = None) -> tuple[vmspec.EngineSpec, Hypervisor]:
+    """Spec and hypervisor of the engine VM running on this host, else ``VMStateError``.
+
+    With ``warn``: also warn unless global maintenance is set (the agents would undo a stop).
+    """
+    spec = vmspec.read(app.backend(), app.timeout)
+    hyper = app.hypervisor()
+    if hyper.info(spec.name).state not in RUNNING:
+        raise not_here(app, spec.name)
+    if warn is not None and not _global_maintenance(app):
+        warn("global maintenance is not set: the HA agents will start the engine again")
+    return spec, hyper
+
+
 def _global_maintenance(app: AppContext) -> bool:
     try:
         return app.store().read_all().global_record.maintenance_active(app.clock.wall())
@@ -169,12 +183,7 @@ def shutdown(
 ) -> dict[str, object]:
     """ACPI power-button shutdown; with ``wait`` until the guest is off; ``force_after`` escalates to power-off."""
     began = app.clock.monotonic()
-    spec = vmspec.read(app.backend(), app.timeout)
-    hyper = app.hypervisor()
-    if hyper.info(spec.name).state not in RUNNING:
-        raise not_here(app, spec.name)
-    if not _global_maintenance(app):
-        warn("global maintenance is not set: the HA agents will start the engine again")
+    spec, hyper = engine_here(app, warn)
     hyper.shutdown(spec.name)
     result: dict[str, object] = {"action": "shutdown", "vm": spec.name, "host_id": app.config.host.id, "result": "requested"}
     limit = force_after if force_after is not None else wait
@@ -199,12 +208,7 @@ def shutdown(
 def poweroff(app: AppContext, *, warn: Callable[[str], None] = lambda _msg: None) -> dict[str, object]:
     """Stop the engine VM at once (its lease is released when QEMU exits)."""
     began = app.clock.monotonic()
-    spec = vmspec.read(app.backend(), app.timeout)
-    hyper = app.hypervisor()
-    if hyper.info(spec.name).state not in RUNNING:
-        raise not_here(app, spec.name)
-    if not _global_maintenance(app):
-        warn("global maintenance is not set: the HA agents will start the engine again")
+    spec, hyper = engine_here(app, warn)
     hyper.poweroff(spec.name)
     return {
         "action": "poweroff",
@@ -221,10 +225,7 @@ def console_password(app: AppContext, password: str, expire: float) -> dict[str,
 
     if not password:
         raise OperationFailed("the console password is empty")
-    spec = vmspec.read(app.backend(), app.timeout)
-    hyper = app.hypervisor()
-    if hyper.info(spec.name).state not in RUNNING:
-        raise not_here(app, spec.name)
+    spec, hyper = engine_here(app)
     expires = app.clock.wall() + expire
     valid_to = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expires))
     truncated = spec.graphics == "vnc" and len(password) > VNC_PASSWORD_MAX

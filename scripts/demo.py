@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from hectl import liveliness
 from hectl.context import AppContext
 from hectl.domain import init_domain
 from hectl.records import EngineStatus, HostRecord, host_details
+from lab.signals import interrupted, no_interrupts
 
 HECTL = str(Path(sys.executable).with_name("hectl"))
 HOSTS = [
@@ -106,17 +107,6 @@ def wait(what: str, check: Callable[[], bool], timeout: float, log: Path | None 
             return False
         time.sleep(0.5)
     return True
-
-
-@contextlib.contextmanager
-def no_interrupts() -> Iterator[None]:
-    """Ctrl-C (or SIGTERM) does not cut the clean-up short."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def agents(base: Path, config: Path, env: dict[str, str]) -> bool:
@@ -316,10 +306,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import shutil
 
 import click
 
-from hectl import vmctl, vmspec
+from hectl import vmctl
 from hectl.context import AppContext
 from hectl.errors import OperationFailed
 from hectl.output import Output
@@ -29,11 +29,9 @@ def command(app: AppContext, show_log: bool) -> Output | None:
                 return Output("text", {"text": f.read()})
         except OSError as exc:
             raise OperationFailed(f"cannot read the console log {cfg.console_log}: {exc.strerror}") from None
-    spec = vmspec.read(app.backend(), app.timeout)
-    if app.hypervisor().info(spec.name).state not in vmctl.RUNNING:
-        raise vmctl.not_here(app, spec.name)
+    spec, hyper = vmctl.engine_here(app)
     virsh = shutil.which("virsh")
     if virsh is None:
         raise OperationFailed("virsh is not installed", hint="install Debian's libvirt-clients")
-    os.execv(virsh, [virsh, "-c", app.hypervisor().uri, "console", spec.name])
+    os.execv(virsh, [virsh, "-c", hyper.uri, "console", spec.name])
     return None  # not reached

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.virt.vmlab import VMLab, missing, wait_until
+from tests.virt.vmlab import VMLab, running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AGENT = "loop = 2\nhistory = 6\n"  # [ha]
@@ -24,15 +24,8 @@ AGENT = "loop = 2\nhistory = 6\n"  # [ha]
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[VMLab]:
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
-    lab = VMLab()
-    try:
-        lab.start(AGENT, join=())
+    with running(AGENT, join=()) as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 class Watcher:

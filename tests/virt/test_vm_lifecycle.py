@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.virt.vmlab import VMLab, missing, wait_until
+from tests.virt.vmlab import VMLab, running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TIMINGS: dict[str, float] = {}
@@ -20,17 +20,10 @@ TIMINGS: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[VMLab]:
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
-    lab = VMLab()
-    try:
-        lab.start()
+    with running() as lab:
         TIMINGS.update(lab.timings)
         yield lab
-    finally:
-        lab.close()
-        print(f"\nVM lifecycle timings: {json.dumps({k: round(v, 2) for k, v in TIMINGS.items()})}")
+    print(f"\nVM lifecycle timings: {json.dumps({k: round(v, 2) for k, v in TIMINGS.items()})}")
 
 
 def all_cmdlines() -> str:

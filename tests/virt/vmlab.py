@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from hectl.context import AppContext
@@ -134,6 +135,22 @@ class VMLab:
         for d in self.daemons:
             d.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(ha_config: str = "", join: tuple[int, ...] = (1, 2)) -> Iterator[VMLab]:
+    """A started ``VMLab`` (skipped with the reason when this machine cannot run one), closed afterwards."""
+    import pytest
+
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    lab = VMLab()
+    try:
+        lab.start(ha_config, join)
+        yield lab
+    finally:
+        lab.close()
 
 
 def wait_until(predicate, timeout: float, what: str, every: float = 0.25):  # type: ignore[no-untyped-def]
