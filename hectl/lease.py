@@ -38,6 +38,11 @@ SANLOCK_ERRORS = {
 }
 
 
+def host_dead_seconds(io_timeout: float) -> float:
+    """How long after its last renewal sanlock declares a host dead (and its leases free to take)."""
+    return 8 * io_timeout + 60
+
+
 def describe_error(exc: BaseException) -> str:
     """A sanlock exception in words."""
     code = getattr(exc, "errno", None)

@@ -12,7 +12,7 @@ import os
 
 from hectl import localstate, vmspec, vmstatus, vmxml
 from hectl.errors import LockHeld, OperationFailed, VMStateError, WaitTimeout
-from hectl.lease import LEASE_FREE, LEASE_UNKNOWN
+from hectl.lease import LEASE_FREE, LEASE_UNKNOWN, host_dead_seconds
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -25,11 +25,6 @@ if TYPE_CHECKING:
 RUNNING = ("up", "paused", "starting")
 POLL = 0.5
 VNC_PASSWORD_MAX = 8  # VNC authentication uses DES: only the first 8 characters count
-
-
-def host_dead_seconds(io_timeout: float) -> float:
-    """How long after its last renewal sanlock declares a host dead (and its leases free)."""
-    return 8 * io_timeout + 60
 
 
 def _running_elsewhere(app: AppContext, snapshot: MetadataSnapshot) -> tuple[int, str] | None:

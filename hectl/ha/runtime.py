@@ -18,6 +18,7 @@ from hectl import vmspec, vmxml
 from hectl.errors import HectlError, LockHeld, NotDeployed, StorageError
 from hectl.ha import fsm
 from hectl.ha.monitors import EngineHealthMonitor, Reading
+from hectl.lease import host_dead_seconds
 from hectl.virt import choose_accel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -152,9 +153,12 @@ class EngineRuntime:
         self.start_error, self.stop_requested = "", False
         hyper = self._hypervisor()
 
+        # The agent starts only when the lease's holder is gone or failing: let sanlock finish declaring it dead.
+        limit = max(self.cfg.vm.start_timeout, host_dead_seconds(self.cfg.ha.io_timeout) + self.cfg.ha.loop)
+
         def run() -> None:
             try:
-                hyper.start(xml, paused=False, timeout=self.cfg.vm.start_timeout, clock=self.clock)
+                hyper.start(xml, paused=False, timeout=limit, clock=self.clock)
                 log.info("engine VM %s started (%s)", spec.name, accel)
             except LockHeld as exc:
                 self.start_error = "lease-busy"

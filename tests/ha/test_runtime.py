@@ -33,7 +33,7 @@ def test_start_runs_in_the_background_and_reports_up(domain: Domain) -> None:
     assert rt.vm() == fsm.LocalVM("down", "unknown", down_reason="", detail="fake")
     rt.act(fsm.START)
     settle(rt)
-    assert hyper.calls == [("start", (False, 120.0))]
+    assert hyper.calls == [("start", (False, 150.0))]  # 8 x io_timeout 10 + 60 s + a loop: sanlock may need that long
     assert "<lease>" in hyper.xml and 'version="1"' in hyper.xml
     vm = rt.vm()
     assert (vm.state, vm.health, vm.detail) == ("up", "good", "fake, tcg")
