@@ -86,8 +86,9 @@ def open_connection(uri: str) -> libvirt.virConnect:
 class Libvirtd:
     """One private virtlogd + libvirtd pair; ``sanlock_run_dir`` selects the sanlock daemon of its lock driver."""
 
-    def __init__(self, sanlock_run_dir: Path | None = None, cache_dir: Path = CACHE_DIR) -> None:
+    def __init__(self, sanlock_run_dir: Path | None = None, cache_dir: Path = CACHE_DIR, netns: str = "") -> None:
         self.sanlock_run_dir = sanlock_run_dir
+        self.netns = netns  # run in this network namespace (its guests' port forwards bind there)
         self.cache_dir = cache_dir
         self.base: Path | None = None
 
@@ -125,6 +126,8 @@ class Libvirtd:
         if self.sanlock_run_dir is not None:
             env["SANLOCK_RUN_DIR"] = str(self.sanlock_run_dir)
         argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", START_SCRIPT, "sh", str(base), str(self.cache_dir), kvm]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
         with open(base / "start.log", "w") as out:  # not a pipe: the daemons would inherit it
             proc = subprocess.run(
                 argv,
