@@ -15,7 +15,7 @@ import os
 import threading
 
 from hectl import vmspec, vmxml
-from hectl.errors import HectlError, LockHeld, NotDeployed, StorageError
+from hectl.errors import HectlError, HypervisorError, LockHeld, NotDeployed, StorageError
 from hectl.ha import fsm
 from hectl.ha.monitors import EngineHealthMonitor, Reading
 from hectl.lease import host_dead_seconds
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from hectl.virt import Hypervisor, VMInfo
 
 log = logging.getLogger("hectl.ha")
+HYPERVISOR_TIMEOUT = 10.0  # seconds the agent waits for libvirt's answer about the VM
 
 
 class EngineRuntime:
@@ -59,6 +60,7 @@ class EngineRuntime:
         self.start_error = ""  # why the last start failed (fsm down_reason words)
         self.stop_requested = False
         self.last: VMInfo | None = None
+        self.waiting: threading.Thread | None = None  # a hypervisor query that has not answered yet
 
     def config_problem(self) -> str:
         """Why this host's engine VM configuration is not current ('' when it is): the config penalty's cause.
@@ -91,11 +93,33 @@ class EngineRuntime:
             self.spec = vmspec.read(self.backend, self.cfg.storage.timeout)
         return self.spec
 
+    def _info(self, name: str) -> VMInfo:
+        """The hypervisor's answer within ``HYPERVISOR_TIMEOUT``: a hung libvirtd must not stall the agent's loop."""
+        if self.waiting is not None and self.waiting.is_alive():
+            raise HypervisorError(f"libvirt has not answered for more than {HYPERVISOR_TIMEOUT:g} s")
+        hyper = self._hypervisor()
+        answer: list[VMInfo | HectlError] = []
+
+        def ask() -> None:
+            try:
+                answer.append(hyper.info(name))
+            except HectlError as exc:
+                answer.append(exc)
+
+        self.waiting = threading.Thread(target=ask, name="vm-info", daemon=True)
+        self.waiting.start()
+        self.waiting.join(HYPERVISOR_TIMEOUT)
+        if not answer:
+            raise HypervisorError(f"libvirt did not answer within {HYPERVISOR_TIMEOUT:g} s")
+        if isinstance(answer[0], HectlError):
+            raise answer[0]
+        return answer[0]
+
     def vm(self) -> fsm.LocalVM:
         starting = self.starter is not None and self.starter.is_alive()
         try:
             spec = self._spec()
-            info = self._hypervisor().info(spec.name)
+            info = self._info(spec.name)
         except HectlError as exc:
             self.hyper = None  # reconnect next time
             return fsm.LocalVM("unknown", detail=exc.message)

@@ -132,3 +132,30 @@ def test_failed_actions_are_reported_not_raised(domain: Domain, action: str) -> 
 
     runtime(domain, Refuses("up"), problems).act(action)
     assert problems == [f"cannot {action} the engine VM: no"]
+
+
+def test_a_hung_libvirtd_cannot_stall_the_agent(domain: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from hectl.ha import runtime as runtime_mod
+
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    release = threading.Event()
+
+    class Hung(FakeHypervisor):
+        def info(self, name: str):  # type: ignore[no-untyped-def]
+            release.wait(30)
+            return super().info(name)
+
+    monkeypatch.setattr(runtime_mod, "HYPERVISOR_TIMEOUT", 0.2)
+    rt = runtime(domain, Hung("up"))
+    try:
+        vm = rt.vm()
+        assert vm.state == "unknown" and "did not answer within 0.2 s" in vm.detail
+        vm = rt.vm()  # the first question is still pending: no second thread piles up behind it
+        assert vm.state == "unknown" and "has not answered for more than" in vm.detail
+    finally:
+        release.set()
+    assert rt.waiting is not None
+    rt.waiting.join(5)
+    assert rt.vm().state == "up"  # libvirtd answers again: so does the agent
