@@ -16,10 +16,6 @@ from hectl.errors import HectlError, HypervisorError, LockHeld, VMStateError, Wa
 from hectl.virt import Graphics, VMInfo
 from hectl.vmxml import HECTL_NS, graphics_xml
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
-if TYPE_CHECKING:
-    from hectl.clock import Clock
-
 
 def _libvirt():  # type: ignore[no-untyped-def]
     try:
@@ -117,7 +113,7 @@ class LibvirtHypervisor:
             cpu_seconds=cpu_ns / 1e9,
         )
 
-    def start(self, xml: str, *, paused: bool, timeout: float, clock: Clock) -> None:
+    def start(self, xml: str, *, paused: bool, timeout: float) -> None:
         libvirt = _libvirt()
         name = ET.fromstring(xml).findtext("name", "")
         flags = libvirt.VIR_DOMAIN_START_PAUSED if paused else 0

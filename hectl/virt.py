@@ -13,8 +13,6 @@ from hectl.frozen import Frozen
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from typing import Protocol
-
-    from hectl.clock import Clock
 else:
     Protocol = object
 
@@ -51,7 +49,7 @@ class Hypervisor(Protocol):
         """The VM's state (``down`` when there is no such VM)."""
         ...
 
-    def start(self, xml: str, *, paused: bool, timeout: float, clock: Clock) -> None:
+    def start(self, xml: str, *, paused: bool, timeout: float) -> None:
         """Create and start the VM; on ``timeout`` (e.g. blocked acquiring its lease) abort it, leaving nothing behind."""
         ...
 

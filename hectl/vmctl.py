@@ -105,7 +105,7 @@ def start(
             spec, app.backend().paths(), accel=accel, console_log=cfg.console_log, console_lock=vmxml.console_lock()
         )
         t0 = app.clock.monotonic()
-        hyper.start(xml, paused=paused, timeout=limit, clock=app.clock)
+        hyper.start(xml, paused=paused, timeout=limit)
         result.update(result="started", accel=accel, waited_for_lease_s=round(app.clock.monotonic() - t0, 3))
     result["accel_reason"] = accel_reason
     if wait is not None:

@@ -32,7 +32,7 @@ class FakeHypervisor:
             pid=self.pid if running else 0,
         )
 
-    def start(self, xml: str, *, paused: bool, timeout: float, clock: object) -> None:
+    def start(self, xml: str, *, paused: bool, timeout: float) -> None:
         self.calls.append(("start", (paused, timeout)))
         self.xml = xml
         if self.start_error is not None:

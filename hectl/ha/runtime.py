@@ -182,7 +182,7 @@ class EngineRuntime:
 
         def run() -> None:
             try:
-                hyper.start(xml, paused=False, timeout=limit, clock=self.clock)
+                hyper.start(xml, paused=False, timeout=limit)
                 log.info("engine VM %s started (%s)", spec.name, accel)
             except LockHeld as exc:
                 self.start_error = "lease-busy"
