@@ -148,7 +148,7 @@ complete -c hectl -n '__hectl_at hectl vm-start' -l format -x -a 'table json' -d
 complete -c hectl -n '__hectl_at hectl vm-start' -l healthy -d 'With --wait: also wait until check-liveliness is green'
 complete -c hectl -n '__hectl_at hectl vm-start' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl vm-start' -l json -d 'Same as --format json'
-complete -c hectl -n '__hectl_at hectl vm-start' -l paused -d 'Start with the CPUs paused'
+complete -c hectl -n '__hectl_at hectl vm-start' -l paused -d 'Start with the CPUs stopped (the lease is taken when it resumes)'
 complete -c hectl -n '__hectl_at hectl vm-start' -l timeout -x -d 'Give up the start after this, waiting for the engine lease included'
 complete -c hectl -n '__hectl_at hectl vm-start' -l wait -x -d 'Wait until the VM runs (at most SECONDS, default 300)'
 

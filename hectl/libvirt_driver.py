@@ -144,6 +144,14 @@ class LibvirtHypervisor:
         except libvirt.libvirtError:
             pass  # already gone
 
+    def resume(self, name: str) -> None:
+        libvirt = _libvirt()
+        dom = self._require(name)
+        try:
+            dom.resume()
+        except libvirt.libvirtError as exc:
+            raise _error(exc, f"cannot resume VM {name}") from None
+
     def shutdown(self, name: str) -> None:
         libvirt = _libvirt()
         dom = self._require(name)

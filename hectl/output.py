@@ -250,6 +250,7 @@ def _vm_action_text(data: Any) -> str:
     words = {
         "started": "started",
         "already-running": "was already running",
+        "resumed": "was paused and now runs again",
         "requested": "asked to shut down (ACPI power button)",
         "shut-down": "shut down by the guest",
         "forced": "did not shut down in time and was powered off",

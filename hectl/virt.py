@@ -53,6 +53,10 @@ class Hypervisor(Protocol):
         """Create and start the VM; on ``timeout`` (e.g. blocked acquiring its lease) abort it, leaving nothing behind."""
         ...
 
+    def resume(self, name: str) -> None:
+        """Let a paused VM run again."""
+        ...
+
     def shutdown(self, name: str) -> None:
         """Ask the guest to power off (ACPI power button); returns at once."""
         ...

@@ -73,7 +73,10 @@ def start(
     accel, accel_reason = virt.choose_accel(cfg.vm.accelerator)
     result: dict[str, object] = {"action": "start", "vm": spec.name, "host_id": cfg.host.id, "paused": paused}
     info = hyper.info(spec.name)
-    if info.state in RUNNING:
+    if info.state == "paused" and not paused:
+        hyper.resume(spec.name)
+        result.update(result="resumed", accel=info.accel, waited_for_lease_s=0.0)
+    elif info.state in RUNNING:
         result.update(result="already-running", state=info.state, accel=info.accel, waited_for_lease_s=0.0)
     else:
         snapshot = app.store().read_all()

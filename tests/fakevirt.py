@@ -39,6 +39,10 @@ class FakeHypervisor:
             raise self.start_error
         self.state = "paused" if paused else "up"
 
+    def resume(self, name: str) -> None:
+        self.calls.append(("resume", name))
+        self.state = "up"
+
     def shutdown(self, name: str) -> None:
         self.calls.append(("shutdown", name))
         if self.guest_obeys_shutdown:

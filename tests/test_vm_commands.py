@@ -72,6 +72,15 @@ def test_vm_start_is_idempotent(engine: Domain, capsys: pytest.CaptureFixture[st
     assert code == 0 and "was already running" in out and hyper.calls == []
 
 
+def test_vm_start_resumes_a_vm_paused_here(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("paused")
+    code, out, _ = run(engine, ["vm-start", "--json"], capsys, hyper)
+    assert code == 0 and hyper.calls == [("resume", "engine")]
+    assert json.loads(out)["result"] == "resumed" and json.loads(out)["state"] == "up"
+    code, out, _ = run(engine, ["vm-start", "--paused", "--json"], capsys, FakeHypervisor("paused"))
+    assert code == 0 and json.loads(out)["result"] == "already-running"
+
+
 def test_vm_start_paused_and_timeout_flag(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
     hyper = FakeHypervisor()
     code, out, _ = run(engine, ["vm-start", "--paused", "--timeout", "30", "--json"], capsys, hyper)

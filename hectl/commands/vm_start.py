@@ -11,7 +11,7 @@ from hectl.output import Output, note
 
 
 @click.command("vm-start")
-@click.option("--paused", is_flag=True, help="Start with the CPUs paused.")
+@click.option("--paused", is_flag=True, help="Start with the CPUs stopped (the lease is taken when it resumes).")
 @click.option(
     "--wait",
     type=click.FloatRange(min=0, max=86400),
@@ -39,7 +39,8 @@ def command(
     per the lease. When the previous holder's host has just died, the start
     waits for sanlock to free its lease (up to 8 x io_timeout + 60 s), says so,
     and gives up after --timeout without leaving a half-started VM behind.
-    Idempotent: exit 0 when the VM already runs here.
+    Idempotent: exit 0 when the VM already runs here; a VM paused here is
+    resumed.
     """
     if healthy and wait is None:
         raise click.BadParameter("--healthy needs --wait", param_hint="--healthy")

@@ -85,8 +85,12 @@ def test_start_under_lease_liveliness_console_password_graceful_shutdown(lab: VM
 
 
 def test_poweroff_destroys_and_releases_the_lease(lab: VMLab) -> None:
-    res = lab.hectl("vm-start", "--wait", "60")
-    assert res.returncode == 0, res.stderr
+    res = lab.hectl("vm-start", "--paused", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["state"] == "paused", res.stderr
+    assert lab.lease_line() == ""  # libvirt takes the lease when the CPUs first run, not before
+    res = lab.hectl("vm-start", "--wait", "60", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["result"] == "resumed", res.stderr
+    assert json.loads(res.stdout)["state"] == "up" and lab.lease_line()
     assert lab.lease_line()
     t0 = time.monotonic()
     res = lab.hectl("vm-poweroff", "--json")
