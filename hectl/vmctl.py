@@ -18,8 +18,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.fro
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from hectl.config import Config
     from hectl.context import AppContext
     from hectl.metadata import MetadataSnapshot
+    from hectl.storage import DomainPaths
     from hectl.virt import Hypervisor, VMInfo
 
 RUNNING = ("up", "paused", "starting")
@@ -103,10 +105,7 @@ def start(
                 f"{who} still holds the engine lease (sanlock sees it {seen}); waiting for the lease to expire, "
                 f"up to about {host_dead_seconds(cfg.ha.io_timeout):.0f} s after its last renewal (giving up after {limit:g} s)"
             )
-        os.makedirs(os.path.dirname(cfg.console_log), exist_ok=True)
-        xml = vmxml.domain_xml(
-            spec, app.backend().paths(), accel=accel, console_log=cfg.console_log, console_lock=vmxml.console_lock()
-        )
+        xml = host_domain_xml(cfg, spec, app.backend().paths(), accel)
         t0 = app.clock.monotonic()
         hyper.start(xml, paused=paused, timeout=limit)
         result.update(result="started", accel=accel, waited_for_lease_s=round(app.clock.monotonic() - t0, 3))
@@ -120,6 +119,12 @@ def start(
         result["state"] = hyper.info(spec.name).state
     result["elapsed_s"] = round(app.clock.monotonic() - began, 3)
     return result
+
+
+def host_domain_xml(cfg: Config, spec: vmspec.EngineSpec, paths: DomainPaths, accel: str) -> str:
+    """The engine's libvirt XML on this host (its console log directory created), for ``vm-start`` and the agent."""
+    os.makedirs(os.path.dirname(cfg.console_log), exist_ok=True)
+    return vmxml.domain_xml(spec, paths, accel=accel, console_log=cfg.console_log, console_lock=vmxml.console_lock())
 
 
 def _wait_running(app: AppContext, name: str, wait: float, began: float) -> VMInfo:

@@ -11,10 +11,9 @@ host_dead_seconds, and the agent must keep publishing meanwhile.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
-from hectl import vmspec, vmxml
+from hectl import vmctl, vmspec
 from hectl.errors import HectlError, HypervisorError, LockHeld, NotDeployed, StorageError
 from hectl.ha import fsm
 from hectl.ha.monitors import EngineHealthMonitor, Reading
@@ -170,10 +169,7 @@ class EngineRuntime:
             return
         spec = self._spec(refresh=True)
         accel, _why = choose_accel(self.cfg.vm.accelerator)
-        os.makedirs(os.path.dirname(self.cfg.console_log), exist_ok=True)
-        xml = vmxml.domain_xml(
-            spec, self.backend.paths(), accel=accel, console_log=self.cfg.console_log, console_lock=vmxml.console_lock()
-        )
+        xml = vmctl.host_domain_xml(self.cfg, spec, self.backend.paths(), accel)
         self.start_error, self.stop_requested = "", False
         hyper = self._hypervisor()
 
