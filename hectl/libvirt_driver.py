@@ -64,6 +64,7 @@ class LibvirtHypervisor:
     def __init__(self, uri: str) -> None:
         libvirt = _libvirt()
         self.uri = uri
+        self.pid = 0  # the engine's QEMU as last found
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
@@ -108,10 +109,14 @@ class LibvirtHypervisor:
             detail=word,
             accel="kvm" if xml.get("type") == "kvm" else "tcg",
             spec_version=int(meta.get("version", "-1")) if meta is not None else -1,
-            pid=qemu_pid(xml.findtext("uuid", "")),
+            pid=self._qemu_pid(xml.findtext("uuid", "")),
             graphics=graphics,
             cpu_seconds=cpu_ns / 1e9,
         )
+
+    def _qemu_pid(self, uuid: str) -> int:
+        self.pid = qemu_pid(uuid, self.pid)
+        return self.pid
 
     def start(self, xml: str, *, paused: bool, timeout: float) -> None:
         libvirt = _libvirt()
@@ -193,18 +198,22 @@ class LibvirtHypervisor:
             self.conn.close()
 
 
-def qemu_pid(uuid: str) -> int:
-    """The pid of the QEMU process running VM ``uuid`` (0 when none); libvirt's API does not expose it."""
+def _runs(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return needle in f.read()
+    except OSError:
+        return False
+
+
+def qemu_pid(uuid: str, known: int = 0) -> int:
+    """The pid of the QEMU process running VM ``uuid`` (0 when none); libvirt's API does not expose it.
+
+    ``known``, a pid found before, is checked first: the agent asks every cycle, and /proc is scanned only on a change.
+    """
     import os
 
     needle = b"\0-uuid\0" + uuid.encode() + b"\0"
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if needle in f.read():
-                    return int(entry)
-        except OSError:
-            continue
-    return 0
+    if known and _runs(known, needle):
+        return known
+    return next((int(entry) for entry in os.listdir("/proc") if entry.isdigit() and _runs(int(entry), needle)), 0)

@@ -281,3 +281,22 @@ def test_unreachable_libvirtd_through_the_real_binding(engine: Domain, tmp_path:
     assert res.stderr.startswith(f"hectl: error: cannot connect to libvirt at qemu+unix:///system?socket={tmp_path}/none.sock")
     assert "hint: is libvirtd running?" in res.stderr
     assert "libvirt:" not in res.stderr and "Traceback" not in res.stderr  # libvirt's own error printer is silenced
+
+
+def test_qemu_pid_is_found_by_uuid_and_rechecked_before_a_scan() -> None:
+    import subprocess
+    import sys
+
+    from hectl.libvirt_driver import qemu_pid
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-uuid", "1234-test-uuid"])
+    try:
+        found = qemu_pid("1234-test-uuid")
+        assert found == proc.pid
+        assert qemu_pid("1234-test-uuid", known=found) == proc.pid
+        assert qemu_pid("1234-test-uuid", known=os.getpid()) == proc.pid  # a stale guess: scanned again
+        assert qemu_pid("other-uuid", known=proc.pid) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert qemu_pid("1234-test-uuid", known=proc.pid) == 0
