@@ -114,6 +114,14 @@ class Libvirtd:
     def connect(self) -> libvirt.virConnect:
         return open_connection(self.uri)
 
+    def domains(self) -> list[str]:
+        """The names of the running domains."""
+        conn = self.connect()
+        try:
+            return [d.name() for d in conn.listAllDomains() if d.isActive()]
+        finally:
+            conn.close()
+
     def start(self, timeout: float = 90.0) -> None:
         """Start virtlogd and libvirtd; return once libvirt answers (the first start on a machine probes QEMU, ~8 s)."""
         self.base = base = lab_sanlock.shared_dir("hectl-libvirtd-")

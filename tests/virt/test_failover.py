@@ -21,13 +21,11 @@ from typing import Any
 
 import pytest
 
-from hectl.context import AppContext
-from hectl.domain import init_domain
 from hectl.lease import host_dead_seconds
 from lab import libvirtd as lab_libvirtd
 from lab import sanlock as lab_sanlock
 from tests.conftest import HECTL, write_config
-from tests.virt.vmlab import IO_TIMEOUT, free_port, missing, wait_until
+from tests.virt.vmlab import IO_TIMEOUT, free_port, hectl_env, host_config, install_engine, missing, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,8 +50,7 @@ class Host:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HECTL_")}
-        return dict(env, HECTL_CONFIG=str(self.config), **self.daemon.env)
+        return hectl_env(self.config, self.daemon)
 
     def hectl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """hectl on this host (in its network namespace: the engine's port forward is there)."""
@@ -64,13 +61,6 @@ class Host:
         out = open(self.log, "w")  # noqa: SIM115 - closed with the process
         argv = ["ip", "netns", "exec", self.netns, HECTL, "ha", "run"]
         self.agent = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
-
-    def domains(self) -> list[str]:
-        conn = self.libvirtd.connect()
-        try:
-            return [d.name() for d in conn.listAllDomains() if d.isActive()]
-        finally:
-            conn.close()
 
     def close(self) -> None:
         if self.agent is not None and self.agent.poll() is None:
@@ -98,27 +88,12 @@ def hosts() -> Iterator[tuple[Host, Host, Path]]:
         for h in pair:
             h.start()
         root = base / "domain"
-        root.mkdir(mode=0o755)
+        root.mkdir()
         port = free_port()  # the same in both namespaces: the engine keeps its address wherever it runs
         for h in pair:
-            extra = (
-                f"[ha]\nio_timeout = {IO_TIMEOUT}\nloop = 2\nhistory = 6\n"
-                "[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
-                f"[vm]\nuri = {h.libvirtd.uri}\naccelerator = tcg\n"
-                f"[engine]\nhealth_url = http://127.0.0.1:{port}/ovirt-engine/services/health\nhealth_timeout = 2\n"
-            )
+            extra = host_config(h.libvirtd.uri, port, "loop = 2\nhistory = 6\n", start_timeout=120)
             write_config(h.config, root, base / f"state{h.id}", h.id, extra)
-        app = AppContext(config_path=str(pair[0].config), environ={})
-        init_domain(app.backend(), app.clock, 5.0)
-        lab_sanlock.initialize_domain_leases(root, pair[0].daemon, IO_TIMEOUT)
-        for src, name in ((appliance.kernel, "vmlinuz"), (appliance.initrd, "initrd.img")):
-            shutil.copyfile(src, root / "images" / name)
-            (root / "images" / name).chmod(0o644)
-        res = pair[0].hectl(
-            "vm-config", "set", f"name=hectl-fo-{uuid.uuid4().hex[:8]}", "memory_mib=256", "vcpus=1",
-            "kernel=vmlinuz", "initrd=initrd.img", f"cmdline={appliance.cmdline}", f"host_port={port}",
-        )  # fmt: skip
-        assert res.returncode == 0, res.stderr
+        install_engine(root, pair[0].config, pair[0].daemon, appliance, port, f"hectl-fo-{uuid.uuid4().hex[:8]}")
         yield pair[0], pair[1], base
     finally:
         for h in pair:
@@ -149,7 +124,7 @@ def test_engine_host_power_loss_fails_over(hosts: tuple[Host, Host, Path]) -> No
     took, winner = wait_until(one_engine, 180, "one host runs the engine, both live", every=0.5)
     print(f"\nengine up on host {winner} {took:.1f} s after both agents started")
     engine_host, other = (h1, h2) if winner == 1 else (h2, h1)
-    assert len(engine_host.domains()) == 1 and other.domains() == []  # never two engines
+    assert len(engine_host.libvirtd.domains()) == 1 and other.libvirtd.domains() == []  # never two engines
     res = other.hectl("vm-start")
     assert res.returncode == 5 and f"host {winner}" in res.stderr  # the other host refuses by itself
 
@@ -168,7 +143,7 @@ def test_engine_host_power_loss_fails_over(hosts: tuple[Host, Host, Path]) -> No
     took, _ = wait_until(failed_over, limit, f"engine up on host {other.id}", every=1.0)
     dead = host_dead_seconds(IO_TIMEOUT)
     print(f"power loss of host {winner} -> engine healthy on host {other.id}: {took:.1f} s (host_dead_seconds {dead:.0f})")
-    assert len(other.domains()) == 1
+    assert len(other.libvirtd.domains()) == 1
     # The dead host renewed at most 2 x io_timeout before it died: nothing could start before its lease expired.
     assert took >= host_dead_seconds(IO_TIMEOUT) - 2 * IO_TIMEOUT
     log = other.log.read_text()

@@ -81,7 +81,7 @@ def test_start_under_lease_liveliness_console_password_graceful_shutdown(lab: VM
     TIMINGS["vm_shutdown_wait_s"] = time.monotonic() - t0
     assert json.loads(res.stdout)["result"] == "shut-down"
     assert "ACPI power button pressed" in lab.console_log() and "reboot: Power down" in lab.console_log()
-    assert lab.domains() == [] and lab.lease_line() == ""
+    assert lab.libvirtd.domains() == [] and lab.lease_line() == ""
 
 
 def test_poweroff_destroys_and_releases_the_lease(lab: VMLab) -> None:
@@ -97,7 +97,7 @@ def test_poweroff_destroys_and_releases_the_lease(lab: VMLab) -> None:
     assert res.returncode == 0, res.stderr
     TIMINGS["vm_poweroff_s"] = time.monotonic() - t0
     assert json.loads(res.stdout)["result"] == "powered-off"
-    assert lab.domains() == [] and lab.lease_line() == ""
+    assert lab.libvirtd.domains() == [] and lab.lease_line() == ""
     res = lab.hectl("vm-poweroff")
     assert res.returncode == 6 and "not running on this host" in res.stderr
 
@@ -145,7 +145,7 @@ def test_start_refused_while_another_host_holds_the_lease_then_waits_for_a_faile
     res = lab.hectl("vm-start")
     assert res.returncode == 5, res.stderr
     assert "host 2" in res.stderr and "holds the engine lease" in res.stderr
-    assert lab.domains() == []
+    assert lab.libvirtd.domains() == []
 
     # Host 2 loses power while holding it: sanlock frees the lease only at host_dead_seconds (76 s here).
     holder.kill()
@@ -155,4 +155,4 @@ def test_start_refused_while_another_host_holds_the_lease_then_waits_for_a_faile
     assert res.returncode == 7, res.stdout + res.stderr
     assert "still holds the engine lease" in res.stderr and "waiting for the lease to expire" in res.stderr
     assert "nothing is left running" in res.stderr
-    assert lab.domains() == []  # no half-started domain left behind
+    assert lab.libvirtd.domains() == []  # no half-started domain left behind

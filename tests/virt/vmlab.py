@@ -61,26 +61,10 @@ class VMLab:
         self.libvirtd.start()
         self.timings["libvirtd_start_s"] = time.monotonic() - t0
         self.root.mkdir(mode=0o755)
-        self.root.chmod(0o755)
-        extra = (
-            f"[ha]\nio_timeout = {IO_TIMEOUT}\n{ha_config}"
-            f"[vm]\nuri = {self.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 60\n"
-            f"[engine]\nhealth_url = http://127.0.0.1:{self.port}/ovirt-engine/services/health\nhealth_timeout = 2\n"
-            "[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
+        self.config = write_config(
+            self.base / "hectl.conf", self.root, self.base / "state", 1, host_config(self.libvirtd.uri, self.port, ha_config)
         )
-        self.config = write_config(self.base / "hectl.conf", self.root, self.base / "state", 1, extra)
-        app = AppContext(config_path=str(self.config), environ={})
-        init_domain(app.backend(), app.clock, 5.0)
-        lab_sanlock.initialize_domain_leases(self.root, self.daemons[0], IO_TIMEOUT)
-        images = self.root / "images"
-        for src, name in ((self.appliance.kernel, "vmlinuz"), (self.appliance.initrd, "initrd.img")):
-            shutil.copyfile(src, images / name)
-            (images / name).chmod(0o644)
-        res = self.hectl(
-            "vm-config", "set", f"name={self.vm_name}", "memory_mib=256", "vcpus=1", "kernel=vmlinuz", "initrd=initrd.img",
-            f"cmdline={self.appliance.cmdline}", f"host_port={self.port}",
-        )  # fmt: skip
-        assert res.returncode == 0, res.stderr
+        install_engine(self.root, self.config, self.daemons[0], self.appliance, self.port, self.vm_name)
         joins = [threading.Thread(target=self.join, args=(i, self.daemons[i - 1])) for i in join]
         for t in joins:
             t.start()
@@ -97,8 +81,7 @@ class VMLab:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HECTL_")}
-        return dict(env, HECTL_CONFIG=str(self.config), **self.daemons[0].env)
+        return hectl_env(self.config, self.daemons[0])
 
     def hectl(self, *args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run([HECTL, *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
@@ -108,13 +91,6 @@ class VMLab:
         proc = subprocess.Popen([HECTL, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
         self.procs.append(proc)
         return proc
-
-    def domains(self) -> list[str]:
-        conn = self.libvirtd.connect()
-        try:
-            return [d.name() for d in conn.listAllDomains()]
-        finally:
-            conn.close()
 
     def lease_line(self) -> str:
         """sanlock's resource line for the engine lease on host 1's daemon ('' when not held)."""
@@ -135,6 +111,41 @@ class VMLab:
         for d in self.daemons:
             d.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def host_config(uri: str, port: int, ha_config: str = "", start_timeout: float = 60) -> str:
+    """The config sections of a lab host: its libvirtd, TCG, the appliance's health page on ``port``, short timers."""
+    return (
+        f"[ha]\nio_timeout = {IO_TIMEOUT}\n{ha_config}"
+        f"[vm]\nuri = {uri}\naccelerator = tcg\nstart_timeout = {start_timeout:g}\n"
+        f"[engine]\nhealth_url = http://127.0.0.1:{port}/ovirt-engine/services/health\nhealth_timeout = 2\n"
+        "[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
+    )
+
+
+def hectl_env(config: Path, daemon: lab_sanlock.Daemon) -> dict[str, str]:
+    """hectl's environment on a lab host: its config and its sanlock daemon."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HECTL_")}
+    return dict(env, HECTL_CONFIG=str(config), **daemon.env)
+
+
+def install_engine(
+    root: Path, config: Path, daemon: lab_sanlock.Daemon, appliance: lab_appliance.Appliance, port: int, name: str
+) -> None:
+    """A fresh domain at ``root`` with its leases, the appliance in images/ and the engine VM defined on it."""
+    root.chmod(0o755)  # QEMU (libvirt-qemu) and sanlock must reach it
+    app = AppContext(config_path=str(config), environ={})
+    init_domain(app.backend(), app.clock, 5.0)
+    lab_sanlock.initialize_domain_leases(root, daemon, IO_TIMEOUT)
+    for src, image in ((appliance.kernel, "vmlinuz"), (appliance.initrd, "initrd.img")):
+        shutil.copyfile(src, root / "images" / image)
+        (root / "images" / image).chmod(0o644)
+    res = subprocess.run(
+        [HECTL, "vm-config", "set", f"name={name}", "memory_mib=256", "vcpus=1", "kernel=vmlinuz", "initrd=initrd.img",
+         f"cmdline={appliance.cmdline}", f"host_port={port}"],
+        env=hectl_env(config, daemon), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
 
 
 @contextlib.contextmanager
