@@ -16,6 +16,11 @@ from hectl.errors import HectlError, HypervisorError, LockHeld, VMStateError, Wa
 from hectl.virt import Graphics, VMInfo
 from hectl.vmxml import HECTL_NS, graphics_xml
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 
 def _libvirt():  # type: ignore[no-untyped-def]
     try:
@@ -150,29 +155,24 @@ class LibvirtHypervisor:
             pass  # already gone
 
     def resume(self, name: str) -> None:
-        libvirt = _libvirt()
-        dom = self._require(name)
-        try:
-            dom.resume()
-        except libvirt.libvirtError as exc:
-            raise _error(exc, f"cannot resume VM {name}") from None
+        self._act(name, "resume", lambda dom: dom.resume())
 
     def shutdown(self, name: str) -> None:
-        libvirt = _libvirt()
-        dom = self._require(name)
-        try:
-            dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-        except libvirt.libvirtError as exc:
-            raise _error(exc, f"cannot shut down VM {name}") from None
+        flag = _libvirt().VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
+        self._act(name, "shut down", lambda dom: dom.shutdownFlags(flag))
 
     def poweroff(self, name: str) -> None:
+        self._act(name, "power off", lambda dom: dom.destroy(), already_done=_libvirt().VIR_ERR_OPERATION_INVALID)
+
+    def _act(self, name: str, what: str, op: Callable[[Any], object], already_done: int | None = None) -> None:
+        """``op`` on the running VM ``name``; a libvirt error with code ``already_done`` means there was nothing to do."""
         libvirt = _libvirt()
         dom = self._require(name)
         try:
-            dom.destroy()
+            op(dom)
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # already off
-                raise _error(exc, f"cannot power off VM {name}") from None
+            if exc.get_error_code() != already_done:
+                raise _error(exc, f"cannot {what} VM {name}") from None
 
     def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:
         libvirt = _libvirt()
