@@ -291,6 +291,9 @@ def test_qemu_pid_is_found_by_uuid_and_rechecked_before_a_scan() -> None:
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-uuid", "1234-test-uuid"])
     try:
+        deadline = time.monotonic() + 10  # until the child has exec'd (before that, /proc shows the parent's cmdline)
+        while b"1234-test-uuid" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         found = qemu_pid("1234-test-uuid")
         assert found == proc.pid
         assert qemu_pid("1234-test-uuid", known=found) == proc.pid
