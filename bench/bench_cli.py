@@ -89,11 +89,11 @@ OTHER_HOST_STATES = (
 def build_domain(base: Path, nhosts: int, seed: int) -> Path:
     """A localfs domain with ``nhosts`` live hosts (ids 1..nhosts), the engine up on ENGINE_HOST; returns its config."""
     try:
-        from hectl import records
         from hectl.clock import SystemClock
         from hectl.context import AppContext
-        from hectl.domain import init_domain
         from hectl.localstate import update_completion_cache
+        from hectl.storage import records
+        from hectl.storage.domain import init_domain
     except ImportError as exc:
         raise BenchError(f"cannot import hectl ({exc}); run this with {PYTHON}") from None
 

@@ -83,8 +83,8 @@ def agent_cost(cycles: int = 30) -> dict[str, object]:
     import subprocess
 
     from hectl.context import AppContext
-    from hectl.domain import init_domain
-    from hectl.records import EngineStatus, HostRecord
+    from hectl.storage.domain import init_domain
+    from hectl.storage.records import EngineStatus, HostRecord
     from lab import sanlock as lab
 
     if lab.missing():

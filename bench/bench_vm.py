@@ -148,8 +148,8 @@ class Host:
     def start(self) -> None:
         """Everything but the sanlock daemon (started first: the libvirtd rounds use it too)."""
         from hectl.context import AppContext
-        from hectl.domain import init_domain
-        from hectl.storage import DomainPaths
+        from hectl.storage.backend import DomainPaths
+        from hectl.storage.domain import init_domain
         from lab import appliance as lab_appliance
         from lab import sanlock as lab_sanlock
 
@@ -218,7 +218,7 @@ def wait_healthy(url: str, failures: dict[str, int], timeout: float = 120.0) -> 
 
     ``failures`` counts the failed probes by their detail ("timed out after 0.5s", "connection reset"...).
     """
-    from hectl import liveliness
+    from hectl.vm import liveliness
 
     t0 = time.perf_counter()
     while True:

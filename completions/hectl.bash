@@ -1,5 +1,5 @@
 # bash completion for hectl.
-# Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
+# Generated from the click commands by `python -m hectl.cli.scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 declare -gA _hectl_commands=(

@@ -1,5 +1,5 @@
 # fish completion for hectl.
-# Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.
+# Generated from the click commands by `python -m hectl.cli.scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'

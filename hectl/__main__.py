@@ -6,11 +6,11 @@ import sys
 
 
 def main() -> None:
-    from hectl.fastpath import try_run
+    from hectl.cli.fastpath import try_run
 
     code = try_run(sys.argv[1:])
     if code is None:
-        from hectl.cli import main as cli_main
+        from hectl.cli.root import main as cli_main
 
         code = cli_main(sys.argv[1:])
     sys.exit(code)

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
     from hectl.config import Config
     from hectl.lease import SanlockLeases
-    from hectl.metadata import MetadataStore
     from hectl.plugins import Plugins
-    from hectl.storage import StorageBackend
-    from hectl.virt import Hypervisor
+    from hectl.storage.backend import StorageBackend
+    from hectl.storage.metadata import MetadataStore
+    from hectl.vm.hypervisor import Hypervisor
 
 
 class AppContext:
@@ -80,16 +80,16 @@ class AppContext:
         return self.plugins.backend_factory(name)
 
     def store(self) -> MetadataStore:
-        from hectl.metadata import MetadataStore
+        from hectl.storage.metadata import MetadataStore
 
         return MetadataStore(self.backend(), self.clock, self.timeout)
 
     def hypervisor(self) -> Hypervisor:
         """This host's hypervisor (libvirt at ``[vm] uri``), connected on first use."""
         if self._hypervisor is None:
-            from hectl import virt
+            from hectl.vm.connect import connect
 
-            self._hypervisor = virt.connect(self.config.vm.uri)
+            self._hypervisor = connect(self.config.vm.uri)
         return self._hypervisor
 
     def leases(self) -> SanlockLeases:

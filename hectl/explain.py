@@ -7,7 +7,7 @@ view (is its record changing?) next to sanlock's view of its host-id lease.
 
 from __future__ import annotations
 
-from hectl import localstate, status, vmstatus
+from hectl import localstate, status
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -18,10 +18,10 @@ SCHEMA = "hectl.explain/1"
 
 def explain(app: AppContext) -> dict[str, object]:
     cfg = app.config
-    report = vmstatus.build(app, frozenset())
+    report = status.build(app, frozenset())
     view = localstate.read_agent_view(cfg.paths.state_dir)
     agent = status.agent_section(view, app.clock.monotonic(), localstate.boot_id(), cfg.timeouts.agent_silent_after)
-    from hectl.virt import choose_accel
+    from hectl.vm.hypervisor import choose_accel
 
     accel, why = choose_accel(cfg.vm.accelerator)
     mine = next((h for h in report["hosts"] if h["this_host"]), None)  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ def hectl_register_backends(register: Callable[..., None]) -> None:
 
     Call ``register(name, factory)`` once per backend. ``name`` is what users
     write as ``[storage] type``; ``factory(options, clock)`` returns a
-    ``hectl.storage.StorageBackend``, validating ``options`` (the ``[storage]``
+    ``hectl.storage.backend.StorageBackend``, validating ``options`` (the ``[storage]``
     keys) and raising ``hectl.errors.ConfigError`` naming a bad key.
 
     Called by: ``hectl.plugins.Plugins.backends`` when a backend is looked up.

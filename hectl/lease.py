@@ -18,11 +18,11 @@ import errno
 import os
 
 from hectl.errors import HectlError, LockHeld, StorageError
-from hectl.storage import ENGINE_LEASE_NAME, LOCKSPACE_NAME
+from hectl.storage.backend import ENGINE_LEASE_NAME, LOCKSPACE_NAME
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
-    from hectl.storage import DomainPaths
+    from hectl.storage.backend import DomainPaths
 
 ALIGN = 1024 * 1024  # 1 MiB per 2000 hosts at 512-byte sectors; 8 MiB at 4096
 LEASE_FREE = 0

@@ -16,14 +16,15 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from hectl import localstate, records
+from hectl import localstate
 from hectl.errors import HectlError, OperationFailed, StorageError
+from hectl.storage import records
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from hectl.clock import Clock
-    from hectl.metadata import MetadataStore
+    from hectl.storage.metadata import MetadataStore
 
 MODES = ("global", "local", "none")
 MAX_REASON_BYTES = 255

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from hectl.clock import Clock
-    from hectl.storage import StorageBackend
+    from hectl.storage.backend import StorageBackend
 
 log = logging.getLogger(__name__)
 ENTRYPOINT_GROUP = "hectl"

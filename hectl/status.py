@@ -1,7 +1,11 @@
-"""Build the cluster status report (what ``hectl vm-status`` shows) from what was read.
+"""The cluster status report (what ``hectl vm-status`` shows) and its Nagios verdict.
 
-Pure: every input is passed in, nothing is read here. The report is plain,
-JSON-ready data whose field names are public API (docs/vm-status-json.md).
+``build_report`` and ``check`` are pure: every input is passed in, nothing is
+read there. ``build`` and ``report_for`` gather those inputs (the domain, the
+local state, this host's configuration) for the click command, the fast path,
+the agent and ``explain``; ``vm_status`` wraps the result in an ``Output``. The
+report is plain, JSON-ready data whose field names are public API
+(docs/vm-status-json.md).
 
 Liveness: when the local agent is running, its view decides (a host is live
 when its record's sequence number changed within the liveness window, as seen
@@ -13,13 +17,18 @@ others (the "unknown stale-data for every host" of the original).
 
 from __future__ import annotations
 
-from hectl import records
-from hectl.records import SlotKind
+from hectl import localstate
+from hectl.output import Output
+from hectl.storage import records
+from hectl.storage.records import SlotKind
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
+    from hectl.clock import Clock
+    from hectl.config import Config
+    from hectl.context import AppContext
     from hectl.localstate import AgentView, LocalMaintenance
-    from hectl.metadata import MetadataSnapshot
+    from hectl.storage.metadata import MetadataSnapshot
 
 SCHEMA = "hectl.vm-status/1"
 CLOCK_SKEW_TOLERANCE = 5.0
@@ -219,3 +228,72 @@ def check(report: dict[str, object]) -> tuple[int, str]:
         f"global_maintenance={int(bool(g['active']))};;;0;1 storage_read_ms={report['storage']['read_ms']}ms"  # type: ignore[index]
     )
     return code, f"HECTL {CHECK_NAMES[code]} - {text}; {s['live']}/{s['hosts']} hosts live | {perf}"
+
+
+def vm_status(app: AppContext, *, fmt: str, check: bool, host_filter: frozenset[int]) -> Output:
+    """The status report (or, with ``check``, the Nagios verdict) as an ``Output``."""
+    if check:
+        return _check(app, fmt, host_filter)
+    return Output("vm-status", build(app, host_filter), fmt)
+
+
+def _check(app: AppContext, fmt: str, host_filter: frozenset[int]) -> Output:
+    try:
+        report = build(app, host_filter)
+    except Exception as exc:  # a monitoring check answers in its own codes, always
+        return _check_failure(exc, fmt)
+    return _check_output(*check(report), fmt)
+
+
+def build(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
+    """The vm-status report (reads the domain and the local state)."""
+    cfg = app.config
+    backend = app.backend()
+    snapshot = app.store().read_all()
+    agent_view = localstate.read_agent_view(cfg.paths.state_dir)
+    report = report_for(cfg, snapshot, app.clock, agent_view, backend.describe(), host_filter)
+    hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined]
+    localstate.update_completion_cache(cfg.paths.state_dir, hosts=hosts)
+    return report
+
+
+def report_for(
+    cfg: Config,
+    snapshot: MetadataSnapshot,
+    clock: Clock,
+    agent_view: AgentView | None,
+    storage: dict[str, object],
+    host_filter: frozenset[int] = frozenset(),
+) -> dict[str, object]:
+    """The report for ``snapshot`` as this host's configuration sees it now."""
+    return build_report(
+        snapshot,
+        host_id=cfg.host.id,
+        hostname=cfg.host.hostname,
+        window=cfg.timeouts.liveness_window,
+        silent_after=cfg.timeouts.agent_silent_after,
+        agent_view=agent_view,
+        local_maintenance=localstate.read_local_maintenance(cfg.paths.state_dir),
+        now_wall=clock.wall(),
+        now_mono=clock.monotonic(),
+        boot_id=localstate.boot_id(),
+        storage=storage,
+        host_filter=host_filter,
+    )
+
+
+def _check_failure(exc: Exception, fmt: str) -> Output:
+    from hectl.errors import ConfigError, HectlError, StorageError
+
+    if isinstance(exc, StorageError):
+        code, what = CRITICAL, "storage unreachable"
+    elif isinstance(exc, ConfigError):
+        code, what = UNKNOWN, "configuration problem"
+    else:
+        code, what = UNKNOWN, "check failed"
+    message = exc.message if isinstance(exc, HectlError) else f"{type(exc).__name__}: {exc}"
+    return _check_output(code, f"HECTL {CHECK_NAMES[code]} - {what}: {message}", fmt)
+
+
+def _check_output(code: int, line: str, fmt: str) -> Output:
+    return Output("check", {"status": CHECK_NAMES[code], "code": code, "line": line}, fmt, code)

@@ -117,11 +117,11 @@ def initialize_domain_leases(root: Path, daemon: Daemon, io_timeout: int) -> Non
     import sys
 
     from hectl import lease
-    from hectl.storage import DomainPaths
+    from hectl.storage.backend import DomainPaths
 
     lease.prepare_files(DomainPaths.under(str(root)))
     code = (
-        "from hectl import lease; from hectl.storage import DomainPaths; "
+        "from hectl import lease; from hectl.storage.backend import DomainPaths; "
         f"lease.SanlockLeases(DomainPaths.under({str(root)!r}), 1, {io_timeout}).initialize()"
     )
     subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **daemon.env), check=True, timeout=60)

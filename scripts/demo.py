@@ -30,10 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hectl import liveliness
 from hectl.context import AppContext
-from hectl.domain import init_domain
-from hectl.records import EngineStatus, HostRecord, host_details
+from hectl.storage.domain import init_domain
+from hectl.storage.records import EngineStatus, HostRecord, host_details
+from hectl.vm import liveliness
 from lab.signals import interrupted, no_interrupts
 
 HECTL = str(Path(sys.executable).with_name("hectl"))
@@ -72,7 +72,7 @@ def main() -> int:
     for host_id, name, state, score, engine in HOSTS:
         rec = HostRecord(host_id, store.next_seq(host_id), app.clock.wall(), score, state, engine, name)
         store.write_host(rec._replace(details=host_details(rec)))
-    print(f"== published the records of {len(HOSTS)} hosts through hectl.metadata.MetadataStore")
+    print(f"== published the records of {len(HOSTS)} hosts through hectl.storage.metadata.MetadataStore")
 
     codes = [
         sh("vm-status", env=env),

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hectl import records
 from hectl.clock import SystemClock
 from hectl.context import AppContext
-from hectl.domain import init_domain
+from hectl.storage import records
+from hectl.storage.domain import init_domain
 
 CI = os.environ.get("CI") == "true"
 REPO = Path(__file__).resolve().parent.parent

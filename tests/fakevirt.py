@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hectl.virt import Graphics, VMInfo
+from hectl.vm.hypervisor import Graphics, VMInfo
 
 
 class FakeHypervisor:

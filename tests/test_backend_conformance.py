@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from hectl import records
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import SystemClock
-from hectl.domain import init_domain
 from hectl.errors import ConfigError, NotDeployed, StorageError
-from hectl.metadata import MetadataStore
 from hectl.plugins import make_plugin_manager
-from hectl.storage import StorageBackend
+from hectl.storage import records
+from hectl.storage.backend import StorageBackend
+from hectl.storage.domain import init_domain
+from hectl.storage.metadata import MetadataStore
 
 # backend name -> (options for a reachable root, options whose root is missing, options the factory must refuse)
 CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dict[str, str]]]]] = {

@@ -15,7 +15,9 @@ import click
 import pytest
 from conftest import HECTL, REPO, Domain, run_hectl
 
-from hectl import cli, errors, fastpath, localstate, output
+from hectl import errors, localstate, output
+from hectl.cli import fastpath
+from hectl.cli import root as cli
 from hectl.errors import ExitCode
 
 COMMAND_PATHS = [[name] for name in cli.COMMANDS if name not in ("ha", "vm-config")] + [
@@ -192,7 +194,7 @@ def test_readme_exit_code_table_matches_the_enum() -> None:
 
 
 def corrupt_domain(domain: Domain) -> None:
-    from hectl import records
+    from hectl.storage import records
 
     domain.publish(1, vm="up", health="good")
     domain.publish(2)

@@ -18,11 +18,12 @@ import pytest
 from click.shell_completion import ShellComplete
 from conftest import HECTL, REPO, write_config
 
-from hectl import completion_scripts, localstate
-from hectl.cli import COMMANDS, cli
+from hectl import localstate
+from hectl.cli import scripts
+from hectl.cli.root import COMMANDS, cli
 
 COMPLETIONS = REPO / "completions"
-REGENERATE = "python -m hectl.completion_scripts completions"
+REGENERATE = "python -m hectl.cli.scripts completions"
 ROOT_COMMANDS = sorted(COMMANDS)
 
 
@@ -62,8 +63,8 @@ def cache_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_scripts_match_regeneration(tmp_path: Path) -> None:
-    completion_scripts.write_scripts(str(tmp_path))
-    for name in completion_scripts.SCRIPTS:
+    scripts.write_scripts(str(tmp_path))
+    for name in scripts.SCRIPTS:
         checked_in = COMPLETIONS / name
         assert checked_in.exists(), f"completions/{name} is missing; regenerate with: {REGENERATE}"
         assert checked_in.read_bytes() == (tmp_path / name).read_bytes(), (
@@ -72,7 +73,7 @@ def test_scripts_match_regeneration(tmp_path: Path) -> None:
 
 
 def test_tree_has_every_command_and_option() -> None:
-    tree = {" ".join(c.path): c for c in completion_scripts.command_tree()}
+    tree = {" ".join(c.path): c for c in scripts.command_tree()}
     subcommands = ["hectl ha run", "hectl ha simulate", "hectl vm-config set", "hectl vm-config show"]
     assert sorted(tree) == sorted(["hectl", *subcommands, *(f"hectl {name}" for name in COMMANDS)])
     assert [name for name, _ in tree["hectl ha"].subcommands] == ["run", "simulate"]
@@ -87,7 +88,7 @@ def test_tree_has_every_command_and_option() -> None:
 
 
 def test_completion_module_does_not_import_click() -> None:
-    code = "import sys, hectl.completion; sys.exit('click' in sys.modules)"
+    code = "import sys, hectl.cli.completion; sys.exit('click' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 

@@ -1,4 +1,4 @@
-"""hectl.directio against real filesystems: ext4 under tmp_path, tmpfs, a FUSE mount, a FIFO.
+"""hectl.storage.directio against real filesystems: ext4 under tmp_path, tmpfs, a FUSE mount, a FIFO.
 
 Every operation really forks its helper and really opens the file, so these
 tests also prove the fork/shared-buffer/pipe protocol end to end.
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from hectl import directio, records
 from hectl.errors import ExitCode, StorageError, StorageTimeout
-from hectl.metadata import MetadataStore
+from hectl.storage import directio, records
+from hectl.storage.metadata import MetadataStore
 
 pytestmark = pytest.mark.integration
 
@@ -283,7 +283,7 @@ def test_fifo_open_that_never_returns_times_out(tmp_path: Path) -> None:
 
 WRITER = """
 import json, sys
-from hectl import records
+from hectl.storage import records
 from hectl.context import AppContext
 fields = json.loads(sys.argv[2])
 rec = records.HostRecord(engine=records.EngineStatus(**fields.pop("engine")), **fields)

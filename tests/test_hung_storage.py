@@ -23,9 +23,9 @@ import fusefs
 import pytest
 from conftest import HECTL, Domain, run_hectl, write_config
 
-from hectl import directio, records
-from hectl.domain import init_domain
 from hectl.errors import ExitCode, StorageTimeout
+from hectl.storage import directio, records
+from hectl.storage.domain import init_domain
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""hectl check-liveliness (and hectl.liveliness) against real HTTP and HTTPS servers on 127.0.0.1."""
+"""hectl check-liveliness (and hectl.vm.liveliness) against real HTTP and HTTPS servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_hectl, write_config
 
-from hectl import liveliness
 from hectl.errors import ConfigError
+from hectl.vm import liveliness
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from conftest import Domain
 
-from hectl import localstate, maintenance, records
+from hectl import localstate, maintenance
 from hectl.clock import VirtualClock
 from hectl.errors import StorageError
+from hectl.storage import records
 
 
 def apply(

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from hectl import __version__, completion_scripts, manpages
+from hectl import __version__
+from hectl.cli import manpages, scripts
 
 MAN = REPO / "docs" / "man"
-REGENERATE = "python -m hectl.completion_scripts --man docs/man"
+REGENERATE = "python -m hectl.cli.scripts --man docs/man"
 
 
 def test_pages_match_regeneration(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_pages_match_regeneration(tmp_path: Path) -> None:
 
 
 def test_one_page_per_command_lazy_and_nested_included() -> None:
-    expected = {"-".join(c.path) + ".1" for c in completion_scripts.command_tree()}
+    expected = {"-".join(c.path) + ".1" for c in scripts.command_tree()}
     assert {p.name for p in MAN.glob("*.1")} == expected
     assert "hectl-ha-run.1" in expected
     assert r"\fBhectl-ha-run(1)\fP" in (MAN / "hectl-ha.1").read_text()

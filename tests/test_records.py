@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from hectl import records
-from hectl.records import EngineStatus, GlobalRecord, HostRecord, SlotKind
+from hectl.storage import records
+from hectl.storage.records import EngineStatus, GlobalRecord, HostRecord, SlotKind
 
 
 def host(host_id: int = 3, **kw: object) -> HostRecord:

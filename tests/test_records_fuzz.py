@@ -1,4 +1,4 @@
-"""Property tests of the on-storage records (hectl.records) with hypothesis.
+"""Property tests of the on-storage records (hectl.storage.records) with hypothesis.
 
 Decoding must never raise on anything a disk can hold, a damaged sector must
 never read as a different valid record, and every representable record must
@@ -14,8 +14,8 @@ import zlib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hectl import records
-from hectl.records import SlotKind
+from hectl.storage import records
+from hectl.storage.records import SlotKind
 
 KINDS = {SlotKind.EMPTY, SlotKind.VALID, SlotKind.CORRUPT, SlotKind.TOO_NEW, SlotKind.WRONG_HOST_ID}
 SLOT, SECTOR, CRC_AT = records.SLOT_SIZE, records.SECTOR_SIZE, records.CRC_OFFSET

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from hectl import records, status
+from hectl import status
 from hectl.localstate import AgentView, HostView, LocalMaintenance
-from hectl.metadata import MetadataSnapshot
-from hectl.records import EngineStatus, GlobalRecord, HostRecord, Slot, SlotKind
+from hectl.storage import records
+from hectl.storage.metadata import MetadataSnapshot
+from hectl.storage.records import EngineStatus, GlobalRecord, HostRecord, Slot, SlotKind
 
 NOW = 1_800_000_000.0
 MONO = 5000.0

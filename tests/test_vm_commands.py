@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from hectl import cli, vmspec
+from hectl.cli import root as cli
 from hectl.clock import VirtualClock
 from hectl.errors import HypervisorError, LockHeld, WaitTimeout
 from hectl.lease import LEASE_FREE
-from hectl.virt import VMInfo
+from hectl.vm import spec as vmspec
+from hectl.vm.hypervisor import VMInfo
 from tests.conftest import Domain
 from tests.fakevirt import FakeHypervisor
 
@@ -287,7 +288,7 @@ def test_qemu_pid_is_found_by_uuid_and_rechecked_before_a_scan() -> None:
     import subprocess
     import sys
 
-    from hectl.libvirt_driver import qemu_pid
+    from hectl.vm.libvirt import qemu_pid
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-uuid", "1234-test-uuid"])
     try:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hectl import vmspec, vmxml
 from hectl.errors import ConfigError, NotDeployed, StorageError
-from hectl.storage import DomainPaths
+from hectl.storage.backend import DomainPaths
+from hectl.vm import spec as vmspec
+from hectl.vm import xml as vmxml
 
 SNAPSHOTS = Path(__file__).parent / "data" / "vmxml"
 UUID = "8c8c2f0e-1d7e-4a39-9a3b-2a4f5e6d7c8b"
@@ -146,7 +147,7 @@ def test_spec_on_a_real_domain(domain) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_accelerator_choice(tmp_path: Path) -> None:
-    from hectl.virt import choose_accel
+    from hectl.vm.hypervisor import choose_accel
 
     kvm = tmp_path / "kvm"
     kvm.write_text("")

@@ -1,1 +1,1 @@
-"""One module per command; ``hectl.cli.COMMANDS`` maps names to them."""
+"""One module per command; ``hectl.cli.root.COMMANDS`` maps names to them."""

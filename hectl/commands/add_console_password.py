@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hectl import vmctl
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
 from hectl.errors import OperationFailed
 from hectl.maintenance import parse_duration
 from hectl.output import Output, warn
+from hectl.vm import control
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -81,7 +81,7 @@ def command(app: AppContext, password_stdin: bool, password_file: str | None, ex
     Prints the address to connect to. VNC uses only the first 8 characters.
     """
     password = read_password(password_stdin, password_file, app.environ, app.quiet)
-    result = vmctl.console_password(app, password, expire)
+    result = control.console_password(app, password, expire)
     if result["truncated"]:
-        warn(f"VNC uses only the first {vmctl.VNC_PASSWORD_MAX} characters of the password", app.quiet)
+        warn(f"VNC uses only the first {control.VNC_PASSWORD_MAX} characters of the password", app.quiet)
     return Output("console-password", result, pick_format(fmt, as_json))

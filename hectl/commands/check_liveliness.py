@@ -6,13 +6,13 @@ import os
 
 import click
 
-from hectl import liveliness
 from hectl.commands.options import format_options, pick_format, timeout_option
 from hectl.config import EngineConfig, config_path
 from hectl.context import AppContext
 from hectl.errors import ConfigError, ExitCode
 from hectl.output import Output
 from hectl.status import CHECK_NAMES
+from hectl.vm import liveliness
 
 
 @click.command("check-liveliness")

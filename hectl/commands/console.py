@@ -7,10 +7,10 @@ import shutil
 
 import click
 
-from hectl import vmctl
 from hectl.context import AppContext
 from hectl.errors import OperationFailed
 from hectl.output import Output
+from hectl.vm import control
 
 
 @click.command("console")
@@ -29,7 +29,7 @@ def command(app: AppContext, show_log: bool) -> Output | None:
                 return Output("text", {"text": f.read()})
         except OSError as exc:
             raise OperationFailed(f"cannot read the console log {cfg.console_log}: {exc.strerror}") from None
-    spec, hyper = vmctl.engine_here(app)
+    spec, hyper = control.engine_here(app)
     virsh = shutil.which("virsh")
     if virsh is None:
         raise OperationFailed("virsh is not installed", hint="install Debian's libvirt-clients")

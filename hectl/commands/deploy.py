@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hectl import completion
+from hectl.cli import completion
 from hectl.commands.options import not_available
 
 

@@ -9,7 +9,7 @@ from hectl.commands.options import timeout_option
 from hectl.context import AppContext
 from hectl.errors import StorageError
 from hectl.output import Output
-from hectl.vmstatus import build
+from hectl.status import build
 
 
 @click.command("metrics")

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hectl import __version__, completion
+from hectl import __version__
+from hectl.cli import completion
 from hectl.errors import NotAvailable
 from hectl.output import FORMATS
 

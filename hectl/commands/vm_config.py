@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hectl.cli import LazyGroup
+from hectl.cli.root import LazyGroup
 
 
 @click.group(

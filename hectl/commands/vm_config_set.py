@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hectl import vmspec
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output
+from hectl.vm import spec as vmspec
 
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

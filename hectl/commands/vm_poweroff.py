@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hectl import vmctl
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output, warn
+from hectl.vm import control
 
 
 @click.command("vm-poweroff")
@@ -18,5 +18,5 @@ def command(app: AppContext, fmt: str, as_json: bool) -> Output:
 
     Refuses (exit 6) when the VM is not running on this host.
     """
-    result = vmctl.poweroff(app, warn=lambda msg: warn(msg, app.quiet))
+    result = control.poweroff(app, warn=lambda msg: warn(msg, app.quiet))
     return Output("vm-action", result, pick_format(fmt, as_json), quiet_text=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hectl import vmctl
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output, warn
+from hectl.vm import control
 
 
 @click.command("vm-shutdown")
@@ -35,5 +35,5 @@ def command(app: AppContext, wait: bool, timeout: float, force_after: float | No
     when the VM is not running on this host. Set global maintenance first, or
     the HA agents start the engine again.
     """
-    result = vmctl.shutdown(app, wait=timeout if wait else None, force_after=force_after, warn=lambda msg: warn(msg, app.quiet))
+    result = control.shutdown(app, wait=timeout if wait else None, force_after=force_after, warn=lambda msg: warn(msg, app.quiet))
     return Output("vm-action", result, pick_format(fmt, as_json), quiet_text=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hectl import vmctl
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output, note
+from hectl.vm import control
 
 
 @click.command("vm-start")
@@ -44,7 +44,7 @@ def command(
     """
     if healthy and wait is None:
         raise click.BadParameter("--healthy needs --wait", param_hint="--healthy")
-    result = vmctl.start(
+    result = control.start(
         app, paused=paused, timeout=timeout, wait=wait, healthy=healthy, progress=lambda msg: note(msg, app.quiet)
     )
     return Output("vm-action", result, pick_format(fmt, as_json), quiet_text=True)

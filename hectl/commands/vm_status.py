@@ -7,7 +7,7 @@ import click
 from hectl.commands.options import format_options, host_id_option, pick_format, timeout_option
 from hectl.context import AppContext
 from hectl.output import Output
-from hectl.vmstatus import vm_status
+from hectl.status import vm_status
 
 
 @click.command("vm-status")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 
-from hectl import records
 from hectl.config import HAConfig
 from hectl.errors import StorageError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.liveness import LivenessTracker
 from hectl.lease import LEASE_UNKNOWN
+from hectl.storage import records
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from hectl.clock import Clock
     from hectl.config import ScoreConfig
     from hectl.ha.score import HostHealth
-    from hectl.metadata import MetadataSnapshot
+    from hectl.storage.metadata import MetadataSnapshot
 else:
     Protocol = object
 

@@ -12,25 +12,25 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import localstate, metrics, vmstatus
+from hectl import localstate, metrics, status
 from hectl.errors import HectlError
 from hectl.ha import fsm, monitors
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.runtime import EngineRuntime
 from hectl.lease import SanlockLeases
-from hectl.metadata import MetadataStore
+from hectl.storage.metadata import MetadataStore
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from hectl import records
     from hectl.clock import Clock
     from hectl.config import Config
     from hectl.ha.score import HostHealth
-    from hectl.metadata import MetadataSnapshot
     from hectl.plugins import Plugins
-    from hectl.storage import StorageBackend
+    from hectl.storage import records
+    from hectl.storage.backend import StorageBackend
+    from hectl.storage.metadata import MetadataSnapshot
 
 log = logging.getLogger("hectl.ha")
 MAX_IMMEDIATE = 10  # decisions with no delay in a row before the loop sleeps anyway
@@ -252,7 +252,7 @@ class Exporter:
         if snap is None:
             self.text = metrics.render(None)
             return
-        report = vmstatus.report_for(cfg, snap, clock, view, {"type": cfg.storage.type})
+        report = status.report_for(cfg, snap, clock, view, {"type": cfg.storage.type})
         self.text = metrics.render(report)
 
     def close(self) -> None:

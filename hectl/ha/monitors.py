@@ -162,7 +162,7 @@ class CpuMonitor:
 
 
 class EngineHealthMonitor:
-    """The engine's health page (``hectl.liveliness``, as ``check-liveliness``): True healthy, False not, None unchecked."""
+    """The engine's health page (``hectl.vm.liveliness``, as ``check-liveliness``): True healthy, False not, None unchecked."""
 
     name = "engine"
 
@@ -170,7 +170,7 @@ class EngineHealthMonitor:
         self.engine = cfg.engine
 
     def sample(self) -> Reading:
-        from hectl import liveliness
+        from hectl.vm import liveliness
 
         url = self.engine.url()
         if not url:

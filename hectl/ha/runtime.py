@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import vmctl, vmspec
 from hectl.errors import HectlError, HypervisorError, LockHeld, NotDeployed, StorageError
 from hectl.ha import fsm
 from hectl.ha.monitors import EngineHealthMonitor, Reading
 from hectl.lease import host_dead_seconds
-from hectl.virt import choose_accel
+from hectl.vm import control
+from hectl.vm import spec as vmspec
+from hectl.vm.hypervisor import choose_accel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
     from hectl.clock import Clock
     from hectl.config import Config
-    from hectl.storage import StorageBackend
-    from hectl.virt import Hypervisor, VMInfo
+    from hectl.storage.backend import StorageBackend
+    from hectl.vm.hypervisor import Hypervisor, VMInfo
 
 log = logging.getLogger("hectl.ha")
 HYPERVISOR_TIMEOUT = 10.0  # seconds the agent waits for libvirt's answer about the VM
@@ -45,13 +46,13 @@ class EngineRuntime:
         connect: Callable[[str], Hypervisor] | None = None,
         health_monitor: object | None = None,
     ) -> None:
-        from hectl import virt
+        from hectl.vm.connect import connect as connect_libvirt
 
         self.cfg = cfg
         self.backend = backend
         self.clock = clock
         self.problem = problem
-        self.connect = connect or virt.connect
+        self.connect = connect or connect_libvirt
         self.health_monitor = health_monitor or EngineHealthMonitor(cfg, clock)  # sample() -> Reading
         self.hyper: Hypervisor | None = None
         self.spec: vmspec.EngineSpec | None = None
@@ -169,7 +170,7 @@ class EngineRuntime:
             return
         spec = self._spec(refresh=True)
         accel, _why = choose_accel(self.cfg.vm.accelerator)
-        xml = vmctl.host_domain_xml(self.cfg, spec, self.backend.paths(), accel)
+        xml = control.host_domain_xml(self.cfg, spec, self.backend.paths(), accel)
         self.start_error, self.stop_requested = "", False
         hyper = self._hypervisor()
 

@@ -6,13 +6,13 @@ import functools
 import os
 import tomllib
 
-from hectl import records
 from hectl.config import HAConfig, ScoreConfig
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import AgentConfig
 from hectl.ha.sim import Entry, SimHost, SimTimings, World, liveness_bound
+from hectl.storage import records
 
 # action -> the extra key it takes ("" for none)
 ACTIONS = {

@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import itertools
 
-from hectl import records
 from hectl.clock import VirtualClock
 from hectl.config import HAConfig
 from hectl.errors import StorageTimeout
@@ -25,7 +24,8 @@ from hectl.ha import fsm
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.score import MAX_FAILED_STARTS, HostHealth
 from hectl.lease import LEASE_FREE
-from hectl.metadata import MetadataSnapshot
+from hectl.storage import records
+from hectl.storage.metadata import MetadataSnapshot
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:

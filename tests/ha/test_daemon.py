@@ -9,10 +9,11 @@ import urllib.request
 from conftest import Domain
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from hectl import config, localstate, records
+from hectl import config, localstate
 from hectl.clock import VirtualClock
 from hectl.ha import daemon, fsm
 from hectl.lease import LEASE_FREE
+from hectl.storage import records
 
 
 class FakeLeases:

@@ -22,7 +22,7 @@ import pytest
 from conftest import HECTL, run_hectl, write_config
 
 from hectl.context import AppContext
-from hectl.domain import init_domain
+from hectl.storage.domain import init_domain
 from lab import sanlock as lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hectl import vmspec
 from hectl.errors import HypervisorError, LockHeld
 from hectl.ha import fsm
 from hectl.ha.runtime import EngineRuntime
+from hectl.vm import spec as vmspec
 from tests.conftest import Domain
 from tests.fakevirt import FakeHypervisor
 

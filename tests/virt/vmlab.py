@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hectl.context import AppContext
-from hectl.domain import init_domain
-from hectl.storage import DomainPaths
+from hectl.storage.backend import DomainPaths
+from hectl.storage.domain import init_domain
 from lab import appliance as lab_appliance
 from lab import libvirtd as lab_libvirtd
 from lab import sanlock as lab_sanlock

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from hectl import directio
 from hectl.errors import ConfigError, StorageError
-from hectl.storage import StorageBackend
+from hectl.storage import directio
+from hectl.storage.backend import StorageBackend
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import errno
 
-from hectl import directio, records
 from hectl.errors import NotDeployed, StorageError
 from hectl.frozen import Frozen
+from hectl.storage import directio, records
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from hectl.clock import Clock
-    from hectl.storage import StorageBackend
+    from hectl.storage.backend import StorageBackend
 
 
 class MetadataSnapshot(Frozen):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import abc
 import os
 
-from hectl import directio
 from hectl.errors import StorageError
 from hectl.frozen import Frozen
+from hectl.storage import directio
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:

@@ -7,12 +7,12 @@ import os
 import uuid
 from typing import TYPE_CHECKING
 
-from hectl import records
 from hectl.errors import ConfigError, StorageError
+from hectl.storage import records
 
 if TYPE_CHECKING:
     from hectl.clock import Clock
-    from hectl.storage import StorageBackend
+    from hectl.storage.backend import StorageBackend
 
 DOMAIN_FORMAT = 1
 

@@ -5,7 +5,7 @@ domain's mount point, the console log) and the accelerator differ. The
 document carries the engine lease (sanlock resource ``engine`` in lockspace
 ``hectl``) so that QEMU cannot run on two hosts at once, and a ``<metadata>``
 element with the spec version it was built from. Text goes through
-ElementTree, which escapes it; values were validated by ``hectl.vmspec``.
+ElementTree, which escapes it; values were validated by ``hectl.vm.spec``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import os
 import secrets
 import xml.etree.ElementTree as ET
 
-from hectl.storage import ENGINE_LEASE_NAME, LOCKSPACE_NAME
+from hectl.storage.backend import ENGINE_LEASE_NAME, LOCKSPACE_NAME
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
-    from hectl.storage import DomainPaths
-    from hectl.vmspec import EngineSpec
+    from hectl.storage.backend import DomainPaths
+    from hectl.vm.spec import EngineSpec
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 HECTL_NS = "https://hectl.dev/xmlns/engine/1"

@@ -1,7 +1,7 @@
 """The engine VM's specification: hectl's own description, shared by every host through the domain.
 
 It lives in the domain's shared-config area (``config/engine-vm.json``) so that
-every host builds the same libvirt XML (``hectl.vmxml``). The file is a fixed
+every host builds the same libvirt XML (``hectl.vm.xml``). The file is a fixed
 8 KiB region written in one direct write: compact JSON with a CRC32 of its
 body, padded with spaces. A torn or foreign file is reported, never half used.
 ``version`` grows by one on every change; agents publish the version they run
@@ -23,7 +23,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.fro
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from hectl.storage import StorageBackend
+    from hectl.storage.backend import StorageBackend
 
 SPEC_FILE = "engine-vm.json"  # in the domain's config/ directory
 SPEC_SIZE = 8192
@@ -249,7 +249,7 @@ def update(backend: StorageBackend, changes: Mapping[str, str], timeout: float) 
 
 def write(backend: StorageBackend, spec: EngineSpec, timeout: float) -> None:
     """Store ``spec`` in one direct write (the file is created, 8 KiB, when missing)."""
-    from hectl import directio
+    from hectl.storage import directio
 
     where = path(backend)
     directio.ensure_file(where, SPEC_SIZE, timeout)

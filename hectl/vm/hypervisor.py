@@ -1,7 +1,9 @@
 """The VM layer's interface: what hectl asks of a hypervisor, and how the accelerator is chosen.
 
-Only ``hectl.libvirt_driver`` imports libvirt; everything else talks to a
+Only ``hectl.vm.libvirt`` imports libvirt; everything else talks to a
 ``Hypervisor``. Unit tests use a fake, the HA simulator its own VM runtime.
+This interface knows none of its implementations: ``hectl.vm.connect``
+picks the libvirt one for the callers that need a real hypervisor.
 """
 
 from __future__ import annotations
@@ -91,10 +93,3 @@ def choose_accel(setting: str, dev_kvm: str = "/dev/kvm", cpuinfo: str = "/proc/
     if "vmx" in flags or "svm" in flags:
         return "kvm", "the CPU has hardware virtualisation"
     return "tcg", f"{dev_kvm} exists but the CPU shows no vmx/svm (paravirtual KVM cannot boot a stock guest)"
-
-
-def connect(uri: str) -> Hypervisor:
-    """The hypervisor at ``uri`` (libvirt), connected."""
-    from hectl.libvirt_driver import LibvirtHypervisor
-
-    return LibvirtHypervisor(uri)

@@ -13,8 +13,8 @@ import threading
 import xml.etree.ElementTree as ET
 
 from hectl.errors import HectlError, HypervisorError, LockHeld, VMStateError, WaitTimeout
-from hectl.virt import Graphics, VMInfo
-from hectl.vmxml import HECTL_NS, graphics_xml
+from hectl.vm.hypervisor import Graphics, VMInfo
+from hectl.vm.xml import HECTL_NS, graphics_xml
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Man pages for every command, generated with click-man (a test extra, not a runtime dependency).
 
-``python -m hectl.completion_scripts --man docs/man`` regenerates the checked-in pages;
+``python -m hectl.cli.scripts --man docs/man`` regenerates the checked-in pages;
 a test compares them with a fresh regeneration.
 """
 
@@ -44,7 +44,7 @@ def write_man_pages(outdir: str) -> list[str]:
     """Write hectl.1 and hectl-COMMAND.1 pages into ``outdir`` (stale hectl pages removed); return their paths."""
     from click_man.core import write_man_pages as click_man_write
 
-    from hectl.cli import cli
+    from hectl.cli.root import cli
 
     os.makedirs(outdir, exist_ok=True)
     for stale in glob.glob(os.path.join(outdir, "hectl*.1")):

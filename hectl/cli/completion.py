@@ -3,7 +3,7 @@
 The values come only from fast local state (the completion cache in the state
 directory, built-in backend names); never from storage, libvirt or sanlock.
 The same providers serve click's in-process completion (``shell_complete=``)
-and the generated shell scripts (``hectl.completion_scripts``), which call
+and the generated shell scripts (``hectl.cli.scripts``), which call
 ``hectl __complete KIND`` (the click-free fast path). Keep this module light.
 """
 

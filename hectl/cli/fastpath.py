@@ -68,7 +68,7 @@ def _vm_status(root: dict[str, list[str]], args: Sequence[str]) -> int | None:
 
     from hectl.context import AppContext
     from hectl.output import emit, run
-    from hectl.vmstatus import vm_status
+    from hectl.status import vm_status
 
     app = AppContext(
         config_path=root["--config"][-1] if "--config" in root else None,
@@ -80,7 +80,7 @@ def _vm_status(root: dict[str, list[str]], args: Sequence[str]) -> int | None:
 
 
 def _complete(args: Sequence[str]) -> int:
-    from hectl.completion import values
+    from hectl.cli.completion import values
 
     kind = args[0] if args else ""
     incomplete = args[1] if len(args) > 1 else ""

@@ -1,10 +1,10 @@
 """Generate the shell completion scripts (bash, zsh, fish) from the click command tree.
 
-``python -m hectl.completion_scripts completions`` walks the real click tree and
+``python -m hectl.cli.scripts completions`` walks the real click tree and
 writes completions/hectl.bash, completions/_hectl (zsh) and completions/hectl.fish.
 Their static parts (commands, options, choices, paths) are pure shell; only
 dynamic values run ``hectl __complete KIND PREFIX`` (the click-free fast path).
-``python -m hectl.completion_scripts --man docs/man`` writes the man pages (hectl.manpages).
+``python -m hectl.cli.scripts --man docs/man`` writes the man pages (hectl.cli.manpages).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _option(param: click.Option, ctx: click.Context) -> OptionSpec:
     # click keeps the shell_complete= callback only in this private attribute.
     kind = getattr(param._custom_shell_complete, "completion_kind", "") if takes_value else ""
     if param._custom_shell_complete is not None and not kind:
-        raise ValueError(f"{param.opts[0]}: shell_complete callbacks must come from hectl.completion (completion_kind)")
+        raise ValueError(f"{param.opts[0]}: shell_complete callbacks must come from hectl.cli.completion (completion_kind)")
     items = [] if kind or not takes_value else param.type.shell_complete(ctx, param, "")
     names = sorted(param.opts + param.secondary_opts)
     return OptionSpec(
@@ -78,10 +78,10 @@ def _option(param: click.Option, ctx: click.Context) -> OptionSpec:
 
 
 def command_tree() -> list[CommandSpec]:
-    """Every command of ``hectl.cli.cli`` (lazy ones loaded), parents first, sorted."""
+    """Every command of ``hectl.cli.root.cli`` (lazy ones loaded), parents first, sorted."""
     import click
 
-    from hectl.cli import cli
+    from hectl.cli.root import cli
 
     specs: list[CommandSpec] = []
 
@@ -110,7 +110,7 @@ def command_tree() -> list[CommandSpec]:
 def _header(comment: str, shell: str) -> str:
     return (
         f"{comment} {shell} completion for hectl.\n"
-        f"{comment} Generated from the click commands by `python -m hectl.completion_scripts completions`; do not edit.\n"
+        f"{comment} Generated from the click commands by `python -m hectl.cli.scripts completions`; do not edit.\n"
         f"{comment} Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.\n"
     )
 
@@ -353,9 +353,9 @@ if __name__ == "__main__":
     if len(sys.argv) == 2:
         written = write_scripts(sys.argv[1])
     elif len(sys.argv) == 3 and sys.argv[1] == "--man":
-        from hectl.manpages import write_man_pages
+        from hectl.cli.manpages import write_man_pages
 
         written = write_man_pages(sys.argv[2])
     else:
-        sys.exit("usage: python -m hectl.completion_scripts OUTDIR | --man MANDIR  (the repository's: completions, docs/man)")
+        sys.exit("usage: python -m hectl.cli.scripts OUTDIR | --man MANDIR  (the repository's: completions, docs/man)")
     print("\n".join(written))

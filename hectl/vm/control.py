@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 
-from hectl import localstate, vmspec, vmstatus, vmxml
+from hectl import localstate, status
 from hectl.errors import LockHeld, OperationFailed, VMStateError, WaitTimeout
 from hectl.lease import LEASE_FREE, LEASE_UNKNOWN, host_dead_seconds
+from hectl.vm import spec as vmspec
+from hectl.vm import xml as vmxml
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -20,9 +22,9 @@ if TYPE_CHECKING:
 
     from hectl.config import Config
     from hectl.context import AppContext
-    from hectl.metadata import MetadataSnapshot
-    from hectl.storage import DomainPaths
-    from hectl.virt import Hypervisor, VMInfo
+    from hectl.storage.backend import DomainPaths
+    from hectl.storage.metadata import MetadataSnapshot
+    from hectl.vm.hypervisor import Hypervisor, VMInfo
 
 RUNNING = ("up", "paused", "starting")
 POLL = 0.5
@@ -33,7 +35,7 @@ def _running_elsewhere(app: AppContext, snapshot: MetadataSnapshot) -> tuple[int
     """A live host whose record says the engine VM runs there."""
     cfg = app.config
     view = localstate.read_agent_view(cfg.paths.state_dir)
-    report = vmstatus.report_for(cfg, snapshot, app.clock, view, {})
+    report = status.report_for(cfg, snapshot, app.clock, view, {})
     for row in report["hosts"]:  # type: ignore[attr-defined]
         engine = row["engine"] or {}
         if not row["this_host"] and row["live"] and engine.get("vm") in RUNNING:
@@ -66,13 +68,13 @@ def start(
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, object]:
     """Start the engine VM here unless it runs elsewhere (per the records and per the engine lease)."""
-    from hectl import virt
+    from hectl.vm.hypervisor import choose_accel
 
     cfg = app.config
     began = app.clock.monotonic()
     spec = vmspec.read(app.backend(), app.timeout)
     hyper = app.hypervisor()
-    accel, accel_reason = virt.choose_accel(cfg.vm.accelerator)
+    accel, accel_reason = choose_accel(cfg.vm.accelerator)
     result: dict[str, object] = {"action": "start", "vm": spec.name, "host_id": cfg.host.id, "paused": paused}
     info = hyper.info(spec.name)
     if info.state == "paused" and not paused:
@@ -141,7 +143,7 @@ def _wait_running(app: AppContext, name: str, wait: float, began: float) -> VMIn
 
 
 def _wait_healthy(app: AppContext, wait: float, began: float) -> bool:
-    from hectl import liveliness
+    from hectl.vm import liveliness
 
     engine = app.config.engine
     if not engine.url():

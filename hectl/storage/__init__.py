@@ -1,0 +1,1 @@
+"""Shared storage: the backend interface, the on-storage records, the metadata file, bounded direct I/O."""
