@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from hectl import localstate
 from hectl.errors import HectlError, OperationFailed, StorageError
 from hectl.storage import records
+from hectl.text import escape
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,8 +55,14 @@ def parse_duration(text: str) -> float:
 
 
 def check_reason(reason: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
-        raise ValueError("the reason must be one line of printable text")
+    """``reason`` if it is one line of printable text within the size limit, else ValueError.
+
+    Refused: C0 and C1 controls, DEL, bidi and other format characters, line separators and
+    spaces other than ' ' (``str.isprintable``). '|' is accepted: the Nagios line shows it as '/'.
+    """
+    if not reason.isprintable():
+        bad = next(c for c in reason if not c.isprintable())
+        raise ValueError(f"the reason must be one line of printable text (it contains {escape(bad)})")
     if len(reason.encode("utf-8")) > MAX_REASON_BYTES:
         raise ValueError(f"the reason is longer than {MAX_REASON_BYTES} bytes")
     return reason

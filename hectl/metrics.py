@@ -6,6 +6,8 @@ as ``vm-status``, so it reads storage once, with the same hard timeout.
 
 from __future__ import annotations
 
+from hectl.text import escape
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from typing import Any
@@ -28,8 +30,8 @@ METRICS = {
 
 
 def _labels(**labels: object) -> str:
-    def esc(v: object) -> str:
-        return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def esc(v: object) -> str:  # control and bidi characters made visible (hectl.text), then OpenMetrics escaping
+        return escape(str(v)).replace("\\", "\\\\").replace('"', '\\"')
 
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}" if labels else ""
 

@@ -15,6 +15,7 @@ import threading
 from email.message import EmailMessage
 
 from hectl.hookspecs import hookimpl
+from hectl.text import escape
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -47,9 +48,9 @@ class SmtpNotifier:
             self._send(f"hectl: {scope} maintenance {new_mode} ({self.hostname})", body)
 
     def _send(self, subject: str, body: str) -> None:
-        msg = EmailMessage()
-        msg["Subject"], msg["From"], msg["To"] = subject, self.cfg.source, ", ".join(self.cfg.destinations)
-        msg.set_content(body)
+        msg = EmailMessage()  # the subject one escaped line (no header injection), the body's lines escaped
+        msg["Subject"], msg["From"], msg["To"] = escape(subject), self.cfg.source, ", ".join(self.cfg.destinations)
+        msg.set_content("\n".join(map(escape, body.split("\n"))))
         thread = threading.Thread(target=self._deliver, args=(msg,), name="hectl-mail", daemon=True)
         thread.start()
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]

@@ -1,8 +1,10 @@
 """The one renderer: commands return an ``Output``; this module turns it into text or JSON.
 
 Also the one place where an exception becomes a message on stderr and an exit
-code (``run``), shared by the click CLI and the fast paths. Imports stay light:
-tabulate is loaded only when a table is drawn.
+code (``run``), shared by the click CLI and the fast paths. Text views and
+messages show every string escaped (``hectl.text``): hostnames, reasons and
+details come from shared storage. Imports stay light: tabulate is loaded only
+when a table is drawn.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import sys
 
 from hectl.errors import ExitCode, HectlError
+from hectl.text import escape, escape_data
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -39,8 +42,11 @@ def render(out: Output, pretty: bool = False) -> str:
         if pretty:
             return json.dumps(out.data, indent=2) + "\n"
         return json.dumps(out.data, separators=(",", ":")) + "\n"  # 4x faster than indented
+    if out.kind == "text":  # already text of its own format (OpenMetrics, the console log)
+        return str(out.data["text"])  # type: ignore[index]
+    data = escape_data(out.data)  # strings from storage never reach a terminal raw (hectl.text)
     view = _TEXT_VIEWS.get(out.kind)
-    return view(out.data) if view else f"{out.data}\n"
+    return view(data) if view else f"{data}\n"
 
 
 def emit(out: Output, quiet: bool) -> int:
@@ -53,7 +59,7 @@ def emit(out: Output, quiet: bool) -> int:
 
 
 def error_text(exc: HectlError) -> str:
-    return f"hectl: error: {exc.message}" + (f"\nhectl: hint: {exc.hint}" if exc.hint else "")
+    return f"hectl: error: {escape(exc.message)}" + (f"\nhectl: hint: {escape(exc.hint)}" if exc.hint else "")
 
 
 def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
@@ -80,10 +86,10 @@ def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
             import traceback
 
             traceback.print_exc()
-            print(f"hectl: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"hectl: internal error: {type(exc).__name__}: {escape(str(exc))}", file=sys.stderr)
         else:
             print(
-                f"hectl: internal error: {type(exc).__name__}: {exc} (a bug: rerun with -v for the traceback)",
+                f"hectl: internal error: {type(exc).__name__}: {escape(str(exc))} (a bug: rerun with -v for the traceback)",
                 file=sys.stderr,
             )
         return int(ExitCode.INTERNAL)
@@ -91,13 +97,13 @@ def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
 
 def warn(message: str, quiet: bool) -> None:
     if not quiet:
-        print(f"hectl: warning: {message}", file=sys.stderr)
+        print(f"hectl: warning: {escape(message)}", file=sys.stderr)
 
 
 def note(message: str, quiet: bool) -> None:
     """Progress on stderr (stdout stays the command's result)."""
     if not quiet:
-        print(f"hectl: {message}", file=sys.stderr, flush=True)
+        print(f"hectl: {escape(message)}", file=sys.stderr, flush=True)
 
 
 # --- text views ------------------------------------------------------------------------------

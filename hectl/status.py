@@ -12,7 +12,9 @@ when its record's sequence number changed within the liveness window, as seen
 on this host's monotonic clock). When the local agent is silent, hosts are
 judged by the writer's wall time against ours and the report says so; a silent
 local agent is reported as such on *this* host's row, never smeared over the
-others (the "unknown stale-data for every host" of the original).
+others (the "unknown stale-data for every host" of the original). A record
+stamped more than ``CLOCK_SKEW_TOLERANCE`` ahead of our clock proves nothing by
+its time: without the agent's view it is stale ("clock-skew"), never live.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hectl import localstate
 from hectl.output import Output
 from hectl.storage import records
 from hectl.storage.records import SlotKind
+from hectl.text import nagios_line
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -123,9 +126,12 @@ def _host_row(
     hv = view.hosts.get(slot.number) if view is not None else None
     if hv is not None:
         row["lease"] = hv.lease
+    skewed = False
     if hv is not None and hv.seq == rec.seq:
         row["age_s"] = _round(hv.unchanged_for)
         live = hv.live
+    elif skew > CLOCK_SKEW_TOLERANCE:  # its only evidence is a time we cannot have reached: no age, not live
+        live, skewed = False, True
     else:
         age = max(0.0, now_wall - rec.wall_time)
         row["age_s"] = _round(age)
@@ -134,6 +140,8 @@ def _host_row(
         row["live"], row["stale_reason"] = False, "agent-stopped"
     elif live:
         row["live"] = True
+    elif skewed:
+        row["stale_reason"] = "clock-skew"
     else:
         row["stale_reason"] = "local-agent-silent" if slot.number == me else "remote-host-silent"
     return row
@@ -212,6 +220,10 @@ def check(report: dict[str, object]) -> tuple[int, str]:
         if r["slot"] == SlotKind.EMPTY:
             continue
         name = f"host {r['host_id']}" + (f" ({r['hostname']})" if r["hostname"] else "")
+        if "clock_skew_s" in r:
+            warn.append(f"{name} clock {r['clock_skew_s']:.0f} s ahead of ours")
+        if r["stale_reason"] == "clock-skew":
+            continue
         if r["stale_reason"]:
             warn.append(f"{name} {r['stale_reason']}")
         elif r["local_maintenance"]:
@@ -222,12 +234,12 @@ def check(report: dict[str, object]) -> tuple[int, str]:
         warn.append("local agent silent")
     code = CRITICAL if crit else WARNING if warn else OK
     where = ", ".join(f"host {h}" for h in up) or "nowhere"
-    text = "; ".join(crit + warn) or f"engine up on {where}"
     perf = (
         f"live_hosts={s['live']};;;0 stale_hosts={s['stale']};;;0 problem_slots={s['problem_slots']};;;0 "
         f"global_maintenance={int(bool(g['active']))};;;0;1 storage_read_ms={report['storage']['read_ms']}ms"  # type: ignore[index]
     )
-    return code, f"HECTL {CHECK_NAMES[code]} - {text}; {s['live']}/{s['hosts']} hosts live | {perf}"
+    items = crit + warn or [f"engine up on {where}"]
+    return code, nagios_line(f"HECTL {CHECK_NAMES[code]}", items, f"{s['live']}/{s['hosts']} hosts live", perf)
 
 
 def vm_status(app: AppContext, *, fmt: str, check: bool, host_filter: frozenset[int]) -> Output:
@@ -292,7 +304,7 @@ def _check_failure(exc: Exception, fmt: str) -> Output:
     else:
         code, what = UNKNOWN, "check failed"
     message = exc.message if isinstance(exc, HectlError) else f"{type(exc).__name__}: {exc}"
-    return _check_output(code, f"HECTL {CHECK_NAMES[code]} - {what}: {message}", fmt)
+    return _check_output(code, nagios_line(f"HECTL {CHECK_NAMES[code]}", [f"{what}: {message}"]), fmt)
 
 
 def _check_output(code: int, line: str, fmt: str) -> Output:

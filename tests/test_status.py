@@ -123,9 +123,32 @@ def test_missing_own_record_is_listed() -> None:
     assert r[5]["slot"] == "empty" and r[5]["stale_reason"] == "no-record" and r[5]["this_host"]
 
 
-def test_clock_skew_is_flagged() -> None:
-    r = rows(report(snap(valid(rec(2, age=-60)))))
-    assert r[2]["clock_skew_s"] == 60.0 and r[2]["live"]
+def test_a_record_from_the_future_is_clock_skew_never_live() -> None:
+    # No local agent: the wall time is the only evidence, and a time we have not reached proves nothing.
+    year = 365 * 86400.0
+    r = report(snap(valid(rec(1, vm="up", health="good")), valid(rec(2, age=-year, vm="up", health="good"))))
+    h = rows(r)[2]
+    assert (h["live"], h["stale_reason"], h["age_s"], h["clock_skew_s"]) == (False, "clock-skew", None, year)
+    assert r["summary"]["engine_up_on"] == [1] and r["summary"]["stale"] == 1
+    code, line = status.check(r)
+    assert code == status.WARNING and f"host 2 (h2) clock {year:.0f} s ahead of ours" in line
+    # ... and alone it cannot make the engine look up: CRITICAL.
+    code, line = status.check(report(snap(valid(rec(1)), valid(rec(2, age=-year, vm="up", health="good")))))
+    assert code == status.CRITICAL and "engine not up on any live host" in line
+
+
+def test_clock_skew_within_the_tolerance_is_ignored() -> None:
+    r = rows(report(snap(valid(rec(2, age=-status.CLOCK_SKEW_TOLERANCE)))))
+    assert r[2]["live"] and "clock_skew_s" not in r[2]
+
+
+def test_a_skewed_clock_under_a_running_agent_is_flagged_but_live() -> None:
+    # The agent saw the sequence change: the host lives, only its clock is wrong.
+    view = AgentView(1, "EngineDown", BOOT, MONO - 2, NOW - 2, {1: HostView(True, 10, 1.0), 2: HostView(True, 10, 3.0)})
+    r = report(snap(valid(rec(1, vm="up", health="good")), valid(rec(2, age=-60))), view)
+    assert rows(r)[2]["live"] and rows(r)[2]["clock_skew_s"] == 60.0 and rows(r)[2]["age_s"] == 3.0
+    code, line = status.check(r)
+    assert code == status.WARNING and "host 2 (h2) clock 60 s ahead of ours" in line
 
 
 def test_pending_local_maintenance() -> None:
@@ -176,3 +199,25 @@ def test_check_verdicts(slots: list[Slot], global_: GlobalRecord | None, code: i
     assert got == code, line
     assert words in line
     assert line.startswith(f"HECTL {status.CHECK_NAMES[code]} - ") and "\n" not in line and " | live_hosts=" in line
+
+
+def test_check_line_is_one_escaped_line_whatever_the_records_say() -> None:
+    evil = "a\x1b]0;pwned\x07b\rc\u202ed\x9be|f\nHECTL OK - fine"
+    host = rec(1, vm="up", health="good")._replace(hostname=evil, local_maintenance=True)
+    g = GlobalRecord(1, True, evil, evil, NOW, None)
+    code, line = status.check(report(snap(valid(host), global_=g)))
+    assert code == status.WARNING
+    assert line.isprintable() and line.count("|") == 1, line  # one line; '|' only before the perfdata
+    assert "a\\x1b]0;pwned\\x07b\\rc\\u202ed\\x9be/f\\nHECTL OK - fine" in line
+    assert line.endswith("global_maintenance=1;;;0;1 storage_read_ms=1.0ms")
+
+
+def test_check_line_of_garbage_metadata_is_capped_with_its_perfdata() -> None:
+    slots = [Slot(i, SlotKind.CORRUPT, problem="bad magic") for i in range(1, records.MAX_HOST_ID + 1)]
+    code, line = status.check(report(snap(*slots)))
+    assert code == status.CRITICAL and len(line.encode()) <= 4096, len(line)
+    text, perf = line.split(" | ")
+    assert perf == "live_hosts=0;;;0 stale_hosts=2000;;;0 problem_slots=2000;;;0 global_maintenance=0;;;0;1 storage_read_ms=1.0ms"
+    assert text.startswith("HECTL CRITICAL - engine not up on any live host; host 1 slot-corrupt; host 2 slot-corrupt")
+    shown = text.count("slot-corrupt")
+    assert text.endswith(f"; {2000 - shown} more; 0/2000 hosts live") and shown > 100

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from hectl.text import escape
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -65,7 +67,8 @@ def values(kind: str, incomplete: str = "", environ: Mapping[str, str] | None = 
     provider = PROVIDERS.get(kind)
     if provider is None:
         return []
-    return [(v, d) for v, d in provider(environ) if v.startswith(incomplete)]
+    # Escaped: the cache holds names read from storage, and a tab or newline would forge completion lines.
+    return [(escape(v), escape(d)) for v, d in provider(environ) if v.startswith(incomplete)]
 
 
 def _click_callback(kind: str) -> Callable[..., list[object]]:

@@ -54,9 +54,11 @@ def _vm_status(root: dict[str, list[str]], args: Sequence[str]) -> int | None:
     opts = parsed[0]
     fmt = (opts.get("--format") or ["table"])[-1]
     check = "--check" in opts
+    if any(f not in ("json", "table") for f in opts.get("--format", [])):
+        return None  # a usage error: click reports it
     if "--json" in opts:
         fmt = "json"
-    if fmt not in ("json", "table") or (fmt == "table" and not check):
+    if fmt == "table" and not check:
         return None  # tables need tabulate and belong to the click path
     try:
         hosts = frozenset(int(h) for h in opts.get("--host-id", []))

@@ -76,14 +76,42 @@ def cli(app: AppContext, config_path: str | None, verbose: int, quiet: bool) -> 
     app.quiet = quiet
 
 
-def _usage_error(exc: click.UsageError) -> int:
+# Commands whose monitoring mode answers usage errors in Nagios terms: command -> (flag, line prefix).
+NAGIOS_MODES = {"vm-status": ("--check", "HECTL"), "check-liveliness": ("--nagios", "LIVELINESS")}
+
+
+def _nagios_mode(args: list[str]) -> tuple[str, bool] | None:
+    """(line prefix, JSON wanted) when ``args`` ask for a Nagios check, else None."""
+    for i, arg in enumerate(args):
+        if arg in NAGIOS_MODES:
+            flag, prefix = NAGIOS_MODES[arg]
+            rest = args[i + 1 :]
+            if flag not in rest:
+                return None
+            as_json = any(
+                a in ("--json", "--format=json") or (a == "--format" and rest[j + 1 : j + 2] == ["json"])
+                for j, a in enumerate(rest)
+            )
+            return prefix, as_json
+    return None
+
+
+def _usage_error(exc: click.UsageError, args: list[str]) -> int:
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "hectl"
     if isinstance(exc, click.exceptions.NoArgsIsHelpError) and ctx is not None:
         click.echo(ctx.get_help(), err=True)
-    else:
-        message = " ".join(exc.format_message().split())
-        click.echo(f"{path}: error: {message} (see '{path} --help')", err=True)
+        return int(ExitCode.USAGE)
+    message = " ".join(exc.format_message().split())
+    nagios = _nagios_mode(args)
+    if nagios is not None:  # monitoring reads stdout and Nagios codes: UNKNOWN, with the reason
+        from hectl.status import CHECK_NAMES, UNKNOWN
+        from hectl.text import nagios_line
+
+        line = nagios_line(f"{nagios[0]} {CHECK_NAMES[UNKNOWN]}", [f"usage: {message} (see '{path} --help')"])
+        data = {"status": CHECK_NAMES[UNKNOWN], "code": UNKNOWN, "line": line}
+        return emit(Output("check", data, "json" if nagios[1] else "table", UNKNOWN), quiet=False)
+    click.echo(f"{path}: error: {message} (see '{path} --help')", err=True)
     return int(ExitCode.USAGE)
 
 
@@ -96,7 +124,7 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
         try:
             rv = cli.main(args=args, prog_name="hectl", obj=app, standalone_mode=False)
         except click.UsageError as exc:
-            return _usage_error(exc)
+            return _usage_error(exc, args)
         except click.ClickException as exc:
             click.echo(f"hectl: error: {exc.format_message()}", err=True)
             return exc.exit_code

@@ -27,6 +27,7 @@ from hectl import __version__
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.status import CHECK_NAMES, CRITICAL, OK, UNKNOWN, WARNING
+from hectl.text import nagios_line
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -89,13 +90,12 @@ def nagios(result: Liveliness, timeout: float, warn: float) -> tuple[int, str]:
     else:
         code, text = OK, f"engine healthy: {result.detail} (HTTP {result.status} {took})"
     perf = f"time={result.elapsed:.3f}s;{warn:g};;0;{timeout:g}"
-    return code, f"LIVELINESS {CHECK_NAMES[code]} - {text.replace('|', '/')} | {perf}"  # '|' starts Nagios perfdata
+    return code, nagios_line(f"LIVELINESS {CHECK_NAMES[code]}", [text], perf=perf)
 
 
 def nagios_unknown(message: str) -> tuple[int, str]:
     """The UNKNOWN line for a configuration problem."""
-    text = " ".join(message.split()).replace("|", "/")
-    return UNKNOWN, f"LIVELINESS {CHECK_NAMES[UNKNOWN]} - configuration problem: {text}"
+    return UNKNOWN, nagios_line(f"LIVELINESS {CHECK_NAMES[UNKNOWN]}", [f"configuration problem: {message}"])
 
 
 def _host(url: str) -> str:
