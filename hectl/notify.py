@@ -38,19 +38,20 @@ class SmtpNotifier:
     def hectl_on_state_transition(self, host_id: int, old_state: str, new_state: str, reason: str) -> None:
         detail = f"{old_state}-{new_state}"
         if self.pattern.search(detail):
-            self._send(f"hectl: host {host_id} ({self.hostname}) {old_state} -> {new_state}", f"{detail}\n\n{reason}\n")
+            self._send(f"hectl: host {host_id} ({self.hostname}) {old_state} -> {new_state}", detail, reason)
 
     @hookimpl
     def hectl_on_maintenance_change(self, scope: str, host_id: int | None, new_mode: str, reason: str, set_by: str) -> None:
         if self.pattern.search(f"maintenance-{scope}-{new_mode}"):
             where = "cluster" if scope == "global" else f"host {host_id}"
-            body = f"{scope} maintenance of the {where} is now {new_mode}, set by {set_by}.\n\n{reason}\n"
-            self._send(f"hectl: {scope} maintenance {new_mode} ({self.hostname})", body)
+            summary = f"{scope} maintenance of the {where} is now {new_mode}, set by {set_by}."
+            self._send(f"hectl: {scope} maintenance {new_mode} ({self.hostname})", summary, reason)
 
-    def _send(self, subject: str, body: str) -> None:
-        msg = EmailMessage()  # the subject one escaped line (no header injection), the body's lines escaped
+    def _send(self, subject: str, *paragraphs: str) -> None:
+        """Mail ``subject`` with ``paragraphs`` as the body, each escaped to one line (no header injection)."""
+        msg = EmailMessage()
         msg["Subject"], msg["From"], msg["To"] = escape(subject), self.cfg.source, ", ".join(self.cfg.destinations)
-        msg.set_content("\n".join(map(escape, body.split("\n"))))
+        msg.set_content("\n\n".join(map(escape, paragraphs)) + "\n")
         thread = threading.Thread(target=self._deliver, args=(msg,), name="hectl-mail", daemon=True)
         thread.start()
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]

@@ -87,3 +87,17 @@ def test_set_maintenance_mails_through_the_configured_server(smtp: tuple[Inbox, 
     (msg,) = inbox.wait(1)
     assert msg["Subject"] == "hectl: global maintenance global (host1.example)"
     assert "upgrade to 1.2" in msg.get_payload() and msg["To"] == "ops@example.org"
+
+
+def test_text_cannot_inject_headers_or_terminal_escapes(smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    notifier = SmtpNotifier(NotifyConfig(smtp_server="127.0.0.1", smtp_port=port), "h1\nBcc: victim@example.org")
+    notifier.hectl_on_maintenance_change(
+        scope="global", host_id=None, new_mode="global", reason="upgrade\x1b]0;pwned\x07\r\u202e", set_by="root@h1\nX: y"
+    )
+    notifier.wait(10)
+    (msg,) = inbox.wait(1)
+    assert msg["Subject"] == "hectl: global maintenance global (h1\\nBcc: victim@example.org)"
+    assert msg["Bcc"] is None and msg["X"] is None
+    body = msg.get_payload()
+    assert "set by root@h1\\nX: y." in body and "upgrade\\x1b]0;pwned\\x07\\r\\u202e" in body

@@ -24,11 +24,7 @@ def command(app: AppContext) -> int:
     from hectl.config import load
     from hectl.ha import daemon
 
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    daemon.log_to(sys.stderr, logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO)
     cfg = app.config  # fail early (exit 3) on a bad configuration
     backend = app.backend()
     stop, reload = threading.Event(), threading.Event()

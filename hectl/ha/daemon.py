@@ -19,10 +19,12 @@ from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.runtime import EngineRuntime
 from hectl.lease import SanlockLeases
 from hectl.storage.metadata import MetadataStore
+from hectl.text import escape
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TextIO
 
     from hectl.clock import Clock
     from hectl.config import Config
@@ -124,6 +126,28 @@ def agent_config(cfg: Config) -> AgentConfig:
         score=cfg.score,
         timings=cfg.ha,
     )
+
+
+class LogFormatter(logging.Formatter):
+    """The agent's log lines with every message escaped (``hectl.text``).
+
+    Messages carry text read from shared storage (hostnames, the engine VM spec); raw, a
+    newline would forge a log line (journald splits on it) and an escape sequence would
+    drive the terminal of whoever reads the log.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+
+def log_to(stream: TextIO, level: int) -> None:
+    """Send the agent's log (the root logger) to ``stream``, one escaped line per message."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 class RateLimitedLog:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import urllib.request
 
+import pytest
 from conftest import Domain
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -108,3 +110,27 @@ def test_decisions_that_never_wait_cannot_spin_the_loop(domain: Domain, monkeypa
         runs.append(run)
     assert max(runs) == daemon.MAX_IMMEDIATE  # then a full loop delay
     assert clock.sleeps.count(10.0) >= 2
+
+
+def test_agent_log_lines_escape_text_from_storage(
+    domain: Domain, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hectl.cli import root as cli
+    from hectl.commands import ha_run
+
+    evil = "engine VM spec: unknown key 'a\x1b]0;pwned\x07\nWARNING hectl.ha: forged\u202e'"  # as vmspec quotes a bad key
+
+    def agent(*args: object, **kwargs: object) -> None:
+        daemon.RateLimitedLog(VirtualClock())(f"engine VM not started: {evil}")
+
+    monkeypatch.setattr(daemon, "run", agent)
+    monkeypatch.setattr(ha_run.signal, "signal", lambda *args: None)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # the handler `ha run` adds goes away after the test
+    monkeypatch.setattr(root, "level", root.level)
+    assert cli.main(["ha", "run"], domain.app()) == 0
+    err = capfd.readouterr().err
+    assert err == (
+        "WARNING hectl.ha: engine VM not started: engine VM spec: unknown key "
+        "'a\\x1b]0;pwned\\x07\\nWARNING hectl.ha: forged\\u202e'\n"
+    )
