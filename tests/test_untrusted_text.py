@@ -48,6 +48,17 @@ def test_escape() -> None:
     assert text.escape(text.escape(EVIL)) == SEEN  # idempotent: layers may escape again
 
 
+def test_nagios_line_is_one_bounded_line_with_whole_perfdata() -> None:
+    perf = "live_hosts=1;;;0 time=0.1s"
+    line = text.nagios_line("HECTL OK", ["x|y\n" * 2000, "second"], "1/1 hosts live", perf, limit=300)
+    assert len(line.encode()) <= 300 and line.isprintable() and line.endswith(f"…; 1 more; 1/1 hosts live | {perf}")
+    assert line.startswith("HECTL OK - x/y\\nx/y")
+    many = text.nagios_line("HECTL WARNING", [f"host {i} ünïcode-stale" for i in range(1000)], "0/1000 hosts live", perf)
+    assert len(many.encode()) <= text.NAGIOS_LIMIT < len(many.encode()) + 30
+    assert many.endswith(f" more; 0/1000 hosts live | {perf}") and "host 0 ünïcode-stale; host 1 " in many
+    assert text.nagios_line("LIVELINESS OK", ["fine"], perf="t=1s") == "LIVELINESS OK - fine | t=1s"
+
+
 def test_vm_status_table(forged: Domain) -> None:
     res = run_hectl(["vm-status"], env=forged.env)
     assert res.returncode == 0, res.stderr
