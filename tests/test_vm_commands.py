@@ -96,6 +96,13 @@ def test_vm_start_refuses_when_a_live_record_says_it_runs_elsewhere(engine: Doma
     assert code == 5 and "host 2 (h2.example)" in err and hyper.calls == []
 
 
+def test_the_refusal_shows_the_hostname_from_the_record_escaped(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.publish(2, vm="up", hostname="h2\x1b]0;pwned\x07\n\u202e")
+    code, _, err = run(engine, ["vm-start"], capsys, FakeHypervisor())
+    assert code == 5 and "runs on host 2 (h2\\x1b]0;pwned\\x07\\n\\u202e) per its record" in err
+    assert all(c.isprintable() for c in err.replace("\n", ""))
+
+
 def test_a_stale_record_of_a_running_engine_does_not_block(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
     engine.publish(2, vm="up", age=3600)
     code, _, err = run(engine, ["vm-start"], capsys, FakeHypervisor())
