@@ -11,19 +11,25 @@ from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import AgentConfig
-from hectl.ha.sim import Entry, SimHost, SimTimings, World, liveness_bound
+from hectl.ha.sim import Entry, SimHost, SimTimings, World, liveness_bound, unhealthy_grace
 from hectl.storage import records
 
 # action -> the extra key it takes ("" for none)
 ACTIONS = {
     "power-off": "",
     "power-on": "",
+    "host-shutdown": "",  # graceful: the agent stops, the engine VM shuts down, sanlock leaves, the host powers off
+    "host-reboot": "",  # the same, then the host boots again
     "agent-restart": "",
     "network-down": "",
     "network-up": "",
     "storage-stall": "duration",
     "storage-lost": "",
     "storage-back": "",
+    "metadata-io-lost": "",  # only the agent's metadata I/O fails (sanlock still renews)
+    "metadata-io-back": "",
+    "sanlock-io-lost": "",  # only sanlock's I/O fails (the metadata still reads and writes)
+    "sanlock-io-back": "",
     "health-bad": "",
     "health-good": "",
     "vm-crash": "",
@@ -33,6 +39,8 @@ ACTIONS = {
     "local-maintenance": "",
     "local-maintenance-off": "",
     "vm-start": "",  # an admin starts the engine VM by hand on this host
+    "vm-start-fails": "",  # every start of the engine VM on this host fails outright from now on
+    "vm-start-works": "",
     "vm-migrate": "to",  # the engine VM is live-migrated to host ``to`` (by the engine itself)
     "acpi-ignored": "",  # the guest ignores ACPI shutdown requests from now on
     "libvirt-down": "",
@@ -68,17 +76,24 @@ class Result(Frozen):
     scenario: Scenario
     timeline: tuple[Entry, ...]
     violations: tuple[str, ...]
-    engine_host: int | None  # where the engine runs healthy at the end
-    downtime: float  # seconds without a healthy engine after the first time it was healthy
-    healthy_since: float | None  # the engine has been healthy without a break since then (None: not at the end)
+    engine_host: int | None  # where the engine is up (healthy, with its storage and lease) at the end
+    downtime: float  # seconds the engine was not up, from the first fault or the first time it was up
+    healthy_since: float | None  # the engine has been up without a break since then (None: not at the end)
+    blocked_at: float | None = None  # the last time the engine was down and no host could run it
+    engine_vms: tuple[str, ...] = ()  # at the end, each engine VM that is not down: "host N: VM up, health bad"
 
     def lines(self) -> list[str]:
         out = [e.line() for e in self.timeline]
-        where = f"host {self.engine_host}" if self.engine_host else "nowhere"
-        out.append(f"end {self.scenario.duration:.0f} s: engine healthy on {where}; downtime {self.downtime:.1f} s")
-        bound = liveness_bound(self.scenario.sim, self.scenario.timings)
+        if self.engine_host:
+            where = f"engine healthy on host {self.engine_host}"
+        else:
+            where = "engine not healthy anywhere" + (f" ({'; '.join(self.engine_vms)})" if self.engine_vms else "")
+        out.append(f"end {self.scenario.duration:.0f} s: {where}; downtime {self.downtime:.1f} s")
+        sc = self.scenario
+        bound, grace = liveness_bound(sc.sim, sc.timings), unhealthy_grace(sc.sim, sc.timings)
         out += [f"VIOLATION {v}" for v in self.violations] or [
-            f"safety: never two engines; liveness: never down over {bound:.0f} s while a host could run it"
+            f"safety: never two engines; liveness: up again within {bound:.0f} s of a fault "
+            f"({grace:.0f} s for an unhealthy engine) while a host could run it"
         ]
         return out
 
@@ -172,19 +187,14 @@ def run(sc: Scenario) -> Result:
         world.power_on(h, agent_config(h.id, sc), engine_running=h.id == sc.engine_host)
     for ev in sorted(sc.events, key=lambda e: e.at):
         world.at(ev.at, functools.partial(_apply, world, sc, ev))
-    first_up: float | None = None
-    downtime = 0.0
-    step = 1.0
-    t = 0.0
-    while t < sc.duration:
-        world.run(min(t + step, sc.duration))
-        t = world.now
-        if world.up_since is not None and first_up is None:
-            first_up = world.up_since
-        elif world.up_since is None and first_up is not None:
-            downtime += step
-    engine = next((h.id for h in world.hosts.values() if h.vm.state == "up" and not h.engine_health_bad), None)
-    return Result(sc, tuple(world.timeline), tuple(world.violations), engine, downtime, world.up_since)
+    world.run(sc.duration)
+    vms = tuple(
+        f"host {h.id}: VM {h.vm.state}" + (", health bad" if h.engine_health_bad and h.vm.state == "up" else "")
+        for h in world.hosts.values()
+        if h.vm.state != "down"
+    )
+    timeline, violations = tuple(world.timeline), tuple(world.violations)
+    return Result(sc, timeline, violations, world.engine_host(), world.downtime, world.up_since, world.blocked_at, vms)
 
 
 def _apply(world: World, sc: Scenario, ev: Event) -> None:
@@ -196,7 +206,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         "to": f"to host {ev.to:g}",
     }
     extra = ACTIONS[ev.action]
-    world.log(ev.host, f"fault: {ev.action}", detail[extra] if extra and (ev.action != "global-maintenance" or ev.ttl) else "")
+    world.fault(ev.host, ev.action, detail[extra] if extra and (ev.action != "global-maintenance" or ev.ttl) else "")
     a = ev.action
     if a in CLUSTER_ACTIONS:
         wall = world.wall()
@@ -217,8 +227,16 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         h.network_ok = a == "network-up"
     elif a == "storage-stall":
         h.stall_until = world.now + ev.duration
+    elif a in ("host-shutdown", "host-reboot"):
+        world.shutdown_host(h, agent_config(h.id, sc) if a == "host-reboot" else None)
     elif a in ("storage-lost", "storage-back"):
         h.storage_lost = a == "storage-lost"
+    elif a in ("metadata-io-lost", "metadata-io-back"):
+        h.metadata_lost = a == "metadata-io-lost"
+    elif a in ("sanlock-io-lost", "sanlock-io-back"):
+        h.lockspace_lost = a == "sanlock-io-lost"
+    elif a in ("vm-start-fails", "vm-start-works"):
+        h.start_fails = a == "vm-start-fails"
     elif a in ("health-bad", "health-good"):
         h.engine_health_bad = a == "health-bad"
     elif a == "vm-crash":

@@ -8,13 +8,15 @@ format in memory), a simulated sanlock (delta leases renewed every
 owner, and a host that cannot renew for 8 x io_timeout has its lease holders
 killed) and a simulated engine VM. Faults come from a scenario file
 (docs/simulate.md). The output is a timeline; safety (never two engines at
-once) is checked after every event.
+once) and liveness (the engine back within a bound of the fault) are checked
+after every event.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 
 from hectl.clock import VirtualClock
 from hectl.config import HAConfig
@@ -23,7 +25,7 @@ from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.score import MAX_FAILED_STARTS, HostHealth
-from hectl.lease import LEASE_FREE
+from hectl.lease import LEASE_FREE, LEASE_UNKNOWN
 from hectl.storage import records
 from hectl.storage.metadata import MetadataSnapshot
 
@@ -39,17 +41,27 @@ class SimTimings(Frozen):
     """Timing of the simulated world (seconds)."""
 
     io_timeout: float = 10.0
-    join: float = 20.0  # add_lockspace (about 2 x io_timeout)
     boot: float = 8.0  # engine VM start to healthy
     shutdown: float = 4.0  # graceful (ACPI) shutdown
     poweroff: float = 1.0
     lease_delay: float = 0.3  # from the start request to libvirt's lease acquire (QEMU is launched first)
     storage_timeout: float = 5.0  # the agent's hard I/O timeout
     liveness_window: float = 30.0
+    reboot: float = 120.0  # a graceful host reboot: from powered off to powered on again (firmware, OS)
 
     @property
     def renew(self) -> float:
         return 2 * self.io_timeout
+
+    @property
+    def join(self) -> float:
+        """add_lockspace of a free host id (or one this daemon held): 2 x io_timeout and I/O (measured: 21 s at 10, 5 s at 2)."""
+        return 2 * self.io_timeout + 1
+
+    @property
+    def join_wait(self) -> float:
+        """What add_lockspace waits first when the host id was last held by another sanlock daemon (delta_lease_acquire)."""
+        return max(self.dead, self.renew + 6 * self.io_timeout)
 
     @property
     def fail(self) -> float:
@@ -64,17 +76,26 @@ WALL_EPOCH = 1_800_000_000.0  # simulated wall clocks start here (2027)
 
 
 def liveness_bound(t: SimTimings, timings: HAConfig) -> float:
-    """How long the engine may stay down while some host could run it (docs/simulate.md).
+    """How long the engine may stay down after a fault while some host could run it (docs/simulate.md).
 
-    The clock starts when the engine stops running (or when the host that took
-    the engine lease to start it fails in turn) and runs only while some host
-    is fit to run the engine.
-
-    The old owner's engine lease expires 8 x io_timeout + 60 s after its last
-    renewal; a host that was itself just (re)joining needs the join, a window of
-    history, and up to two agent loops; then the engine boots.
+    The clock starts at the fault (the engine stops being up: see ``World.serving``)
+    and runs only while some host is fit to run the engine. The old owner's
+    engine lease expires 8 x io_timeout + 60 s after its last renewal; a host
+    that was itself just (re)joining needs the join, a window of history, and
+    up to two agent loops; then the engine boots.
     """
     return t.dead + t.join + t.liveness_window + 2 * timings.loop + t.boot
+
+
+def restart_bound(t: SimTimings, timings: HAConfig) -> float:
+    """The engine VM went down and released its lease: the hosts see it, elect, start it elsewhere."""
+    return 3 * timings.loop + t.lease_delay + t.boot
+
+
+def unhealthy_grace(t: SimTimings, timings: HAConfig) -> float:
+    """An engine VM up but unhealthy: noticed, given its grace, stopped (forced if need be), then started elsewhere."""
+    grace = max(timings.bad_health, timings.starting)
+    return timings.loop + grace + timings.stop + t.poweroff + restart_bound(t, timings)
 
 
 class Entry(Frozen):
@@ -99,6 +120,14 @@ class SimVM:
         self.holds_lease = False
         self.down_reason = ""
         self.detail = ""
+        self.waiting = ""  # what its lease acquire waits for (logged once per wait)
+
+
+class Slot(Frozen):
+    """A host id's delta lease on disk: which sanlock daemon (the host's boot generation) wrote it, released or not."""
+
+    daemon: int
+    free: bool
 
 
 class SimHost:
@@ -113,7 +142,10 @@ class SimHost:
         self.mono_offset = 1000.0 * host_id
         self.wall_offset = WALL_EPOCH
         self.stall_until = 0.0
-        self.storage_lost = False
+        self.storage_lost = False  # all shared storage I/O fails
+        self.metadata_lost = False  # only the agent's metadata I/O fails
+        self.lockspace_lost = False  # only sanlock's I/O fails
+        self.start_fails = False  # the engine VM fails to start here (QEMU or libvirt refuses it)
         self.network_ok = True
         self.engine_health_bad = False
         self.local_maintenance = False
@@ -123,8 +155,21 @@ class SimHost:
         self.generation = 0  # bumps on power-off/on: events scheduled for an earlier boot are ignored
         self.agent_run = 0  # bumps on agent start/stop: cycles scheduled for an earlier agent are ignored
 
-    def storage_ok(self) -> bool:
+    def disk_ok(self) -> bool:
+        """Shared storage answers this host (the engine VM's disk lives there)."""
         return self.powered and not self.storage_lost and self.world.now >= self.stall_until
+
+    def metadata_ok(self) -> bool:
+        """The agent's metadata I/O works."""
+        return self.disk_ok() and not self.metadata_lost
+
+    def sanlock_ok(self) -> bool:
+        """sanlock's I/O (delta lease renewals, joins, paxos acquires) works."""
+        return self.disk_ok() and not self.lockspace_lost
+
+    def joined(self) -> bool:
+        """sanlock holds this host's id in the lockspace (it may still fail to renew it)."""
+        return self.joined_at is not None and self.world.now >= self.joined_at
 
 
 class HostClock:
@@ -154,7 +199,7 @@ class SimEnv:
         self.changes: list[tuple[str, str, str]] = []
 
     def read_metadata(self) -> MetadataSnapshot:
-        if not self.host.storage_ok():
+        if not self.host.metadata_ok():
             raise StorageTimeout("simulated storage does not answer")
         w = self.world
         data = bytes(w.meta)
@@ -162,7 +207,7 @@ class SimEnv:
         return MetadataSnapshot(slots, len(data), True, 1.0, self.clock.monotonic(), self.clock.wall())
 
     def write_record(self, record: records.HostRecord) -> None:
-        if not self.host.storage_ok():
+        if not self.host.metadata_ok():
             raise StorageTimeout("simulated storage does not answer")
         offset = record.host_id * records.SLOT_SIZE
         self.world.meta[offset : offset + records.SLOT_SIZE] = records.encode_host(record)
@@ -180,6 +225,8 @@ class SimEnv:
 
     def engine_lease(self) -> int:
         """sanlock read_resource_owners: the owner, unless it released the lease or has rejoined since (new generation)."""
+        if not self.host.sanlock_ok():
+            return LEASE_UNKNOWN  # read_resource_owners needs sanlock's I/O
         owner = self.world.lease_owner
         if owner is None or self.world.ls_generation.get(owner[0]) != owner[1]:
             return LEASE_FREE
@@ -219,6 +266,7 @@ class World:
         self.meta = bytearray(records.SLOT_SIZE * (nhosts + 1))
         self.hosts = {i: SimHost(self, i) for i in range(1, nhosts + 1)}
         self.renewals: dict[int, float] = {}  # host id -> world time of its last delta-lease renewal
+        self.slots: dict[int, Slot] = {}  # host id -> its delta lease on disk (absent: never written, free)
         self.lease_owner: tuple[int, int] | None = None  # (host id, its lockspace generation) in the lease's leader record
         self.ls_generation: dict[int, int] = {}  # host id -> generation of its current lockspace membership
         self.timeline: list[Entry] = []
@@ -227,9 +275,17 @@ class World:
         self._seq = itertools.count()
         self.liveness_bound = liveness_bound(self.t, self.timings)
         self.double = False  # the engine runs twice right now (reported once per episode)
-        self.waiting_since: float | None = None
-        self.liveness_late = False
-        self.up_since: float | None = None  # engine healthy somewhere since
+        self.up_since: float | None = None  # the engine has been up (``serving``) since
+        self.down_since: float | None = None  # the engine has not been up since (the fault)
+        self.counting = False  # downtime counts: the engine was up once, or a fault happened
+        self.downtime = 0.0
+        self.blocked_at: float | None = None  # last time the engine was down and no host could run it
+        self._could = False  # at the last check: some host could run the engine, hands on
+        self._waited = 0.0  # this outage's seconds while some host could run the engine
+        self._allowed = 0.0  # ... and how many it may last (grows when a new failure hits it)
+        self._pending = 0.0  # an allowance from an event in the same instant as the outage's start
+        self._late = False
+        self._unhealthy: set[int] = set()
 
     @property
     def now(self) -> float:
@@ -247,13 +303,19 @@ class World:
     def run(self, until: float) -> None:
         while self._queue and self._queue[0][0] <= until:
             when, _, fn = heapq.heappop(self._queue)
-            self.clock.advance(when - self.now)
+            self._advance(when)
             fn()
             self._check()
-        self.clock.advance(max(0.0, until - self.now))
+        self._advance(max(self.now, until))
+        self._check()
 
     def log(self, host: int, what: str, detail: str = "", score: int | None = None) -> None:
         self.timeline.append(Entry(round(self.now, 1), host, what, detail, score))
+
+    def fault(self, host: int, what: str, detail: str = "") -> None:
+        """An injected fault: logged, and downtime counts from now on."""
+        self.log(host, f"fault: {what}", detail)
+        self.counting = True
 
     # --- sanlock model -----------------------------------------------------------------------
 
@@ -268,9 +330,9 @@ class World:
         return "live" if age <= self.t.fail else "dead" if age > self.t.dead else "fail"
 
     def _renew(self, h: SimHost, generation: int) -> None:
-        if h.generation != generation or not h.powered or h.joined_at is None:
+        if h.generation != generation or not h.powered or not h.joined():
             return
-        if h.storage_ok():
+        if h.sanlock_ok():
             self.renewals[h.id] = self.now
             self.at(self.now + self.t.renew, lambda: self._renew(h, generation))
         elif self.renewal_age(h.id) >= self.t.fail:
@@ -286,34 +348,71 @@ class World:
         self._join(h)  # the agent adds the lockspace again; it completes once storage answers
 
     def _join(self, h: SimHost) -> None:
-        h.joined_at = self.now + self.t.join
-        generation = h.generation
+        """add_lockspace, retried while sanlock's I/O fails; it takes ``t.join`` from the moment I/O answers.
 
-        def joined() -> None:
+        A host id last written by another sanlock daemon (this host before a
+        power cycle) and not released is waited on first (``t.join_wait``):
+        delta_lease_acquire cannot tell a rebooted host from an intruder.
+        """
+        generation = h.generation
+        h.joined_at = math.inf  # joining, not there yet
+
+        def begin() -> None:
             if h.generation != generation or not h.powered:
                 return
-            if not h.storage_ok():
-                self.at(self.now + 1.0, joined)  # add_lockspace keeps trying while storage is away
+            if not h.sanlock_ok():
+                self.at(self.now + 1.0, begin)
+                return
+            slot = self.slots.get(h.id)
+            wait = 0.0 if slot is None or slot.free or slot.daemon == generation else self.t.join_wait
+            if wait:
+                why = f"host id {h.id} was held by this host's previous sanlock daemon: {wait:.0f} s"
+                self.log(h.id, "sanlock: joining waits", why)
+            h.joined_at = self.now + wait + self.t.join
+            self.at(h.joined_at, done)
+
+        def done() -> None:
+            if h.generation != generation or not h.powered:
+                return
+            if not h.sanlock_ok():  # the final read failed: add_lockspace fails, the agent adds it again
+                h.joined_at = math.inf
+                begin()
                 return
             self.renewals[h.id] = self.now
+            self.slots[h.id] = Slot(generation, free=False)
             self.ls_generation[h.id] = self.ls_generation.get(h.id, 0) + 1
             self.log(h.id, "sanlock: host-id lease held")
             self.at(self.now + self.t.renew, lambda: self._renew(h, generation))
 
-        self.at(h.joined_at, joined)
+        begin()
+
+    def _leave(self, h: SimHost) -> None:
+        """rem_lockspace: the host id is released on disk (others see it free at once), if sanlock's I/O works."""
+        if h.joined() and h.sanlock_ok():
+            self.renewals.pop(h.id, None)
+            self.slots[h.id] = Slot(h.generation, free=True)
+            self.log(h.id, "sanlock: lockspace left", "host id released")
+        h.joined_at = None
 
     # --- engine VM model ---------------------------------------------------------------------
 
     def vm_action(self, h: SimHost, action: str) -> None:
         vm = h.vm
         if action == fsm.START and vm.state == "down":
-            vm.state, vm.down_reason, vm.detail = "starting", "", "acquiring the engine lease"
+            vm.state, vm.down_reason, vm.detail, vm.waiting = "starting", "", "acquiring the engine lease", ""
             since, generation = self.now, h.generation
-            self.at(self.now + self.t.lease_delay, lambda: self._acquire(h, since, generation))
+            if h.start_fails:
+                self.at(self.now + self.t.lease_delay, lambda: self._start_failed(h, generation))
+            else:
+                self.at(self.now + self.t.lease_delay, lambda: self._acquire(h, since, generation))
         elif action == fsm.SHUTDOWN and vm.state in ("up", "paused", "starting"):
             self.at(self.now + self.t.shutdown, lambda: self._vm_stop(h, "shutdown", "ACPI shutdown"))
         elif action == fsm.POWEROFF and vm.state != "down":
             self.at(self.now + self.t.poweroff, lambda: self._vm_stop(h, "poweroff", "powered off"))
+
+    def _start_failed(self, h: SimHost, generation: int) -> None:
+        if h.generation == generation and h.vm.state == "starting":
+            self._vm_down(h, "start-failed", "QEMU exited at once (the start failed)")
 
     def _vm_stop(self, h: SimHost, reason: str, detail: str) -> None:
         if h.vm.state == "down" or (reason == "shutdown" and h.acpi_ignored):
@@ -326,22 +425,33 @@ class World:
             self._vm_down(h, "crashed", "QEMU killed")
 
     def migrate(self, src: SimHost, dst: SimHost) -> None:
-        """Live migration (done by the engine, not the agent): the VM and its lease move to ``dst``."""
-        if src.vm.state != "up" or not dst.powered:
+        """Live migration (done by the engine, not the agent): the VM and its lease move to ``dst``.
+
+        The destination must hold its sanlock host id (libvirt acquires the lease there).
+        """
+        if src.vm.state != "up" or not dst.powered or not dst.joined() or dst.vm.state != "down":
             return
         self._vm_down(src, "migrated", f"to host {dst.id}", release=False)
         dst.vm.state, dst.vm.holds_lease, dst.vm.detail = "up", True, "running"
         self.lease_owner = (dst.id, self.ls_generation.get(dst.id, 0))
         self.log(dst.id, "vm: engine up", f"migrated from host {src.id}")
 
+    def _wait(self, h: SimHost, why: str, detail: str) -> None:
+        """The lease acquire blocks (as it does inside libvirt): the VM shows it, the timeline logs it once."""
+        h.vm.detail = why
+        if h.vm.waiting != why:
+            h.vm.waiting = why
+            self.log(h.id, "sanlock: engine lease acquire waits", detail)
+
     def _acquire(self, h: SimHost, since: float, generation: int) -> None:
         vm = h.vm
         if h.generation != generation or vm.state != "starting" or not h.powered:
             return
-        if h.joined_at is None or self.renewal_age(h.id) >= self.t.fail:  # our lockspace is gone: so is the request
+        if not h.joined() or self.renewal_age(h.id) >= self.t.fail:  # our lockspace is gone: so is the request
             self._vm_down(h, "start-failed", "sanlock lockspace lost while acquiring the engine lease", release=False)
             return
-        if not h.storage_ok():  # paxos needs our own I/O: the request waits
+        if not h.sanlock_ok():  # paxos needs our own I/O: the request waits
+            self._wait(h, "waiting for this host's storage", "this host's sanlock I/O does not answer")
             self.at(self.now + 1.0, lambda: self._acquire(h, since, generation))
             return
         if self.lease_owner is not None and self.lease_owner[0] != h.id:
@@ -354,14 +464,18 @@ class World:
                 self._vm_down(h, "lease-busy", f"host {owner} holds the engine lease (sanlock -243)", release=False)
                 return
             elif self.lease_state(owner) != "dead":
-                vm.detail = f"waiting for host {owner}'s lease to expire"
+                free_at = (renewed or 0.0) + self.t.dead
+                self._wait(
+                    h,
+                    f"waiting for host {owner}'s lease to expire",
+                    f"host {owner} holds it and sanlock sees it {self.lease_state(owner)}; it expires at t={free_at:.1f}",
+                )
                 self.at(self.now + 1.0, lambda: self._acquire(h, since, generation))
                 return
             else:
                 self.log(h.id, "sanlock: engine lease taken over", f"from dead host {owner}")
         self.lease_owner = (h.id, self.ls_generation.get(h.id, 0))
-        self.waiting_since = None  # a host is starting the engine: if it fails too, the liveness clock starts again
-        vm.holds_lease, vm.detail = True, "booting"
+        vm.holds_lease, vm.detail, vm.waiting = True, "booting", ""
 
         def ready() -> None:
             if h.generation == generation and vm.state == "starting" and vm.holds_lease:
@@ -373,7 +487,12 @@ class World:
     def _vm_down(self, h: SimHost, reason: str, detail: str, release: bool = True) -> None:
         vm = h.vm
         was = vm.state
-        vm.state, vm.down_reason, vm.detail = "down", reason, detail
+        if vm.holds_lease:
+            if release:  # the others may start the engine at once
+                self._allow(restart_bound(self.t, self.timings))
+            elif reason != "migrated":  # its lease must expire first: the outage may last from its last renewal
+                self._allow(self.liveness_bound - self.renewal_age(h.id))
+        vm.state, vm.down_reason, vm.detail, vm.waiting = "down", reason, detail, ""
         if vm.holds_lease:
             vm.holds_lease = False
             if release and self.lease_owner and self.lease_owner[0] == h.id:  # else it stays owned on disk
@@ -391,6 +510,7 @@ class World:
         if engine_running:
             h.vm.state, h.vm.holds_lease, h.vm.detail = "up", True, "running"
             self.renewals[h.id] = self.now
+            self.slots[h.id] = Slot(h.generation, free=False)
             self.ls_generation[h.id] = self.ls_generation.get(h.id, 0) + 1
             self.lease_owner = (h.id, self.ls_generation[h.id])
             h.joined_at = self.now
@@ -405,6 +525,42 @@ class World:
         if h.vm.state != "down":
             self._vm_down(h, "host powered off", "", release=False)
         h.joined_at = None
+
+    def shutdown_host(self, h: SimHost, cfg: AgentConfig | None = None) -> None:
+        """A graceful shutdown (a reboot with ``cfg``): the agent stops cleanly, the engine VM shuts down
+        (powered off after ``timings.stop`` if it ignores ACPI), sanlock leaves the lockspace, the host powers off.
+        """
+        if not h.powered:
+            return
+        self.stop_agent(h)
+        generation = h.generation
+        if h.vm.state != "down":
+            self.vm_action(h, fsm.SHUTDOWN)
+
+            def force() -> None:
+                if h.generation == generation:
+                    self.vm_action(h, fsm.POWEROFF)
+
+            self.at(self.now + self.timings.stop, force)
+
+        def halt() -> None:
+            if h.generation != generation:
+                return
+            if h.vm.state != "down":
+                self.at(self.now + 1.0, halt)
+                return
+            self._leave(h)
+            self.power_off(h)
+            self.log(h.id, "host: shut down")
+            if cfg is not None:
+                self.at(self.now + self.t.reboot, lambda: self._boot(h, cfg))
+
+        halt()
+
+    def _boot(self, h: SimHost, cfg: AgentConfig) -> None:
+        if not h.powered:  # unless someone powered it on meanwhile
+            self.log(h.id, "host: powered on", "rebooted")
+            self.power_on(h, cfg)
 
     def _start_agent(self, h: SimHost, cfg: AgentConfig) -> None:
         h.env = SimEnv(h)
@@ -429,7 +585,7 @@ class World:
     def _cycle(self, h: SimHost, run: int) -> None:
         if h.agent_run != run or h.agent is None or h.env is None:
             return
-        stalled = not h.storage_ok()
+        stalled = not h.metadata_ok()
         decision = h.agent.cycle()
         for old, new, reason in h.env.changes:
             self.log(h.id, f"{old} -> {new}", reason, decision.score.total)
@@ -441,43 +597,82 @@ class World:
 
     # --- invariants --------------------------------------------------------------------------
 
-    def _check(self) -> None:
-        holders = [h.id for h in self.hosts.values() if h.vm.state in ("starting", "up", "paused") and h.vm.holds_lease]
-        if len(holders) > 1 and not self.double:
-            self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
-        self.double = len(holders) > 1
-        healthy = any(h.vm.state == "up" and not h.engine_health_bad for h in self.hosts.values())
-        if not healthy:
-            self.up_since = None
-        elif self.up_since is None:
-            self.up_since = self.now
-        self._check_liveness()
+    def serving(self, h: SimHost) -> bool:
+        """The engine is up on ``h``: its VM runs healthy, its disk answers, and its host still holds the sanlock lease.
+
+        An engine that is up but unhealthy, or isolated from the shared storage
+        (its disk and its lease are there), does not count as up.
+        """
+        return (
+            h.vm.state == "up"
+            and h.vm.holds_lease
+            and not h.engine_health_bad
+            and h.disk_ok()
+            and self.renewal_age(h.id) < self.t.fail
+        )
+
+    def engine_host(self) -> int | None:
+        return next((h.id for h in self.hosts.values() if self.serving(h)), None)
 
     def fit(self, h: SimHost) -> bool:
         """Could ``h`` run the engine now: powered, storage, lockspace, agent, no maintenance or failures held against it."""
         return (
             h.powered
-            and h.storage_ok()
-            and h.joined_at is not None
+            and h.metadata_ok()
+            and h.sanlock_ok()
+            and h.joined()
             and self.renewal_age(h.id) < self.t.fail
             and h.agent is not None
             and len(h.agent.memory.failed_starts) <= MAX_FAILED_STARTS
-            and not (h.local_maintenance or h.libvirt_down or h.engine_health_bad)
+            and not (h.local_maintenance or h.libvirt_down or h.engine_health_bad or h.start_fails)
         )
 
+    def _allow(self, seconds: float) -> None:
+        """A new failure hit the engine: the outage may last ``seconds`` more (while some host could run it)."""
+        if self.down_since is None:
+            self._pending = max(self._pending, seconds)
+        else:
+            self._allowed = max(self._allowed, self._waited + seconds)
+
+    def _advance(self, when: float) -> None:
+        """Move the clock to ``when``; the outage, if any, lasted that much longer (as things stood at the last check)."""
+        dt = when - self.now
+        self.clock.advance(dt)
+        if self.down_since is not None:
+            self.downtime += dt if self.counting else 0.0
+            self._waited += dt if self._could else 0.0
+
+    def _check(self) -> None:
+        holders = [h.id for h in self.hosts.values() if h.vm.state in ("starting", "up", "paused") and h.vm.holds_lease]
+        if len(holders) > 1 and not self.double:
+            self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
+        self.double = len(holders) > 1
+        unhealthy = {h.id for h in self.hosts.values() if h.vm.state == "up" and h.vm.holds_lease and h.engine_health_bad}
+        if unhealthy - self._unhealthy:  # the agent gives an unhealthy engine its grace before replacing it
+            self._allow(unhealthy_grace(self.t, self.timings))
+        self._unhealthy = unhealthy
+        if self.engine_host() is not None:
+            if self.up_since is None:
+                self.up_since = self.now
+            self.counting, self.down_since, self._pending, self._late = True, None, 0.0, False
+            return
+        self.up_since = None
+        if self.down_since is None:
+            self.down_since, self._waited = self.now, 0.0
+            self._allowed, self._pending = max(self.liveness_bound, self._pending), 0.0
+        self._check_liveness()
+
     def _check_liveness(self) -> None:
-        """The engine VM must run again within ``liveness_bound`` while some host could run it all along."""
-        running = any(h.vm.state in ("up", "paused") for h in self.hosts.values())
+        """The engine must be up again within the allowance of the faults that hit it while some host could run it."""
         slot0 = records.decode_slot(0, bytes(self.meta[: records.SLOT_SIZE])).record
         hands_off = isinstance(slot0, records.GlobalRecord) and slot0.maintenance_active(self.wall())
-        if running or hands_off or not any(self.fit(h) for h in self.hosts.values()):
-            self.waiting_since, self.liveness_late = None, False
-            return
-        if self.waiting_since is None:
-            self.waiting_since = self.now
-        elif self.now - self.waiting_since > self.liveness_bound and not self.liveness_late:
-            self.liveness_late = True
+        self._could = not hands_off and any(self.fit(h) for h in self.hosts.values())
+        if not self._could:
+            self.blocked_at = self.now
+        if self._waited > self._allowed and not self._late:
+            self._late = True
+            assert self.down_since is not None
             self.violations.append(
-                f"t={self.now:.1f}: engine not running for {self.now - self.waiting_since:.0f} s "
-                f"although a host could run it (bound {self.liveness_bound:.0f} s)"
+                f"t={self.now:.1f}: engine not up since t={self.down_since:.1f}, {self._waited:.0f} s of it "
+                f"while a host could run it (allowed {self._allowed:.0f} s)"
             )

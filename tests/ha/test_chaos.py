@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hectl.ha import chaos, fsm, sim
+from hectl.ha import chaos, fsm, scenario, sim
+from hectl.ha.scenario import Event, Scenario
 
 CONFIGS = [dict(hosts=3, faults=8), dict(hosts=2, faults=14), dict(hosts=4, faults=16), dict(hosts=1, faults=6)]
 
@@ -35,8 +36,8 @@ def test_the_safety_check_catches_a_second_engine(monkeypatch: pytest.MonkeyPatc
     assert any("engine running on hosts" in v for v in outcome.violations)
 
 
-def test_the_liveness_check_catches_an_engine_never_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Break the election (nobody ever starts the engine): the checker must report it."""
+def _never_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the election: nobody ever starts the engine."""
     real_down = fsm._down
 
     def never(obs, t, cfg, mem):  # type: ignore[no-untyped-def]
@@ -44,5 +45,36 @@ def test_the_liveness_check_catches_an_engine_never_restarted(monkeypatch: pytes
         return (fsm.S.DOWN, (), "refusing to start", delay) if nxt == fsm.S.START_VM else (nxt, actions, reason, delay)
 
     monkeypatch.setattr(fsm, "_down", never)
-    outcome = chaos.check(3, hosts=2, faults=4)
-    assert any("engine not running" in v for v in outcome.violations) and not outcome.ok
+
+
+def test_the_liveness_check_catches_an_engine_never_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    _never_start(monkeypatch)
+    result = scenario.run(Scenario("never", "", 2, 900, 1, (Event(100, "power-off", 1),)))
+    assert [v for v in result.violations if "engine not up since t=100.0" in v]
+
+
+def test_the_liveness_clock_pauses_while_no_host_could_run_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A moment in which no host could run the engine pauses the clock; it does not start it again."""
+    _never_start(monkeypatch)
+    stalls = tuple(Event(t, "storage-stall", 2, duration=1) for t in range(150, 900, 100))
+    result = scenario.run(Scenario("never", "", 2, 900, 1, (Event(100, "power-off", 1), *stalls)))
+    assert [v for v in result.violations if "engine not up since t=100.0" in v]
+
+
+def test_the_liveness_check_catches_an_unhealthy_engine_never_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the bad-health timeout (the agent keeps an unhealthy engine forever): an unhealthy engine is not up."""
+    real_up = fsm._up
+
+    def keep(st, age, obs, t, cfg, mem):  # type: ignore[no-untyped-def]
+        nxt, actions, reason, delay = real_up(st, age, obs, t, cfg, mem)
+        return (fsm.S.UP_BAD, (), reason, delay) if nxt == fsm.S.STOP else (nxt, actions, reason, delay)
+
+    monkeypatch.setattr(fsm, "_up", keep)
+    result = scenario.run(Scenario("unhealthy", "", 2, 1500, 1, (Event(100, "health-bad", 1),)))
+    assert result.engine_host is None
+    assert [v for v in result.violations if "engine not up since t=100.0" in v]
+
+
+def test_new_faults_join_the_random_schedules() -> None:
+    drawn = {ev.action for seed in range(40) for ev in chaos.random_scenario(seed).events}
+    assert {"host-shutdown", "host-reboot", "vm-start-fails", "metadata-io-lost", "sanlock-io-lost"} <= drawn

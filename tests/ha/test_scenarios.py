@@ -30,7 +30,7 @@ def test_golden_timeline(path: Path) -> None:
         expected.write_text("\n".join(lines) + "\n")
     assert expected.exists(), f"{expected.name} missing; create it with HECTL_UPDATE_GOLDEN=1"
     assert lines == expected.read_text().splitlines(), "timeline changed; see the module docstring to regenerate"
-    assert lines[-1].startswith("safety: never two engines; liveness: never down over")
+    assert lines[-1].startswith("safety: never two engines; liveness: up again within")
 
 
 def test_at_least_15_scenarios_cover_every_state_and_fault() -> None:
