@@ -285,7 +285,7 @@ class World:
         self._allowed = 0.0  # ... and how many it may last (grows when a new failure hits it)
         self._pending = 0.0  # an allowance from an event in the same instant as the outage's start
         self._late = False
-        self._unhealthy: set[int] = set()
+        self._graced: set[int] = set()  # hosts whose unhealthy engine got its grace in this outage
 
     @property
     def now(self) -> float:
@@ -648,13 +648,13 @@ class World:
             self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
         self.double = len(holders) > 1
         unhealthy = {h.id for h in self.hosts.values() if h.vm.state == "up" and h.vm.holds_lease and h.engine_health_bad}
-        if unhealthy - self._unhealthy:  # the agent gives an unhealthy engine its grace before replacing it
+        if unhealthy - self._graced:  # the agent gives an unhealthy engine its grace once before replacing it
             self._allow(unhealthy_grace(self.t, self.timings))
-        self._unhealthy = unhealthy
+            self._graced |= unhealthy
         if self.engine_host() is not None:
             if self.up_since is None:
                 self.up_since = self.now
-            self.counting, self.down_since, self._pending, self._late = True, None, 0.0, False
+            self.counting, self.down_since, self._pending, self._late, self._graced = True, None, 0.0, False, set()
             return
         self.up_since = None
         if self.down_since is None:

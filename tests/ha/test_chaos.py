@@ -78,3 +78,15 @@ def test_the_liveness_check_catches_an_unhealthy_engine_never_replaced(monkeypat
 def test_new_faults_join_the_random_schedules() -> None:
     drawn = {ev.action for seed in range(40) for ev in chaos.random_scenario(seed).events}
     assert {"host-shutdown", "host-reboot", "vm-start-fails", "metadata-io-lost", "sanlock-io-lost"} <= drawn
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fsm (branch ha-decisions): a start that never becomes healthy is not counted as an engine failure, "
+    "so the same host restarts its unhealthy engine forever while a healthy host waits",
+)
+def test_an_engine_started_unhealthy_moves_to_a_healthy_host() -> None:
+    """Host 1 dies; host 2 takes over but its engine is unhealthy; host 3 could run it and must get it in time."""
+    events = (Event(120, "power-off", 1), Event(235, "health-bad", 2))
+    result = scenario.run(Scenario("unhealthy-start", "", 3, 900, 1, events))
+    assert not result.violations and result.engine_host == 3
