@@ -19,7 +19,8 @@ def command(app: AppContext, scenario_file: str, fmt: str, as_json: bool) -> Out
 
     The hosts run the real agent (state machine, score, on-storage records) on a
     virtual clock against simulated storage, sanlock and VMs. Exit 1 if the
-    engine ever ran on two hosts at once.
+    engine ever ran on two hosts at once, or stayed down too long after a fault
+    while a host could run it.
     """
     result = scenario.run(scenario.load(scenario_file))
     data = {
