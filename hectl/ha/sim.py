@@ -285,7 +285,7 @@ class World:
         self._allowed = 0.0  # ... and how many it may last (grows when a new failure hits it)
         self._pending = 0.0  # an allowance from an event in the same instant as the outage's start
         self._late = False
-        self._graced: set[int] = set()  # hosts whose unhealthy engine got its grace in this outage
+        self._graced: set[tuple[str, int]] = set()  # (failure, host id) already allowed for in this outage
 
     @property
     def now(self) -> float:
@@ -647,10 +647,7 @@ class World:
         if len(holders) > 1 and not self.double:
             self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
         self.double = len(holders) > 1
-        unhealthy = {h.id for h in self.hosts.values() if h.vm.state == "up" and h.vm.holds_lease and h.engine_health_bad}
-        if unhealthy - self._graced:  # the agent gives an unhealthy engine its grace once before replacing it
-            self._allow(unhealthy_grace(self.t, self.timings))
-            self._graced |= unhealthy
+        self._grace_new_failures()
         if self.engine_host() is not None:
             if self.up_since is None:
                 self.up_since = self.now
@@ -661,6 +658,22 @@ class World:
             self.down_since, self._waited = self.now, 0.0
             self._allowed, self._pending = max(self.liveness_bound, self._pending), 0.0
         self._check_liveness()
+
+    def _grace_new_failures(self) -> None:
+        """Allow for failures the agents cannot see at once (each once per host and outage).
+
+        An engine VM up but unhealthy gets the agent's grace before it is
+        replaced. A host whose lease acquire waits on its own sanlock I/O cannot
+        tell (its lockspace looks held) until sanlock gives up on the renewals
+        and fails the start; then the others start the engine.
+        """
+        for h in self.hosts.values():
+            if h.vm.state == "up" and h.vm.holds_lease and h.engine_health_bad and ("unhealthy", h.id) not in self._graced:
+                self._graced.add(("unhealthy", h.id))
+                self._allow(unhealthy_grace(self.t, self.timings))
+            if h.vm.state == "starting" and not h.vm.holds_lease and not h.sanlock_ok() and ("stuck", h.id) not in self._graced:
+                self._graced.add(("stuck", h.id))
+                self._allow(self.t.fail - self.renewal_age(h.id) + restart_bound(self.t, self.timings))
 
     def _check_liveness(self) -> None:
         """The engine must be up again within the allowance of the faults that hit it while some host could run it."""
