@@ -188,12 +188,8 @@ def run(sc: Scenario) -> Result:
     for ev in sorted(sc.events, key=lambda e: e.at):
         world.at(ev.at, functools.partial(_apply, world, sc, ev))
     world.run(sc.duration)
-    vms = tuple(
-        f"host {h.id}: VM {h.vm.state}" + (", health bad" if h.engine_health_bad and h.vm.state == "up" else "")
-        for h in world.hosts.values()
-        if h.vm.state != "down"
-    )
     timeline, violations = tuple(world.timeline), tuple(world.violations)
+    vms = world.engine_vms()
     return Result(sc, timeline, violations, world.engine_host(), world.downtime, world.up_since, world.blocked_at, vms)
 
 

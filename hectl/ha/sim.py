@@ -614,6 +614,24 @@ class World:
     def engine_host(self) -> int | None:
         return next((h.id for h in self.hosts.values() if self.serving(h)), None)
 
+    def engine_vms(self) -> tuple[str, ...]:
+        """Each engine VM that is not down, and why it is not up: "host 1: VM up, health bad"."""
+        out = []
+        for h in self.hosts.values():
+            if h.vm.state == "down":
+                continue
+            why = [f"host {h.id}: VM {h.vm.state}"]
+            if h.vm.state != "up":
+                why.append(h.vm.detail)
+            elif h.engine_health_bad:
+                why.append("health bad")
+            if not h.disk_ok():
+                why.append("storage unreachable")
+            if self.renewal_age(h.id) >= self.t.fail:
+                why.append("host-id lease lost")
+            out.append(", ".join(why))
+        return tuple(out)
+
     def fit(self, h: SimHost) -> bool:
         """Could ``h`` run the engine now: powered, storage, lockspace, agent, no maintenance or failures held against it."""
         return (

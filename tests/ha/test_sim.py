@@ -64,3 +64,8 @@ def test_a_graceful_shutdown_releases_the_host_id_for_a_fast_rejoin() -> None:
     result = scenario.run(Scenario("reboot", "", 2, 600, 2, (Event(100, "host-reboot", 1),)))
     [down] = times(result, 1, "host: shut down")
     assert times(result, 1, "sanlock: host-id lease held") == [21.0, down + 120 + 21]
+
+
+def test_the_summary_says_why_an_isolated_engine_is_not_up() -> None:
+    result = scenario.run(Scenario("isolated", "", 1, 150, 1, (Event(100, "storage-lost", 1),)))
+    assert "engine not healthy anywhere (host 1: VM up, storage unreachable); downtime 50.0 s" in result.lines()[-2]
