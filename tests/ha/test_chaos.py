@@ -36,6 +36,20 @@ def test_the_safety_check_catches_a_second_engine(monkeypatch: pytest.MonkeyPatc
     assert any("engine running on hosts" in v for v in outcome.violations)
 
 
+@pytest.mark.parametrize(
+    ("fault", "violation"),
+    [
+        ("storage-lost", "engine running on hosts [1, 2]"),  # host 2 takes the engine over: two engines
+        ("sanlock-io-lost", "engine not up since t=160.0"),  # host 1's record stays live: an engine without its lease
+    ],
+)
+def test_the_checks_catch_an_engine_sanlock_failed_to_kill(monkeypatch: pytest.MonkeyPatch, fault: str, violation: str) -> None:
+    """Break the kill: sanlock drops the lockspace of a host that cannot renew, but its engine VM keeps running."""
+    monkeypatch.setattr(sim.World, "_fence", lambda self, h: None)
+    result = scenario.run(Scenario("no-kill", "", 2, 400, 1, (Event(100, fault, 1),)))
+    assert any(violation in v for v in result.violations), result.violations
+
+
 def _never_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break the election: nobody ever starts the engine."""
     real_down = fsm._down
