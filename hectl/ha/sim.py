@@ -633,7 +633,7 @@ class World:
         return tuple(out)
 
     def fit(self, h: SimHost) -> bool:
-        """Could ``h`` run the engine now: powered, storage, lockspace, agent, no maintenance or failures held against it."""
+        """Could ``h`` run the engine now: powered, storage, lockspace, agent, VM starts work, no maintenance or failures held."""
         return (
             h.powered
             and h.metadata_ok()
