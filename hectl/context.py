@@ -39,6 +39,7 @@ class AppContext:
         self.verbose = verbose
         self.quiet = quiet
         self.storage_timeout: float | None = None  # a --timeout flag overrides [storage] timeout
+        self.json_output = False  # --json / --format json was given: errors are JSON documents too
         self._config: Config | None = None
         self._plugins: Plugins | None = None
         self._backend: StorageBackend | None = None

@@ -13,8 +13,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.fro
 if TYPE_CHECKING:
     from hectl.context import AppContext
 
-SCHEMA = "hectl.explain/1"
-
 
 def explain(app: AppContext) -> dict[str, object]:
     cfg = app.config
@@ -41,7 +39,6 @@ def explain(app: AppContext) -> dict[str, object]:
             }
         )
     data: dict[str, object] = {
-        "schema": SCHEMA,
         "host_id": cfg.host.id,
         "hostname": cfg.host.hostname,
         "agent": dict(agent, reason=None, state_age_s=None),

@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json")
 
+# Every JSON output kind and its schema version (docs/schemas/<kind>.schema.json). Adding a field keeps the
+# version; renaming, removing or changing the meaning of one bumps it. Each JSON document starts with
+# "schema": "hectl.<kind>/<version>" and "schema_version": <version>.
+SCHEMA_VERSIONS: dict[str, int] = {
+    "vm-status": 1,
+    "check": 1,
+    "explain": 1,
+    "set-maintenance": 1,
+    "plugins": 1,
+    "vm-action": 1,
+    "liveliness": 1,
+    "console-password": 1,
+    "vm-config": 1,
+    "simulate": 1,
+    "error": 1,
+}
+
 
 class Output:
     """What a command produced: ``kind`` selects the text view; ``data`` is the JSON form."""
@@ -39,9 +56,11 @@ class Output:
 def render(out: Output, pretty: bool = False) -> str:
     """Text for stdout ('' for nothing). JSON is indented when ``pretty`` (a terminal), else one line."""
     if out.fmt == "json":
+        version = SCHEMA_VERSIONS[out.kind]
+        data = {"schema": f"hectl.{out.kind}/{version}", "schema_version": version, **out.data}  # type: ignore[dict-item]
         if pretty:
-            return json.dumps(out.data, indent=2) + "\n"
-        return json.dumps(out.data, separators=(",", ":")) + "\n"  # 4x faster than indented
+            return json.dumps(data, indent=2) + "\n"
+        return json.dumps(data, separators=(",", ":")) + "\n"  # 4x faster than indented
     if out.kind == "text":  # already text of its own format (OpenMetrics, the console log)
         return str(out.data["text"])  # type: ignore[index]
     data = escape_data(out.data)  # strings from storage never reach a terminal raw (hectl.text)
@@ -62,8 +81,24 @@ def error_text(exc: HectlError) -> str:
     return f"hectl: error: {escape(exc.message)}" + (f"\nhectl: hint: {escape(exc.hint)}" if exc.hint else "")
 
 
-def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
-    """Call ``fn``; map every exception to a one-line message and an exit code."""
+def emit_error(code: int, message: str, hint: str | None = None) -> None:
+    """An error as a JSON document on stdout (with --json; stderr still gets its line)."""
+    try:
+        name = ExitCode(code).name
+    except ValueError:
+        name = ExitCode.FAILED.name
+    error = {"code": code, "name": name, "message": message, "hint": hint}
+    try:
+        emit(Output("error", {"error": error}, "json"), quiet=False)
+    except OSError:  # stdout is gone: stderr has the message
+        return
+
+
+def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[], bool] = lambda: False) -> int:
+    """Call ``fn``; map every exception to a one-line message and an exit code.
+
+    When ``as_json()`` (--json was given), the error is also printed on stdout as a JSON "error" document.
+    """
     try:
         return fn()
     except HectlError as exc:
@@ -72,9 +107,13 @@ def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
 
             traceback.print_exc()
         print(error_text(exc), file=sys.stderr)
+        if as_json():
+            emit_error(int(exc.exit_code), exc.message, exc.hint)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("hectl: interrupted", file=sys.stderr)
+        if as_json():
+            emit_error(int(ExitCode.INTERRUPTED), "interrupted")
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # the reader went away (`hectl ... | head`): not worth a message
         import os
@@ -91,6 +130,10 @@ def run(fn: Callable[[], int], verbose: Callable[[], int]) -> int:
             print(
                 f"hectl: internal error: {type(exc).__name__}: {escape(str(exc))} (a bug: rerun with -v for the traceback)",
                 file=sys.stderr,
+            )
+        if as_json():
+            emit_error(
+                int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}", "a bug: rerun with -v for the traceback"
             )
         return int(ExitCode.INTERNAL)
 

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from hectl.localstate import AgentView, LocalMaintenance
     from hectl.storage.metadata import MetadataSnapshot
 
-SCHEMA = "hectl.vm-status/1"
 CLOCK_SKEW_TOLERANCE = 5.0
 
 
@@ -177,7 +176,6 @@ def build_report(
     live = [r for r in rows if r["live"]]
     engine_up = [r["host_id"] for r in live if isinstance(r["engine"], dict) and r["engine"]["vm"] == "up"]
     return {
-        "schema": SCHEMA,
         "this_host": {"host_id": host_id, "hostname": hostname},
         "storage": dict(storage, direct_io=snapshot.direct_io, read_ms=snapshot.read_ms, truncated=snapshot.truncated),
         "global_maintenance": _global_section(snapshot, now_wall),

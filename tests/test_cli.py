@@ -84,7 +84,11 @@ def test_bad_arguments_exit_2_with_one_line(path: list[str]) -> None:
 def test_bad_values_exit_2_with_one_line(args: list[str], domain: Domain) -> None:
     res = run_hectl(args, env=domain.env)
     assert res.returncode == ExitCode.USAGE, res.stderr
-    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    if "--json" in args:  # the parser knew JSON was wanted: the error is a JSON document too
+        assert json.loads(res.stdout)["error"]["name"] == "USAGE"
+    else:
+        assert res.stdout == ""
 
 
 def test_no_arguments_shows_help_and_exits_2() -> None:
@@ -119,7 +123,9 @@ def test_exit_3_missing_config(tmp_path: Path) -> None:
     missing = str(tmp_path / "absent.conf")
     res = run_hectl(["vm-status", "--json"], env={**os.environ, "HECTL_CONFIG": missing})
     assert res.returncode == ExitCode.CONFIG
-    assert missing in res.stderr and res.stdout == "" and "Traceback" not in res.stderr
+    assert missing in res.stderr and "Traceback" not in res.stderr
+    error = json.loads(res.stdout)["error"]  # --json: the error is a JSON document on stdout too
+    assert error["code"] == ExitCode.CONFIG and error["name"] == "CONFIG" and missing in error["message"]
     res = run_hectl(["--config", missing, "vm-status"])
     assert res.returncode == ExitCode.CONFIG and missing in res.stderr
 

@@ -78,7 +78,12 @@ def _vm_status(root: dict[str, list[str]], args: Sequence[str]) -> int | None:
         quiet=bool(root.get("-q") or root.get("--quiet")),
     )
     app.storage_timeout = timeout
-    return run(lambda: emit(vm_status(app, fmt=fmt, check=check, host_filter=hosts), app.quiet), lambda: app.verbose)
+    app.json_output = fmt == "json"
+    return run(
+        lambda: emit(vm_status(app, fmt=fmt, check=check, host_filter=hosts), app.quiet),
+        lambda: app.verbose,
+        lambda: app.json_output,
+    )
 
 
 def _complete(args: Sequence[str]) -> int:

@@ -10,7 +10,7 @@ import click
 from hectl import __version__
 from hectl.context import AppContext
 from hectl.errors import EXIT_CODE_HELP, ExitCode
-from hectl.output import Output, emit, run
+from hectl.output import Output, emit, emit_error, run
 
 # Command name -> "module:attribute". Greppable, import-on-demand (click's LazyGroup recipe).
 COMMANDS = {
@@ -96,7 +96,7 @@ def _nagios_mode(args: list[str]) -> tuple[str, bool] | None:
     return None
 
 
-def _usage_error(exc: click.UsageError, args: list[str]) -> int:
+def _usage_error(exc: click.UsageError, args: list[str], as_json: bool) -> int:
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "hectl"
     if isinstance(exc, click.exceptions.NoArgsIsHelpError) and ctx is not None:
@@ -112,6 +112,8 @@ def _usage_error(exc: click.UsageError, args: list[str]) -> int:
         data = {"status": CHECK_NAMES[UNKNOWN], "code": UNKNOWN, "line": line}
         return emit(Output("check", data, "json" if nagios[1] else "table", UNKNOWN), quiet=False)
     click.echo(f"{path}: error: {message} (see '{path} --help')", err=True)
+    if as_json:
+        emit_error(int(ExitCode.USAGE), message, f"see '{path} --help'")
     return int(ExitCode.USAGE)
 
 
@@ -124,9 +126,11 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
         try:
             rv = cli.main(args=args, prog_name="hectl", obj=app, standalone_mode=False)
         except click.UsageError as exc:
-            return _usage_error(exc, args)
+            return _usage_error(exc, args, app.json_output)
         except click.ClickException as exc:
             click.echo(f"hectl: error: {exc.format_message()}", err=True)
+            if app.json_output:
+                emit_error(exc.exit_code, exc.format_message())
             return exc.exit_code
         except click.Abort:
             click.echo("hectl: aborted", err=True)
@@ -135,4 +139,4 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
             return emit(rv, app.quiet)
         return int(rv or 0)
 
-    return run(invoke, lambda: app.verbose)
+    return run(invoke, lambda: app.verbose, lambda: app.json_output)

@@ -8,6 +8,7 @@ import click
 
 from hectl import __version__
 from hectl.cli import completion
+from hectl.context import AppContext
 from hectl.errors import NotAvailable
 from hectl.output import FORMATS
 
@@ -18,15 +19,27 @@ if TYPE_CHECKING:
     F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _note_json(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    """Tell the context as soon as JSON is asked for, so that errors from here on are JSON too."""
+    if value is True or value == "json":
+        app = ctx.find_object(AppContext)
+        if app is not None:
+            app.json_output = True
+    return value
+
+
 def format_options(fn: F) -> F:
     """``--format table|json`` and its alias ``--json``; the command receives ``fmt``."""
-    fn = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(fn)
+    # eager: known before any other option is checked, so a bad value of another option is a JSON error too
+    fn = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_note_json, help="Same as --format json.")(fn)
     fn = click.option(
         "--format",
         "fmt",
         type=click.Choice(FORMATS),
         default="table",
         show_default=True,
+        is_eager=True,
+        callback=_note_json,
         help="Output format (JSON fields are documented, stable API).",
     )(fn)
     return fn
