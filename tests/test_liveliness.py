@@ -190,7 +190,7 @@ def test_healthy_engine_exit_0_one_line(engine: EngineServer, tmp_path: Path) ->
 def test_json_fields_are_exactly_the_documented_ones(engine: EngineServer, tmp_path: Path) -> None:
     code, data = probe_json([], configured(tmp_path, engine.url()))
     assert code == 0
-    assert list(data) == ["url", "healthy", "status", "detail", "elapsed"]
+    assert list(data) == ["schema", "schema_version", "url", "healthy", "status", "detail", "elapsed"]
     assert set(data) == documented_fields()
     assert data["url"] == engine.url() and data["healthy"] is True and data["status"] == 200 and data["detail"] == "DB up"
     assert isinstance(data["elapsed"], float) and 0 <= data["elapsed"] < 4
