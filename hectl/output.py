@@ -18,7 +18,7 @@ from hectl.text import escape, escape_data
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, TextIO
 
 FORMATS = ("table", "json")
 
@@ -147,6 +147,42 @@ def note(message: str, quiet: bool) -> None:
     """Progress on stderr (stdout stays the command's result)."""
     if not quiet:
         print(f"hectl: {escape(message)}", file=sys.stderr, flush=True)
+
+
+class WaitProgress:
+    """A long wait on stderr: on a terminal one status line updated in place, else a line every ``every`` seconds.
+
+    Called with what is awaited, the seconds elapsed (from the caller's clock) and the limit; ``done`` clears
+    the terminal line. Silent when ``quiet``.
+    """
+
+    def __init__(self, stream: TextIO, quiet: bool, every: float = 5.0) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.every = every
+        self.tty = stream.isatty()
+        self.last: float | None = None  # elapsed at the last line written
+        self.shown = False  # a terminal status line is on screen
+
+    def __call__(self, what: str, elapsed: float, limit: float) -> None:
+        if self.quiet:
+            return
+        line = f"hectl: waiting for {what}: {elapsed:.0f} s of {limit:g} s"
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{line}")  # carriage return, erase the line, rewrite it
+            self.shown = True
+        elif self.last is None or elapsed - self.last >= self.every:
+            self.stream.write(line + "\n")
+            self.last = elapsed
+        else:
+            return
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
 
 
 # --- text views ------------------------------------------------------------------------------

@@ -317,3 +317,64 @@ def test_qemu_pid_is_found_by_uuid_and_rechecked_before_a_scan() -> None:
         proc.kill()
         proc.wait()
     assert qemu_pid("1234-test-uuid", known=proc.pid) == 0
+
+
+# --- progress of long waits ----------------------------------------------------------------------
+
+
+class SlowStart(FakeHypervisor):
+    """A VM that stays 'starting' after its start."""
+
+    def start(self, xml: str, *, paused: bool, timeout: float) -> None:
+        super().start(xml, paused=paused, timeout=timeout)
+        self.state = "starting"
+
+
+def test_waits_print_a_line_every_5_s_off_a_terminal(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    hyper.guest_obeys_shutdown = False
+    code, out, err = run(engine, ["vm-shutdown", "--wait", "--timeout", "12"], capsys, hyper)  # virtual time: 0.5 s polls
+    lines = [line for line in err.splitlines() if "waiting for" in line]
+    assert code == 7 and out == ""
+    assert lines == [f"hectl: waiting for the guest to power off: {s} s of 12 s" for s in (0, 5, 10)]
+    code, _, err = run(engine, ["vm-start", "--wait", "11"], capsys, SlowStart())
+    lines = [line for line in err.splitlines() if "waiting for" in line]
+    assert code == 7 and lines == [f"hectl: waiting for the engine VM to run (now starting): {s} s of 11 s" for s in (0, 5, 10)]
+
+
+def test_quiet_waits_print_no_progress(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    hyper = FakeHypervisor("up")
+    hyper.guest_obeys_shutdown = False
+    code, _, err = run(engine, ["-q", "vm-shutdown", "--force-after", "12"], capsys, hyper)
+    assert code == 0 and "waiting" not in err
+
+
+def test_waits_update_one_line_on_a_terminal(
+    engine: Domain, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w", encoding="utf-8") as tty:
+        monkeypatch.setattr("sys.stderr", tty)
+        hyper = FakeHypervisor("up")
+        hyper.guest_obeys_shutdown = False
+        code, out, _ = run(engine, ["vm-shutdown", "--force-after", "3", "--json"], capsys, hyper)
+    os.set_blocking(master, False)
+    screen = os.read(master, 65536).decode()
+    os.close(master)
+    assert code == 0 and json.loads(out)["result"] == "forced"  # stdout stays the result
+    updates = screen.split("\r\x1b[K")
+    assert [u for u in updates if u.startswith("hectl: waiting")] == [
+        f"hectl: waiting for the guest to power off (then power-off): {s:.0f} s of 3 s" for s in (0, 0.5, 1, 1.5, 2, 2.5)
+    ]
+    assert updates[-1] == "" and screen.endswith("\r\x1b[K")  # the status line is wiped at the end
+
+
+def test_wait_healthy_says_what_the_last_probe_saw(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.config.write_text(engine.config.read_text() + "[engine]\nhealth_url = http://127.0.0.1:1/health\n")
+    code, _, err = run(engine, ["vm-start", "--wait", "6", "--healthy"], capsys, FakeHypervisor())
+    lines = [line for line in err.splitlines() if "waiting for" in line]
+    assert code == 7 and lines == [
+        f"hectl: waiting for the engine to be healthy (now connection refused): {s} s of 6 s" for s in (0, 5)
+    ]

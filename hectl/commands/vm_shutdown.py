@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
-from hectl.output import Output, warn
+from hectl.output import Output, WaitProgress, warn
 from hectl.vm import control
 
 
@@ -33,7 +35,14 @@ def command(app: AppContext, wait: bool, timeout: float, force_after: float | No
 
     Without --wait it returns once the guest has been asked. Refuses (exit 6)
     when the VM is not running on this host. Set global maintenance first, or
-    the HA agents start the engine again.
+    the HA agents start the engine again. While waiting, progress goes to
+    stderr: one updating line on a terminal, else a line every 5 s (-q: none).
     """
-    result = control.shutdown(app, wait=timeout if wait else None, force_after=force_after, warn=lambda msg: warn(msg, app.quiet))
+    waiting = WaitProgress(sys.stderr, app.quiet)
+    try:
+        result = control.shutdown(
+            app, wait=timeout if wait else None, force_after=force_after, warn=lambda msg: warn(msg, app.quiet), waiting=waiting
+        )
+    finally:
+        waiting.done()
     return Output("vm-action", result, pick_format(fmt, as_json), quiet_text=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
-from hectl.output import Output, note
+from hectl.output import Output, WaitProgress, note
 from hectl.vm import control
 
 
@@ -40,11 +42,22 @@ def command(
     waits for sanlock to free its lease (up to 8 x io_timeout + 60 s), says so,
     and gives up after --timeout without leaving a half-started VM behind.
     Idempotent: exit 0 when the VM already runs here; a VM paused here is
-    resumed.
+    resumed. While waiting, progress goes to stderr: one updating line on a
+    terminal, else a line every 5 s (-q: none).
     """
     if healthy and wait is None:
         raise click.BadParameter("--healthy needs --wait", param_hint="--healthy")
-    result = control.start(
-        app, paused=paused, timeout=timeout, wait=wait, healthy=healthy, progress=lambda msg: note(msg, app.quiet)
-    )
+    waiting = WaitProgress(sys.stderr, app.quiet)
+    try:
+        result = control.start(
+            app,
+            paused=paused,
+            timeout=timeout,
+            wait=wait,
+            healthy=healthy,
+            progress=lambda msg: note(msg, app.quiet),
+            waiting=waiting,
+        )
+    finally:
+        waiting.done()
     return Output("vm-action", result, pick_format(fmt, as_json), quiet_text=True)

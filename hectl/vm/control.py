@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from hectl.storage.metadata import MetadataSnapshot
     from hectl.vm.hypervisor import Hypervisor, VMInfo
 
+    Waiting = Callable[[str, float, float], None]
+
 RUNNING = ("up", "paused", "starting")
 POLL = 0.5
 VNC_PASSWORD_MAX = 8  # VNC authentication uses DES: only the first 8 characters count
@@ -66,8 +68,12 @@ def start(
     wait: float | None = None,
     healthy: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
+    waiting: Waiting = lambda _what, _elapsed, _limit: None,
 ) -> dict[str, object]:
-    """Start the engine VM here unless it runs elsewhere (per the records and per the engine lease)."""
+    """Start the engine VM here unless it runs elsewhere (per the records and per the engine lease).
+
+    ``waiting(what, elapsed, limit)`` is called on every poll of a ``wait``.
+    """
     from hectl.vm.hypervisor import choose_accel
 
     cfg = app.config
@@ -113,10 +119,10 @@ def start(
         result.update(result="started", accel=accel, waited_for_lease_s=round(app.clock.monotonic() - t0, 3))
     result["accel_reason"] = accel_reason
     if wait is not None:
-        info = _wait_running(app, spec.name, wait, began)
+        info = _wait_running(app, spec.name, wait, began, waiting)
         result["state"] = info.state
         if healthy and not paused:
-            result["healthy"] = _wait_healthy(app, wait, began)
+            result["healthy"] = _wait_healthy(app, wait, began, waiting)
     else:
         result["state"] = hyper.info(spec.name).state
     result["elapsed_s"] = round(app.clock.monotonic() - began, 3)
@@ -129,7 +135,7 @@ def host_domain_xml(cfg: Config, spec: vmspec.EngineSpec, paths: DomainPaths, ac
     return vmxml.domain_xml(spec, paths, accel=accel, console_log=cfg.console_log, console_lock=vmxml.console_lock())
 
 
-def _wait_running(app: AppContext, name: str, wait: float, began: float) -> VMInfo:
+def _wait_running(app: AppContext, name: str, wait: float, began: float, waiting: Waiting) -> VMInfo:
     hyper = app.hypervisor()
     while True:
         info = hyper.info(name)
@@ -137,12 +143,14 @@ def _wait_running(app: AppContext, name: str, wait: float, began: float) -> VMIn
             return info
         if info.state == "down":
             raise OperationFailed(f"the engine VM stopped while starting ({info.detail})")
-        if app.clock.monotonic() - began >= wait:
+        elapsed = app.clock.monotonic() - began
+        if elapsed >= wait:
             raise WaitTimeout(f"the engine VM is not running after {wait:g} s (state {info.state})")
+        waiting(f"the engine VM to run (now {info.state})", elapsed, wait)
         app.clock.sleep(POLL)
 
 
-def _wait_healthy(app: AppContext, wait: float, began: float) -> bool:
+def _wait_healthy(app: AppContext, wait: float, began: float, waiting: Waiting) -> bool:
     from hectl.vm import liveliness
 
     engine = app.config.engine
@@ -153,8 +161,10 @@ def _wait_healthy(app: AppContext, wait: float, began: float) -> bool:
         probe = liveliness.check(engine.url(), min(engine.health_timeout, 1.0), engine.health_ca)
         if probe.healthy:
             return True
-        if app.clock.monotonic() - began >= wait:
+        elapsed = app.clock.monotonic() - began
+        if elapsed >= wait:
             raise WaitTimeout(f"the engine VM runs but is not healthy after {wait:g} s ({probe.detail})")
+        waiting(f"the engine to be healthy (now {probe.detail})", elapsed, wait)
         app.clock.sleep(POLL)
 
 
@@ -185,16 +195,22 @@ def shutdown(
     wait: float | None = None,
     force_after: float | None = None,
     warn: Callable[[str], None] = lambda _msg: None,
+    waiting: Waiting = lambda _what, _elapsed, _limit: None,
 ) -> dict[str, object]:
-    """ACPI power-button shutdown; with ``wait`` until the guest is off; ``force_after`` escalates to power-off."""
+    """ACPI power-button shutdown; with ``wait`` until the guest is off; ``force_after`` escalates to power-off.
+
+    ``waiting(what, elapsed, limit)`` is called on every poll while waiting.
+    """
     began = app.clock.monotonic()
     spec, hyper = engine_here(app, warn)
     hyper.shutdown(spec.name)
     result: dict[str, object] = {"action": "shutdown", "vm": spec.name, "host_id": app.config.host.id, "result": "requested"}
     limit = force_after if force_after is not None else wait
     if limit is not None:
+        what = "the guest to power off" + (" (then power-off)" if force_after is not None else "")
         while hyper.info(spec.name).state in RUNNING:
-            if app.clock.monotonic() - began >= limit:
+            elapsed = app.clock.monotonic() - began
+            if elapsed >= limit:
                 if force_after is None:
                     raise WaitTimeout(
                         f"the engine VM is still running {wait:g} s after the shutdown request",
@@ -203,6 +219,7 @@ def shutdown(
                 hyper.poweroff(spec.name)
                 result["result"] = "forced"
                 break
+            waiting(what, elapsed, limit)
             app.clock.sleep(POLL)
         else:
             result["result"] = "shut-down"
