@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import stat
 
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
@@ -99,6 +100,10 @@ class NotifyConfig(Frozen):
     destinations: tuple[str, ...] = ("root@localhost",)
     # a regular expression searched in "OldState-NewState" and in "maintenance-<scope>-<mode>"
     events: str = "maintenance|EngineStart|EngineUp|EngineDown|EngineStop|Unexpectedly"
+    starttls: bool = False  # upgrade the connection with STARTTLS (the server's certificate is verified)
+    smtp_ca: str = ""  # CA bundle for the server's certificate (default: the system's)
+    username: str = ""  # log in (needs starttls) with this name and the password in password_file
+    password_file: str = ""  # first line is the password; mode 0600 or stricter, owned by root or this user
 
 
 class VMConfig(Frozen):
@@ -234,6 +239,36 @@ def _abs_path(text: str) -> str:
     return os.path.normpath(text)
 
 
+def _username(text: str) -> str:
+    text = text.strip()
+    if not text or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ValueError("must be a name without spaces")
+    return text
+
+
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("yes", "no", "true", "false", "on", "off", "1", "0"):
+        raise ValueError("must be yes or no")
+    return value in ("yes", "true", "on", "1")
+
+
+def _secret_file(text: str) -> str:
+    """A file holding a secret: only its owner (root or this user) may read it."""
+    path = _abs_path(text.strip())
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ValueError(f"cannot use it: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("must be a regular file")
+    if st.st_uid not in (0, os.geteuid()):
+        raise ValueError(f"must be owned by root or by this user (uid {os.geteuid()}), not uid {st.st_uid}")
+    if st.st_mode & 0o077:
+        raise ValueError(f"is mode {stat.S_IMODE(st.st_mode):04o}: others may read it (chmod 600)")
+    return path
+
+
 def _nonneg_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -308,6 +343,10 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "source": _mail,
         "destinations": _mails,
         "events": _regex,
+        "starttls": _yes_no,
+        "smtp_ca": _abs_path,
+        "username": _username,
+        "password_file": _secret_file,
     },
     "vm": {"uri": _libvirt_uri, "accelerator": _accelerator, "console_log": _abs_path, "start_timeout": _positive_float},
     "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _positive_float},
@@ -398,6 +437,10 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     engine = EngineConfig(**{k: get("engine", k, EngineConfig._field_defaults[k]) for k in _SCHEMA["engine"]})  # type: ignore[arg-type]
     if mon.network_test in ("ping", "tcp") and not mon.gateway:
         raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
+    if bool(notify.username) != bool(notify.password_file):
+        raise ConfigError(f"{path}: [notify] username and password_file go together (set both or neither)")
+    if notify.username and not notify.starttls:
+        raise ConfigError(f"{path}: [notify] username needs starttls = yes (a password is never sent in clear text)")
     if score.cpu_min > score.cpu_max:
         raise ConfigError(f"{path}: [score] cpu_min ({score.cpu_min}) must not exceed cpu_max ({score.cpu_max})")
     return Config(

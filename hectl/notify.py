@@ -3,7 +3,10 @@
 Configured by ``[notify]``; registered by ``hectl ha run`` and
 ``hectl set-maintenance`` when ``smtp_server`` is set. Mail is sent from a
 background thread with a timeout: a slow or dead mail server never delays the
-agent, and failures are only logged.
+agent, and failures are only logged. With ``starttls`` the connection is
+upgraded (the server's certificate verified) before anything else is sent;
+with ``username`` hectl logs in with the password read from ``password_file``
+at each delivery, which appears in no argument, environment or log line.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import ssl
 import threading
 from email.message import EmailMessage
 
@@ -57,16 +61,35 @@ class SmtpNotifier:
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
 
     def _deliver(self, msg: EmailMessage) -> None:
+        cfg = self.cfg
+        password = ""
         try:
-            with smtplib.SMTP(self.cfg.smtp_server, self.cfg.smtp_port, timeout=self.cfg.timeout) as smtp:
+            with smtplib.SMTP(cfg.smtp_server, cfg.smtp_port, timeout=cfg.timeout) as smtp:
+                if cfg.starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=cfg.smtp_ca or None))
+                if cfg.username:
+                    password = _read_password(cfg.password_file)
+                    smtp.login(cfg.username, password)
                 smtp.send_message(msg)
-        except (OSError, smtplib.SMTPException) as exc:
-            log.warning("notification '%s' not sent: %s", msg["Subject"], exc)
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
+            reason = str(exc).replace(password, "***") if password else str(exc)
+            log.warning("notification '%s' not sent: %s: %s", msg["Subject"], type(exc).__name__, reason)
 
     def wait(self, timeout: float) -> None:
         """Let pending mail go out (used at exit and in tests)."""
         for t in self.threads:
             t.join(timeout)
+
+
+def _read_password(path: str) -> str:
+    """The first line of ``path`` (checked for its owner and mode when the configuration was loaded)."""
+    with open(path, encoding="utf-8") as f:
+        password = f.readline().rstrip("\r\n")
+    if not password:
+        raise ValueError(f"{path} holds no password")
+    if not password.isascii():
+        raise ValueError(f"the password in {path} is not ASCII (SMTP login here takes ASCII only)")
+    return password
 
 
 def register(plugins: Plugins, cfg: Config) -> SmtpNotifier | None:

@@ -98,3 +98,59 @@ def test_documented_example_parses(tmp_path: Path) -> None:
     assert cfg.storage.option_map() == {"path": "/srv/hectl-domain"} and cfg.storage.timeout == 5.0
     assert cfg.score == config.ScoreConfig() and cfg.timeouts == config.TimeoutsConfig() and cfg.ha == config.HAConfig()
     assert cfg.monitors == config.MonitorsConfig(network_test="ping", gateway="192.0.2.1", bridge="br0")
+
+
+def _secret(tmp_path: Path, mode: int = 0o600) -> Path:
+    path = tmp_path / "smtp-password"
+    path.write_text("pw\n")
+    path.chmod(mode)
+    return path
+
+
+def _notify(tmp_path: Path, body: str) -> str:
+    return write(tmp_path, MINIMAL + "[notify]\nsmtp_server = mail.example.org\n" + body)
+
+
+def test_smtp_login_settings(tmp_path: Path) -> None:
+    secret = _secret(tmp_path)
+    cfg = config.load(_notify(tmp_path, f"starttls = yes\nusername = hectl\npassword_file = {secret}\n"), environ={})
+    assert (cfg.notify.starttls, cfg.notify.username, cfg.notify.password_file) == (True, "hectl", str(secret))
+    assert config.load(write(tmp_path, MINIMAL), environ={}).notify.starttls is False
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_a_password_file_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
+    secret = _secret(tmp_path, mode)
+    path = _notify(tmp_path, f"starttls = yes\nusername = hectl\npassword_file = {secret}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path, environ={})
+    assert err.value.exit_code == ExitCode.CONFIG
+    assert f"[notify] password_file = '{secret}'" in err.value.message and f"mode {mode:04o}" in err.value.message
+
+
+def test_a_password_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    import os
+
+    secret = _secret(tmp_path)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    os.chown(secret, 65534, 65534)
+    with pytest.raises(ConfigError, match=r"\[notify\] password_file = .*must be owned by root or by this user"):
+        config.load(_notify(tmp_path, f"starttls = yes\nusername = hectl\npassword_file = {secret}\n"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("starttls = yes\nusername = hectl\n", "username and password_file go together"),
+        ("starttls = yes\npassword_file = {secret}\n", "username and password_file go together"),
+        ("username = hectl\npassword_file = {secret}\n", "username needs starttls = yes"),
+        ("starttls = maybe\n", "[notify] starttls = 'maybe': must be yes or no"),
+        ("password_file = {secret}.absent\nusername = x\nstarttls = yes\n", "cannot use it: No such file or directory"),
+    ],
+)
+def test_smtp_login_mistakes_name_the_key(tmp_path: Path, body: str, expected: str) -> None:
+    secret = _secret(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        config.load(_notify(tmp_path, body.format(secret=secret)), environ={})
+    assert expected in err.value.message and err.value.exit_code == ExitCode.CONFIG
