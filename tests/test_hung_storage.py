@@ -88,7 +88,11 @@ def assert_storage_error(r: Ran, args: list[str]) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hectl: error: "), what
     assert "no answer from storage within 1 s" in lines[0], what
-    assert r.stdout == "", what
+    if "--json" in args or "json" in args:  # the error is a JSON document on stdout too
+        error = json.loads(r.stdout)["error"]
+        assert (error["code"], error["name"]) == (ExitCode.STORAGE, "STORAGE") and error["message"] in lines[0], what
+    else:
+        assert r.stdout == "", what
 
 
 STALLS = {
