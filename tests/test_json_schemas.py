@@ -208,6 +208,33 @@ def test_errors_are_json_documents_with_the_exit_code(domain: Domain, capsys: py
     assert code == ExitCode.VM_STATE and valid(out, "error")["error"]["name"] == "VM_STATE"
 
 
+class Broken(FakeHypervisor):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__("down")
+        self.exc = exc
+
+    def info(self, name: str):  # type: ignore[no-untyped-def]
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [(RuntimeError("a bug"), ExitCode.INTERNAL), (KeyboardInterrupt(), ExitCode.INTERRUPTED)],
+    ids=["bug", "sigint"],
+)
+def test_a_bug_or_an_interrupt_is_a_json_error_too(
+    domain: Domain, capsys: pytest.CaptureFixture[str], exc: BaseException, code: ExitCode
+) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    app = domain.app(clock=VirtualClock(wall=time.time()))
+    app._hypervisor = Broken(exc)  # type: ignore[assignment]
+    assert cli.main(["vm-start", "--json"], app) == code
+    out = capsys.readouterr()
+    doc = valid(out.out, "error")
+    assert (doc["error"]["code"], doc["error"]["name"]) == (code, code.name)
+    assert out.err.count("\n") == 1
+
+
 def test_without_json_errors_leave_stdout_empty(domain: Domain) -> None:
     res = run_hectl(["vm-status", "--host-id", "0"], env=domain.env)
     assert res.returncode == ExitCode.USAGE and res.stdout == ""

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
             return exc.exit_code
         except click.Abort:
             click.echo("hectl: aborted", err=True)
+            if app.json_output:
+                emit_error(int(ExitCode.FAILED), "aborted")
             return int(ExitCode.FAILED)
         if isinstance(rv, Output):
             return emit(rv, app.quiet)
