@@ -21,9 +21,11 @@ import jsonschema
 import pytest
 from conftest import REPO, Domain, run_hectl
 
-from hectl import cli, localstate, output, vmspec
+from hectl import localstate, output
+from hectl.cli import root as cli
 from hectl.clock import VirtualClock
 from hectl.errors import ExitCode
+from hectl.vm import spec as vmspec
 from tests.fakevirt import FakeHypervisor
 from tests.test_vm_commands import SPEC, FakeLeases
 
