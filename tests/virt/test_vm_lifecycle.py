@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_json_schemas import valid
 from tests.virt.vmlab import VMLab, running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,7 +44,7 @@ def test_start_under_lease_liveliness_console_password_graceful_shutdown(lab: VM
     res = lab.hectl("vm-start", "--wait", "120", "--healthy", "--json")
     assert res.returncode == 0, res.stderr
     TIMINGS["vm_start_to_healthy_s"] = time.monotonic() - t0
-    started = json.loads(res.stdout)
+    started = valid(res.stdout, "vm-action")  # also against docs/schemas/vm-action.schema.json
     assert (started["result"], started["state"], started["healthy"], started["accel"]) == ("started", "up", True, "tcg")
 
     # The engine lease is held by QEMU, as sanlock itself reports it.
@@ -65,7 +66,7 @@ def test_start_under_lease_liveliness_console_password_graceful_shutdown(lab: VM
     password = "Pw-7f3k9"
     res = lab.hectl("add-console-password", "--password-stdin", "--expire", "6s", "--json", input=password + "\n")
     assert res.returncode == 0, res.stderr
-    info = json.loads(res.stdout)
+    info = valid(res.stdout, "console-password")
     host, port = info["address"].removeprefix("vnc://").rsplit(":", 1)
     assert vnc_auth(host, int(port), password) == (True, "OK")
     assert vnc_auth(host, int(port), "wrong-pw")[0] is False
@@ -79,7 +80,7 @@ def test_start_under_lease_liveliness_console_password_graceful_shutdown(lab: VM
     res = lab.hectl("vm-shutdown", "--wait", "--timeout", "60", "--json")
     assert res.returncode == 0, res.stderr
     TIMINGS["vm_shutdown_wait_s"] = time.monotonic() - t0
-    assert json.loads(res.stdout)["result"] == "shut-down"
+    assert valid(res.stdout, "vm-action")["result"] == "shut-down"
     assert "ACPI power button pressed" in lab.console_log() and "reboot: Power down" in lab.console_log()
     assert lab.libvirtd.domains() == [] and lab.lease_line() == ""
 
@@ -96,7 +97,7 @@ def test_poweroff_destroys_and_releases_the_lease(lab: VMLab) -> None:
     res = lab.hectl("vm-poweroff", "--json")
     assert res.returncode == 0, res.stderr
     TIMINGS["vm_poweroff_s"] = time.monotonic() - t0
-    assert json.loads(res.stdout)["result"] == "powered-off"
+    assert valid(res.stdout, "vm-action")["result"] == "powered-off"
     assert lab.libvirtd.domains() == [] and lab.lease_line() == ""
     res = lab.hectl("vm-poweroff")
     assert res.returncode == 6 and "not running on this host" in res.stderr
