@@ -72,7 +72,7 @@ class SmtpNotifier:
                     smtp.login(cfg.username, password)
                 smtp.send_message(msg)
         except (OSError, ValueError, smtplib.SMTPException) as exc:
-            reason = str(exc).replace(password, "***") if password else str(exc)
+            reason = escape(str(exc).replace(password, "***") if password else str(exc))  # the server wrote part of it
             log.warning("notification '%s' not sent: %s: %s", msg["Subject"], type(exc).__name__, reason)
 
     def wait(self, timeout: float) -> None:

@@ -57,10 +57,10 @@ def render(out: Output, pretty: bool = False) -> str:
     """Text for stdout ('' for nothing). JSON is indented when ``pretty`` (a terminal), else one line."""
     if out.fmt == "json":
         version = SCHEMA_VERSIONS[out.kind]
-        data = {"schema": f"hectl.{out.kind}/{version}", "schema_version": version, **out.data}  # type: ignore[dict-item]
+        doc = {"schema": f"hectl.{out.kind}/{version}", "schema_version": version, **out.data}  # type: ignore[dict-item]
         if pretty:
-            return json.dumps(data, indent=2) + "\n"
-        return json.dumps(data, separators=(",", ":")) + "\n"  # 4x faster than indented
+            return json.dumps(doc, indent=2) + "\n"
+        return json.dumps(doc, separators=(",", ":")) + "\n"  # 4x faster than indented
     if out.kind == "text":  # already text of its own format (OpenMetrics, the console log)
         return str(out.data["text"])  # type: ignore[index]
     data = escape_data(out.data)  # strings from storage never reach a terminal raw (hectl.text)
