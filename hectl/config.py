@@ -101,8 +101,9 @@ class NotifyConfig(Frozen):
     # a regular expression searched in "OldState-NewState" and in "maintenance-<scope>-<mode>"
     events: str = "maintenance|EngineStart|EngineUp|EngineDown|EngineStop|Unexpectedly"
     starttls: bool = False  # upgrade the connection with STARTTLS (the server's certificate is verified)
+    implicit_tls: bool = False  # TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS
     smtp_ca: str = ""  # CA bundle for the server's certificate (default: the system's)
-    username: str = ""  # log in (needs starttls) with this name and the password in password_file
+    username: str = ""  # log in (needs TLS) with this name and the password in password_file
     password_file: str = ""  # first line is the password; mode 0600 or stricter, owned by root or this user
 
 
@@ -344,6 +345,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "destinations": _mails,
         "events": _regex,
         "starttls": _yes_no,
+        "implicit_tls": _yes_no,
         "smtp_ca": _abs_path,
         "username": _username,
         "password_file": _secret_file,
@@ -439,8 +441,12 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
     if bool(notify.username) != bool(notify.password_file):
         raise ConfigError(f"{path}: [notify] username and password_file go together (set both or neither)")
-    if notify.username and not notify.starttls:
-        raise ConfigError(f"{path}: [notify] username needs starttls = yes (a password is never sent in clear text)")
+    if notify.starttls and notify.implicit_tls:
+        raise ConfigError(f"{path}: [notify] starttls and implicit_tls exclude each other (pick the one the server speaks)")
+    if notify.username and not (notify.starttls or notify.implicit_tls):
+        raise ConfigError(
+            f"{path}: [notify] username needs starttls = yes or implicit_tls = yes (a password is never sent in clear text)"
+        )
     if score.cpu_min > score.cpu_max:
         raise ConfigError(f"{path}: [score] cpu_min ({score.cpu_min}) must not exceed cpu_max ({score.cpu_max})")
     return Config(

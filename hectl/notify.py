@@ -4,7 +4,8 @@ Configured by ``[notify]``; registered by ``hectl ha run`` and
 ``hectl set-maintenance`` when ``smtp_server`` is set. Mail is sent from a
 background thread with a timeout: a slow or dead mail server never delays the
 agent, and failures are only logged. With ``starttls`` the connection is
-upgraded (the server's certificate verified) before anything else is sent;
+upgraded (the server's certificate verified) before anything else is sent,
+with ``implicit_tls`` it is TLS from the start;
 with ``username`` hectl logs in with the password read from ``password_file``
 at each delivery, which appears in no argument, environment or log line.
 """
@@ -64,9 +65,15 @@ class SmtpNotifier:
         cfg = self.cfg
         password = ""
         try:
-            with smtplib.SMTP(cfg.smtp_server, cfg.smtp_port, timeout=cfg.timeout) as smtp:
+            tls = ssl.create_default_context(cafile=cfg.smtp_ca or None) if cfg.starttls or cfg.implicit_tls else None
+            smtp = (
+                smtplib.SMTP_SSL(cfg.smtp_server, cfg.smtp_port, timeout=cfg.timeout, context=tls)
+                if cfg.implicit_tls
+                else smtplib.SMTP(cfg.smtp_server, cfg.smtp_port, timeout=cfg.timeout)
+            )
+            with smtp:
                 if cfg.starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=cfg.smtp_ca or None))
+                    smtp.starttls(context=tls)
                 if cfg.username:
                     password = _read_password(cfg.password_file)
                     smtp.login(cfg.username, password)

@@ -116,6 +116,8 @@ def test_smtp_login_settings(tmp_path: Path) -> None:
     cfg = config.load(_notify(tmp_path, f"starttls = yes\nusername = hectl\npassword_file = {secret}\n"), environ={})
     assert (cfg.notify.starttls, cfg.notify.username, cfg.notify.password_file) == (True, "hectl", str(secret))
     assert config.load(write(tmp_path, MINIMAL), environ={}).notify.starttls is False
+    cfg = config.load(_notify(tmp_path, f"implicit_tls = yes\nusername = hectl\npassword_file = {secret}\n"), environ={})
+    assert (cfg.notify.implicit_tls, cfg.notify.starttls) == (True, False)
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
@@ -144,7 +146,8 @@ def test_a_password_file_of_another_user_is_refused(tmp_path: Path) -> None:
     [
         ("starttls = yes\nusername = hectl\n", "username and password_file go together"),
         ("starttls = yes\npassword_file = {secret}\n", "username and password_file go together"),
-        ("username = hectl\npassword_file = {secret}\n", "username needs starttls = yes"),
+        ("username = hectl\npassword_file = {secret}\n", "username needs starttls = yes or implicit_tls = yes"),
+        ("starttls = yes\nimplicit_tls = yes\n", "starttls and implicit_tls exclude each other"),
         ("starttls = maybe\n", "[notify] starttls = 'maybe': must be yes or no"),
         ("password_file = {secret}.absent\nusername = x\nstarttls = yes\n", "cannot use it: No such file or directory"),
     ],

@@ -167,7 +167,8 @@ class Authenticator:
             USER.encode(),
             PASSWORD.encode(),
         )
-        self.seen.append((mechanism, session.ssl is not None, ok))
+        tls = session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None  # STARTTLS or SMTPS
+        self.seen.append((mechanism, tls, ok))
         return AuthResult(success=ok, handled=False)  # on failure aiosmtpd answers 535
 
 
@@ -274,3 +275,39 @@ def test_set_maintenance_mails_over_starttls_with_the_password_file(
     assert res.returncode == 0, res.stderr
     assert inbox.wait(1) and auth.seen[0][1:] == (True, True)
     assert PASSWORD not in res.stdout + res.stderr
+
+
+@pytest.fixture
+def smtps(certs: tuple[Path, Path, Path]) -> Iterator[tuple[Inbox, int, Authenticator]]:
+    """An SMTP server speaking TLS from the first byte (SMTPS) that requires a login."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs[1], certs[2])
+    inbox, port, auth = Inbox(), free_port(), Authenticator()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        ssl_context=context,
+        auth_required=True,
+        auth_require_tls=False,  # aiosmtpd counts only STARTTLS as TLS; this connection is TLS from its first byte
+        authenticator=auth,
+    )
+    controller.start()
+    try:
+        yield inbox, port, auth
+    finally:
+        controller.stop()
+
+
+def test_mail_goes_out_over_implicit_tls_with_a_login(
+    smtps: tuple[Inbox, int, Authenticator], certs: tuple[Path, Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox, port, auth = smtps
+    cfg = tls_config(port, certs, secret_file(tmp_path), starttls=False, implicit_tls=True)
+    notifier = SmtpNotifier(cfg, "h1.example")
+    notifier.hectl_on_state_transition(host_id=1, old_state="EngineDown", new_state="EngineStart", reason="r")
+    notifier.wait(10)
+    assert len(inbox.wait(1)) == 1 and auth.seen[0][1:] == (True, True)
+    # STARTTLS against an SMTPS port: the greeting never comes in clear text, so nothing is sent
+    text = _failed_delivery(tls_config(port, certs, secret_file(tmp_path)), caplog)
+    assert "not sent" in text and PASSWORD not in text and len(inbox.messages) == 1
