@@ -24,14 +24,17 @@ DATE = "2026-11-24"
 
 
 def _eager(cmd: click.Command, ctx: click.Context) -> click.Command:
-    """``cmd``, or for a group a copy with its lazy subcommands loaded into ``.commands``.
+    """A copy of ``cmd``; for a group with its lazy subcommands loaded into ``.commands``.
 
     click-man 0.6.0 reads ``group.commands`` only (not list_commands/get_command),
     so a LazyGroup would otherwise get a page of its own and none for its commands.
+    Copies, because click caches a command's help option on first use and click-man's
+    contexts know only '--help': on the real commands, completion scripts generated later
+    in the same process would lose '-h'.
     """
-    if not isinstance(cmd, click.Group):
-        return cmd
     eager = copy.copy(cmd)
+    if not isinstance(cmd, click.Group):
+        return eager
     eager.commands = {}
     for name in cmd.list_commands(ctx):
         sub = cmd.get_command(ctx, name)
