@@ -57,3 +57,10 @@ def test_pages_render_without_groff_warnings() -> None:
     for page in sorted(MAN.glob("*.1")):
         proc = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True, timeout=30)
         assert (proc.returncode, proc.stderr) == (0, ""), f"{page.name}: {proc.stderr}"
+
+
+def test_generating_pages_leaves_the_commands_as_they_were(tmp_path: Path) -> None:
+    """click-man's contexts know only '--help': the real commands must not cache that help option."""
+    manpages.write_man_pages(str(tmp_path))
+    for spec in scripts.command_tree():
+        assert any("-h" in o.names for o in spec.options), " ".join(spec.path)
