@@ -32,9 +32,9 @@ def _eager(cmd: click.Command, ctx: click.Context) -> click.Command:
     contexts know only '--help': on the real commands, completion scripts generated later
     in the same process would lose '-h'.
     """
-    eager = copy.copy(cmd)
     if not isinstance(cmd, click.Group):
-        return eager
+        return copy.copy(cmd)
+    eager = copy.copy(cmd)
     eager.commands = {}
     for name in cmd.list_commands(ctx):
         sub = cmd.get_command(ctx, name)
