@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hectl import __version__
+from hectl import __version__, parse
 from hectl.cli import completion
 from hectl.context import AppContext
 from hectl.errors import NotAvailable
@@ -49,23 +49,50 @@ def pick_format(fmt: str, as_json: bool) -> str:
     return "json" if as_json else fmt
 
 
+class FiniteFloat(click.FloatRange):
+    """The type of every float option: ``hectl.parse.number`` (ASCII, finite: no nan or inf) within ``low..high``."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__(min=low, max=high)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse.number(value, self.min, self.max)  # type: ignore[arg-type]
+            except ValueError as exc:
+                self.fail(f"{value!r} {exc}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class HostId(click.IntRange):
+    """The type of every host id option: ``hectl.parse.host_id`` (ASCII digits, 1..2000)."""
+
+    def __init__(self) -> None:
+        super().__init__(min=1, max=parse.MAX_HOST_ID)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse.host_id(value)
+            except ValueError as exc:
+                self.fail(f"{value!r} {exc}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def timeout_option(default_help: str) -> Callable[[F], F]:
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0.1, max=3600),
+        type=FiniteFloat(0.1, 3600),
         metavar="SECONDS",
         help=default_help,
     )
-
-
-host_id_type = click.IntRange(1, 2000)
 
 
 def host_id_option(help_text: str, multiple: bool = False) -> Callable[[F], F]:
     return click.option(
         "--host-id",
         "host_ids",
-        type=host_id_type,
+        type=HostId(),
         multiple=multiple,
         metavar="ID",
         help=help_text,

@@ -16,6 +16,7 @@ import re
 import uuid as uuid_mod
 import zlib
 
+from hectl import parse
 from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.frozen import Frozen
 
@@ -70,13 +71,7 @@ class EngineSpec(Frozen):
 
 # Keys an admin may set, and how each is parsed (``vm-config set KEY=VALUE``).
 def _int_in(low: int, high: int):  # type: ignore[no-untyped-def]
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be an integer from {low} to {high}")
-        return value
-
-    return parse
+    return lambda text: parse.integer(text, low, high)
 
 
 def _match(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
