@@ -134,3 +134,33 @@ def test_sigint_in_a_click_command_exits_130() -> None:
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (ExitCode.INTERRUPTED, "", "hectl: interrupted\n")
+
+
+# --- ha run refuses to start rather than run half ---------------------------------------------
+
+
+def test_ha_run_with_the_metrics_port_in_use_is_exit_3_naming_the_key(domain: Domain) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with domain.config.open("a") as f:
+            f.write(f"\n[ha]\nmetrics_port = {port}\n")
+        res = run_hectl(["ha", "run"], env=domain.env)
+    assert res.returncode == ExitCode.CONFIG, res.stderr
+    assert res.stderr.startswith(f"hectl: error: {domain.config}: [ha] metrics_port = {port}: cannot serve metrics on that port")
+    assert res.stderr.count("\n") == 2 and "hint:" in res.stderr  # the error and its hint, nothing else
+    assert domain.store().read_slot(1).record is None  # never published
+
+
+def test_ha_run_without_the_sanlock_binding_refuses_to_start(domain: Domain, tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "sanlock.py").write_text("raise ImportError('no sanlock here')\n")
+    res = run_hectl(["ha", "run"], env={**domain.env, "PYTHONPATH": str(shadow)})
+    assert res.returncode == ExitCode.NOT_AVAILABLE, res.stderr
+    assert res.stderr == (
+        "hectl: error: the sanlock Python binding is not installed\n"
+        "hectl: hint: install Debian's python3-sanlock (scripts/install.sh)\n"
+    )
+    assert domain.store().read_slot(1).record is None  # never ran without its host-id lease
