@@ -354,6 +354,11 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
 _OPEN_SECTIONS = ("storage",)  # may hold keys for the backend
 
 
+def parse_value(section: str, key: str, text: str) -> object:
+    """``text`` as the value of ``[section] key``, in its range; ``ValueError`` says why not."""
+    return _SCHEMA[section].get(key, str)(text)
+
+
 def disabled_plugins(environ: Mapping[str, str]) -> frozenset[str]:
     """Plugin names blocked by ``HECTL_DISABLE_PLUGINS`` (comma-separated)."""
     return frozenset(n.strip() for n in environ.get("HECTL_DISABLE_PLUGINS", "").split(",") if n.strip())
@@ -403,9 +408,8 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         if key not in raw.get(section, {}):
             return default
         value, where = raw[section][key]
-        convert = _SCHEMA[section].get(key, str)
         try:
-            return convert(value)
+            return parse_value(section, key, value)
         except ValueError as exc:
             raise ConfigError(f"{where} = {value!r}: {exc}") from None
 

@@ -11,6 +11,7 @@ Imports nothing: the fast paths use it.
 from __future__ import annotations
 
 MAX_HOST_ID = 2000
+MAX_TTL = 366 * 86400  # the longest duration (maintenance TTL, console password)
 DIGITS = frozenset("0123456789")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -45,7 +46,7 @@ def number(text: str, low: float, high: float) -> float:
     return value
 
 
-def duration(text: str, low: float = 1, high: float = 366 * 86400) -> float:
+def duration(text: str, low: float = 1, high: float = MAX_TTL) -> float:
     """``90``, ``90s``, ``30m``, ``2h``, ``1d`` or combinations like ``1h30m`` -> seconds in ``low..high``."""
     text = text.strip().lower()
     if len(text) > 32:
