@@ -13,8 +13,10 @@ from hectl.errors import NotAvailable
 from hectl.output import FORMATS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any, TypeVar
+
+    from click.shell_completion import CompletionItem
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,6 +79,24 @@ class HostId(click.IntRange):
             except ValueError as exc:
                 self.fail(f"{value!r} {exc}", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` words; completes the keys (as ``KEY=``) and, after ``KEY=``, the choices of KEY."""
+
+    name = "key=value"
+
+    def __init__(self, keys: Iterable[str], choices: Mapping[str, Iterable[str]]) -> None:
+        self.keys = tuple(keys)
+        self.choices = {key: tuple(values) for key, values in choices.items()}
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem
+
+        key, sep, value = incomplete.partition("=")
+        if not sep:
+            return [CompletionItem(f"{k}=") for k in self.keys if k.startswith(key)]
+        return [CompletionItem(f"{key}={v}") for v in self.choices.get(key, ()) if v.startswith(value)]
 
 
 def timeout_option(default_help: str) -> Callable[[F], F]:
