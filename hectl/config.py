@@ -167,12 +167,32 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def _number(low: float, high: float) -> Callable[[str], float]:
-    return lambda text: parse.number(text, low, high)
+class _Range:
+    """A numeric key's parser: a plain decimal (``whole``: an integer) from ``low`` to ``high``."""
+
+    def __init__(self, low: float, high: float, whole: bool = False) -> None:
+        self.low, self.high, self.whole = low, high, whole
+
+    def __call__(self, text: str) -> float:
+        return parse.integer(text, int(self.low), int(self.high)) if self.whole else parse.number(text, self.low, self.high)
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    return lambda text: parse.integer(text, low, high)
+def _number(low: float, high: float) -> _Range:
+    return _Range(low, high)
+
+
+def _integer(low: int, high: int) -> _Range:
+    return _Range(low, high, whole=True)
+
+
+def numeric_ranges() -> dict[str, tuple[float, float, bool]]:
+    """``[section] key`` -> (low, high, integer) of every numeric key (documented in docs/configuration.md)."""
+    return {
+        f"[{section}] {key}": (convert.low, convert.high, convert.whole)
+        for section, keys in _SCHEMA.items()
+        for key, convert in keys.items()
+        if isinstance(convert, _Range)
+    }
 
 
 def _hostname(text: str) -> str:

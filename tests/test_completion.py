@@ -368,7 +368,10 @@ def test_click_host_ids_without_config(tmp_path: Path, monkeypatch: pytest.Monke
     assert click_complete(["vm-status", "--host-id"], "") == []
 
 
-@pytest.mark.parametrize("garbage", ["", "not json", "[1, 2]", '{"hosts": 3}', '{"hosts": [["x", "a"]]}', '{"hosts": [[]]}'])
+@pytest.mark.parametrize(
+    "garbage",
+    ["", "not json", "[1, 2]", '{"hosts": 3}', '{"hosts": [["x", "a"]]}', '{"hosts": [[]]}', '{"hosts": [["1_0", "a"]]}'],
+)
 def test_click_host_ids_with_garbage_cache(
     garbage: str, cache_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

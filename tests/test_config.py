@@ -170,3 +170,9 @@ def test_smtp_login_mistakes_name_the_key(tmp_path: Path, body: str, expected: s
     with pytest.raises(ConfigError) as err:
         config.load(_notify(tmp_path, body.format(secret=secret)), environ={})
     assert expected in err.value.message and err.value.exit_code == ExitCode.CONFIG
+
+
+def test_every_numeric_range_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    for key, (low, high, whole) in config.numeric_ranges().items():
+        assert f"| `{key}` | {'integer' if whole else 'number'} | {low:.10g} to {high:.10g} |" in doc, key
