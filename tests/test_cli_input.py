@@ -63,6 +63,13 @@ def test_durations_are_ascii_digits(option: list[str], value: str, domain: Domai
     assert res.stderr.count("\n") == 1 and f"'{value.lower()}' is not a duration" in res.stderr
 
 
+@pytest.mark.parametrize("change", ["vcpus=1_0", "vcpus=+2", "memory_mib=\u0661\u0660\u0662\u0664", "host_port=8\u00b2"])
+def test_vm_spec_integers_are_ascii_digits(change: str, domain: Domain) -> None:
+    res = run_hectl(["vm-config", "set", change], env=domain.env)
+    assert res.returncode == ExitCode.USAGE, res.stderr
+    assert res.stderr.count("\n") == 1 and "must be an integer from" in res.stderr
+
+
 def test_config_option_and_environment_fail_alike(tmp_path: Path) -> None:
     """An unusable configuration file is exit 3 with the same message, however it was named."""
     for bad in (tmp_path, tmp_path / "absent.conf"):
