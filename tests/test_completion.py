@@ -356,6 +356,11 @@ def test_click_choice() -> None:
     assert click_complete(["set-maintenance", "--mode"], "") == ["global", "local", "none"]
 
 
+def test_click_key_values() -> None:
+    assert click_complete(["vm-config", "set"], "net") == ["network="]
+    assert click_complete(["vm-config", "set", "vcpus=2"], "graphics=") == ["graphics=vnc", "graphics=spice", "graphics=none"]
+
+
 def test_click_host_ids(cache_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HECTL_CONFIG", cache_env["HECTL_CONFIG"])
     assert click_complete(["vm-status", "--host-id"], "") == ["1", "2"]

@@ -176,3 +176,12 @@ def test_every_numeric_range_is_documented() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
     for key, (low, high, whole) in config.numeric_ranges().items():
         assert f"| `{key}` | {'integer' if whole else 'number'} | {low:.10g} to {high:.10g} |" in doc, key
+
+
+@pytest.mark.parametrize(
+    ("var", "value"), [("HECTL_HOST_ID", "1_0"), ("HECTL_HOST_ID", "\u0661"), ("HECTL_STORAGE_TIMEOUT", "nan")]
+)
+def test_environment_numbers_are_as_strict_as_the_file(tmp_path: Path, var: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, MINIMAL), environ={var: value})
+    assert info.value.message.startswith(f"environment {var} = {value!r}: must be a")
