@@ -95,6 +95,7 @@ def test_bad_scenarios_name_the_problem(tmp_path: Path, text: str, words: str) -
 
 @pytest.mark.parametrize("content", [b"hosts = 0\n", b"duration = 1e12\n", b"hosts = 1000\n", b"description = 'caf\xe9'\n"])
 def test_bad_scenario_exits_3(tmp_path: Path, content: bytes) -> None:
+    """Whatever is wrong with the file, it is named, with exit 3 (a directory or a missing file too)."""
     path = tmp_path / "bad.toml"
     path.write_bytes(content)
     res = run_hectl(["ha", "simulate", str(path)], timeout=30)
@@ -107,3 +108,11 @@ def test_every_action_is_documented() -> None:
     table = doc.split("| action | extra key |", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z-]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:] if "|" in line)))
     assert documented == set(scenario.ACTIONS)
+
+
+@pytest.mark.parametrize("name", ["a-directory", "missing.toml"])
+def test_unreadable_scenario_exits_3_naming_it(tmp_path: Path, name: str) -> None:
+    (tmp_path / "a-directory").mkdir()
+    res = run_hectl(["ha", "simulate", str(tmp_path / name)])
+    assert res.returncode == 3 and res.stderr.startswith(f"hectl: error: cannot read scenario {tmp_path / name}: ")
+    assert res.stderr.count("\n") == 1
