@@ -185,7 +185,7 @@ def run(
     except OSError as exc:
         raise ConfigError(
             f"{cfg.source}: [ha] metrics_port = {cfg.ha.metrics_port}: cannot serve metrics on that port: {exc.strerror}",
-            hint="another process listens there: choose another port, or 0 for none",
+            hint="choose another port, or 0 for none",
         ) from None
     store = MetadataStore(backend, clock, cfg.storage.timeout)
     problem = RateLimitedLog(clock)
