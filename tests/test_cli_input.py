@@ -6,6 +6,7 @@ own stdout handling and signals all take part.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,7 +42,11 @@ def test_float_options_take_finite_plain_numbers_only(option: list[str], value: 
         assert f"'{value}' must be a number from" in res.stdout
         return
     assert res.returncode == ExitCode.USAGE, res.stderr
-    assert res.stderr.count("\n") == 1 and f"'{value}' must be a number from" in res.stderr and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and f"'{value}' must be a number from" in res.stderr
+    if "--json" in option:  # the error as a JSON document too
+        assert json.loads(res.stdout)["error"]["code"] == ExitCode.USAGE
+    else:
+        assert res.stdout == ""
 
 
 HOST_ID_OPTIONS = [["vm-status", "--host-id"], ["vm-status", "--json", "--host-id"], ["deploy", "--host-id"]]
