@@ -67,6 +67,9 @@ declare -gA _hectl_values=(
     ['hectl set-maintenance --timeout']=''
     ['hectl set-maintenance --ttl']=''
     ['hectl vm-config set --format']='choice table json'
+    ['hectl vm-config set disk_format=']='choice qcow2 raw'
+    ['hectl vm-config set graphics=']='choice vnc spice none'
+    ['hectl vm-config set network=']='choice user bridge none'
     ['hectl vm-config show --format']='choice table json'
     ['hectl vm-poweroff --format']='choice table json'
     ['hectl vm-shutdown --force-after']=''
@@ -74,23 +77,32 @@ declare -gA _hectl_values=(
     ['hectl vm-shutdown --timeout']=''
     ['hectl vm-start --format']='choice table json'
     ['hectl vm-start --timeout']=''
-    ['hectl vm-start --wait']=''
+    ['hectl vm-start --wait']='optional '
     ['hectl vm-status --format']='choice table json'
     ['hectl vm-status --host-id']='dynamic host-ids'
     ['hectl vm-status --timeout']=''
 )
+declare -gA _hectl_args=(
+    ['hectl ha simulate']=file
+    ['hectl vm-config set']='choice uuid= name= memory_mib= vcpus= kernel= initrd= cmdline= disk= disk_format= network= bridge= mac= host_port= guest_port= graphics= graphics_listen='
+)
 
 _hectl() {
-    local cur=${COMP_WORDS[COMP_CWORD]} path=hectl word i=1
+    local cur=${COMP_WORDS[COMP_CWORD]} path=hectl word spec i=1
     COMPREPLY=()
     while (( i < COMP_CWORD )); do
         word=${COMP_WORDS[i]}
         (( i++ ))
         if [[ $word == -* && -n ${_hectl_values["$path $word"]+set} ]]; then
-            [[ ${COMP_WORDS[i]} == = ]] && (( i < COMP_CWORD )) && (( i++ ))  # --option=value
+            spec=${_hectl_values["$path $word"]}
+            if [[ ${COMP_WORDS[i]} == = ]] && (( i < COMP_CWORD )); then
+                (( i++ ))  # --option=value
+            elif [[ $spec == optional\ * && ${COMP_WORDS[i]} == -* ]]; then
+                continue  # --option [VALUE] followed by an option: no value
+            fi
             if (( i == COMP_CWORD )); then
                 [[ $cur == = ]] && cur=
-                _hectl_value "${_hectl_values["$path $word"]}" "$cur"
+                _hectl_value "${spec#optional }" "$cur"
                 return 0
             fi
             (( i++ ))
@@ -98,18 +110,27 @@ _hectl() {
             path+=" $word"
         fi
     done
-    if [[ $cur == -* || -z ${_hectl_commands[$path]} ]]; then
+    if [[ $cur == -* ]] || [[ -z ${_hectl_commands[$path]} && -z ${_hectl_args[$path]} ]]; then
         mapfile -t COMPREPLY < <(compgen -W "${_hectl_options[$path]}" -- "$cur")
-    else
+    elif [[ -n ${_hectl_commands[$path]} ]]; then
         mapfile -t COMPREPLY < <(compgen -W "${_hectl_commands[$path]}" -- "$cur")
+    elif [[ $cur == = ]]; then  # KEY=VALUE: bash splits it into KEY, "=" and VALUE
+        _hectl_value "${_hectl_values["$path ${COMP_WORDS[COMP_CWORD-1]}="]}" ""
+    elif [[ ${COMP_WORDS[COMP_CWORD-1]} == = ]]; then
+        _hectl_value "${_hectl_values["$path ${COMP_WORDS[COMP_CWORD-2]}="]}" "$cur"
+    else
+        _hectl_value "${_hectl_args[$path]}" "$cur"
     fi
 }
 
-# _hectl_value SPEC PREFIX: complete an option's value ("choice A B", "file", "dir", "dynamic KIND").
+# _hectl_value SPEC PREFIX: complete a value ("choice A B", "file", "dir", "dynamic KIND"); "KEY=" choices take no space.
 _hectl_value() {
     local value _
     case $1 in
-        choice\ *) mapfile -t COMPREPLY < <(compgen -W "${1#choice }" -- "$2") ;;
+        choice\ *)
+            mapfile -t COMPREPLY < <(compgen -W "${1#choice }" -- "$2")
+            [[ ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
+            ;;
         file | dir)
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -A "${1/dir/directory}" -- "$2")

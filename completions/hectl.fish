@@ -25,7 +25,19 @@ function __hectl_at --description 'Is the command path before the cursor exactly
 end
 
 function __hectl_complete -a kind --description 'Dynamic values: value<TAB>description'
-    hectl __complete $kind (commandline -ct) 2>/dev/null
+    # The value typed so far: in --option=VALUE, fish completes VALUE.
+    hectl __complete $kind (string replace -r -- '^--?[^=]*=' '' (commandline -ct)) 2>/dev/null
+end
+
+function __hectl_keyvalue --description 'KEY=VALUE words: argv is KEY... KEY=CHOICE,CHOICE...'
+    set -l key (string split -m1 = -- (commandline -ct))
+    if set -q key[2]  # after KEY=: the choices of KEY
+        for arg in (string match -- "$key[1]=*" $argv)
+            string split , -- (string replace -- "$key[1]=" '' $arg) | string replace -r '^' "$key[1]="
+        end
+    else
+        string match -v -- '*=*' $argv | string replace -r '$' =
+    end
 end
 
 complete -c hectl -f
@@ -96,6 +108,7 @@ complete -c hectl -n '__hectl_at hectl ha run' -l help -s h -d 'Show this messag
 complete -c hectl -n '__hectl_at hectl ha simulate' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl ha simulate' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl ha simulate' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl ha simulate' -F -d 'SCENARIO'
 
 # hectl metrics
 complete -c hectl -n '__hectl_at hectl metrics' -l help -s h -d 'Show this message and exit'
@@ -124,6 +137,7 @@ complete -c hectl -n '__hectl_at hectl vm-config' -l help -s h -d 'Show this mes
 complete -c hectl -n '__hectl_at hectl vm-config set' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl vm-config set' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl vm-config set' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl vm-config set' -a '(__hectl_keyvalue uuid name memory_mib vcpus kernel initrd cmdline disk disk_format network bridge mac host_port guest_port graphics graphics_listen disk_format=qcow2,raw network=user,bridge,none graphics=vnc,spice,none)' -d 'KEY=VALUE...'
 
 # hectl vm-config show
 complete -c hectl -n '__hectl_at hectl vm-config show' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'

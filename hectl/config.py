@@ -14,6 +14,7 @@ import configparser
 import os
 import stat
 
+from hectl import parse
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 DEFAULT_PATH = "/etc/hectl/hectl.conf"
-MAX_HOST_ID = 2000
+MAX_HOST_ID = parse.MAX_HOST_ID
+MAX_SCORE = 100_000  # [score] base and each penalty (oVirt's base is 3400)
 
 
 class HostConfig(Frozen):
@@ -165,18 +167,32 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 86400 * 365:
-        raise ValueError("must be a positive number of seconds")
-    return value
+class _Range:
+    """A numeric key's parser: a plain decimal (``whole``: an integer) from ``low`` to ``high``."""
+
+    def __init__(self, low: float, high: float, whole: bool = False) -> None:
+        self.low, self.high, self.whole = low, high, whole
+
+    def __call__(self, text: str) -> float:
+        return parse.integer(text, int(self.low), int(self.high)) if self.whole else parse.number(text, self.low, self.high)
 
 
-def _host_id(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_HOST_ID:
-        raise ValueError(f"must be an integer in 1..{MAX_HOST_ID}")
-    return value
+def _number(low: float, high: float) -> _Range:
+    return _Range(low, high)
+
+
+def _integer(low: int, high: int) -> _Range:
+    return _Range(low, high, whole=True)
+
+
+def numeric_ranges() -> dict[str, tuple[float, float, bool]]:
+    """``[section] key`` -> (low, high, integer) of every numeric key (documented in docs/configuration.md)."""
+    return {
+        f"[{section}] {key}": (convert.low, convert.high, convert.whole)
+        for section, keys in _SCHEMA.items()
+        for key, convert in keys.items()
+        if isinstance(convert, _Range)
+    }
 
 
 def _hostname(text: str) -> str:
@@ -184,13 +200,6 @@ def _hostname(text: str) -> str:
     if not text or len(text.encode()) > 253 or any(c.isspace() or ord(c) < 32 for c in text):
         raise ValueError("must be a hostname of 1..253 bytes without spaces")
     return text
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
-        raise ValueError("must be an integer from 1 to 65535")
-    return value
 
 
 def _regex(text: str) -> str:
@@ -212,13 +221,6 @@ def _mail(text: str) -> str:
 
 def _mails(text: str) -> tuple[str, ...]:
     return tuple(_mail(part) for part in text.split(",") if part.strip())
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 65536:
-        raise ValueError("must be a port number (0: off)")
-    return value
 
 
 def _network_test(text: str) -> str:
@@ -270,20 +272,6 @@ def _secret_file(text: str) -> str:
     return path
 
 
-def _nonneg_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be a non-negative integer")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("must be between 0 and 1")
-    return value
-
-
 def _libvirt_uri(text: str) -> str:
     text = text.strip()
     scheme, sep, _rest = text.partition("://")
@@ -320,27 +308,46 @@ def _identifier(text: str) -> str:
     return text
 
 
-# Known keys per section and how each is parsed.
+HOUR, DAY = 3600, 86400
+_SECONDS = _number(0.1, DAY)  # a timer of the agent
+_TIMEOUT = _number(0.1, HOUR)  # a timeout of one operation (the --timeout options' range)
+_PORT = _integer(1, 65535)
+_POINTS = _integer(0, MAX_SCORE)
+_FRACTION = _number(0, 1)
+
+# Known keys per section and how each is parsed; numbers only in sane ranges (docs/configuration.md).
 _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
-    "host": {"id": _host_id, "hostname": _hostname},
-    "storage": {"type": _identifier, "timeout": _positive_float},
+    "host": {"id": parse.host_id, "hostname": _hostname},
+    "storage": {"type": _identifier, "timeout": _TIMEOUT},
     "paths": {"state_dir": _abs_path, "audit_log": _abs_path},
-    "timeouts": {"liveness_window": _positive_float, "agent_silent_after": _positive_float},
-    "ha": {**{key: _positive_float for key in HAConfig._fields if key != "metrics_port"}, "metrics_port": _port},
+    "timeouts": {"liveness_window": _number(1, DAY), "agent_silent_after": _number(1, DAY)},
+    "ha": {
+        "loop": _number(0.1, HOUR),
+        "history": _SECONDS,
+        "starting": _SECONDS,
+        "bad_health": _SECONDS,
+        "stop": _SECONDS,
+        "maybe_away": _SECONDS,
+        "retry_window": _SECONDS,
+        "yield_margin": _number(0, MAX_SCORE),
+        "io_timeout": _number(1, 300),
+        "engine_mem_mib": _number(1, 4 * 1024 * 1024),
+        "metrics_port": _integer(0, 65535),  # 0: off
+    },
     "monitors": {
         "network_test": _network_test,
         "gateway": _address,
-        "tcp_port": _positive_int,
+        "tcp_port": _PORT,
         "dns_name": _address,
-        "probes": _positive_int,
-        "probe_timeout": _positive_float,
+        "probes": _integer(1, 100),
+        "probe_timeout": _number(0.1, 60),
         "bridge": _identifier,
-        "cpu_window": _positive_float,
+        "cpu_window": _number(1, DAY),
     },
     "notify": {
         "smtp_server": _address,
-        "smtp_port": _positive_int,
-        "timeout": _positive_float,
+        "smtp_port": _PORT,
+        "timeout": _TIMEOUT,
         "source": _mail,
         "destinations": _mails,
         "events": _regex,
@@ -350,21 +357,26 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "username": _username,
         "password_file": _secret_file,
     },
-    "vm": {"uri": _libvirt_uri, "accelerator": _accelerator, "console_log": _abs_path, "start_timeout": _positive_float},
-    "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _positive_float},
+    "vm": {"uri": _libvirt_uri, "accelerator": _accelerator, "console_log": _abs_path, "start_timeout": _number(1, HOUR)},
+    "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _TIMEOUT},
     "score": {
-        "base": _nonneg_int,
-        "network_penalty": _nonneg_int,
-        "config_penalty": _nonneg_int,
-        "bridge_penalty": _nonneg_int,
-        "memory_penalty": _nonneg_int,
-        "cpu_penalty": _nonneg_int,
-        "cpu_min": _fraction,
-        "cpu_max": _fraction,
-        "retry_penalty": _nonneg_int,
+        "base": _POINTS,
+        "network_penalty": _POINTS,
+        "config_penalty": _POINTS,
+        "bridge_penalty": _POINTS,
+        "memory_penalty": _POINTS,
+        "cpu_penalty": _POINTS,
+        "cpu_min": _FRACTION,
+        "cpu_max": _FRACTION,
+        "retry_penalty": _POINTS,
     },
 }
 _OPEN_SECTIONS = ("storage",)  # may hold keys for the backend
+
+
+def parse_value(section: str, key: str, text: str) -> object:
+    """``text`` as the value of ``[section] key``, in its range; ``ValueError`` says why not."""
+    return _SCHEMA[section].get(key, str)(text)
 
 
 def disabled_plugins(environ: Mapping[str, str]) -> frozenset[str]:
@@ -389,8 +401,10 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
             f"configuration file {path} not found",
             hint="hectl is not deployed on this host; pass --config or set HECTL_CONFIG",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read configuration file {path}: not UTF-8 text") from None
     except configparser.Error as exc:
         raise ConfigError(f"{path}: not a valid INI file: {_one_line(exc)}") from None
 
@@ -414,11 +428,10 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         if key not in raw.get(section, {}):
             return default
         value, where = raw[section][key]
-        parse = _SCHEMA[section].get(key, str)
         try:
-            return parse(value)
+            return parse_value(section, key, value)
         except ValueError as exc:
-            raise ConfigError(f"{where} = {value!r}: {_friendly(str(exc))}") from None
+            raise ConfigError(f"{where} = {value!r}: {exc}") from None
 
     if "id" not in raw.get("host", {}):
         raise ConfigError(f"{path}: [host] id is required (this host's id, 1..{MAX_HOST_ID})")
@@ -467,9 +480,3 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
-
-
-def _friendly(reason: str) -> str:
-    if reason.startswith("invalid literal") or reason.startswith("could not convert"):
-        return "not a number"
-    return reason

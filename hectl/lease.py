@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 
-from hectl.errors import HectlError, LockHeld, StorageError
+from hectl.errors import HectlError, LockHeld, NotAvailable, StorageError
 from hectl.storage.backend import ENGINE_LEASE_NAME, LOCKSPACE_NAME
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -57,10 +57,15 @@ def _sanlock():  # type: ignore[no-untyped-def]
     try:
         import sanlock
     except ImportError:
-        raise HectlError(
+        raise NotAvailable(
             "the sanlock Python binding is not installed", hint="install Debian's python3-sanlock (scripts/install.sh)"
         ) from None
     return sanlock
+
+
+def require_binding() -> None:
+    """Raise ``NotAvailable`` (exit 8) unless sanlock's binding loads: the agent never runs without its host-id lease."""
+    _sanlock()
 
 
 def prepare_files(paths: DomainPaths, sector_size: int = 512) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 
+from hectl import parse
 from hectl.frozen import Frozen
 
 LOCAL_MAINTENANCE = "local-maintenance.json"
@@ -121,11 +122,11 @@ def read_agent_view(state_dir: str) -> AgentView | None:
         return None
     try:
         hosts = {
-            int(k): HostView(bool(v["live"]), int(v["seq"]), float(v["unchanged_for"]), str(v.get("lease", "unknown")))
+            parse.host_id(k): HostView(bool(v["live"]), int(v["seq"]), float(v["unchanged_for"]), str(v.get("lease", "unknown")))
             for k, v in data["hosts"].items()  # type: ignore[attr-defined]
         }
         return AgentView(
-            host_id=int(data["host_id"]),  # type: ignore[call-overload]
+            host_id=parse.host_id(str(data["host_id"])),
             state=str(data["state"]),
             boot_id=str(data["boot_id"]),
             written_mono=float(data["written_mono"]),  # type: ignore[arg-type]

@@ -29,29 +29,6 @@ if TYPE_CHECKING:
 
 MODES = ("global", "local", "none")
 MAX_REASON_BYTES = 255
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` or combinations like ``1h30m`` -> seconds (> 0)."""
-    text = text.strip().lower()
-    if text.isdigit():
-        total = float(text)
-    else:
-        total, num = 0.0, ""
-        for ch in text:
-            if ch.isdigit():
-                num += ch
-            elif ch in _UNITS and num:
-                total += int(num) * _UNITS[ch]
-                num = ""
-            else:
-                raise ValueError(f"'{text}' is not a duration (examples: 90, 90s, 30m, 2h, 1d, 1h30m)")
-        if num:
-            raise ValueError(f"'{text}' is not a duration: a number needs a unit at the end")
-    if not 0 < total <= 366 * 86400:
-        raise ValueError("a TTL must be between 1 second and 366 days")
-    return total
 
 
 def check_reason(reason: str) -> str:

@@ -36,12 +36,23 @@ def _labels(**labels: object) -> str:
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}" if labels else ""
 
 
+def _number(value: float) -> str:
+    """An OpenMetrics value: integers exactly, floats as their shortest exact form (repr), NaN and +-Inf spelled out."""
+    if isinstance(value, int):
+        return str(int(value))  # bool too: 0 or 1
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
 def render(report: dict[str, Any] | None) -> str:
     """OpenMetrics exposition of ``report`` (``None``: storage could not be read)."""
     samples: dict[str, list[str]] = {name: [] for name in METRICS}
 
     def add(name: str, value: float, **labels: object) -> None:
-        samples[name].append(f"{name}{_labels(**labels)} {value:g}")
+        samples[name].append(f"{name}{_labels(**labels)} {_number(value)}")
 
     add("hectl_up", 0 if report is None else 1)
     if report is not None:

@@ -116,9 +116,11 @@ def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[],
             emit_error(int(ExitCode.INTERRUPTED), "interrupted")
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # the reader went away (`hectl ... | head`): not worth a message
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
+        return int(ExitCode.FAILED)
+    except StdoutError as exc:  # closed, or a full disk: not a bug
+        _stdout_to_devnull()
+        print(f"hectl: error: cannot write the output to stdout: {exc.strerror}", file=sys.stderr)
         return int(ExitCode.FAILED)
     except Exception as exc:
         if verbose():
@@ -136,6 +138,58 @@ def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[],
                 int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}", "a bug: rerun with -v for the traceback"
             )
         return int(ExitCode.INTERNAL)
+
+
+class StdoutError(OSError):
+    """stdout refused the output (closed, disk full, I/O error): the user's redirection, not a bug."""
+
+
+class _GuardedStdout:
+    """sys.stdout whose write errors are ``StdoutError``; a closed stdout (None) refuses every write."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        if self._stream is None:
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+    def isatty(self) -> bool:
+        return self._stream is not None and bool(self._stream.isatty())
+
+    def write(self, text: str) -> int:
+        return int(self._guarded("write", text))
+
+    def flush(self) -> None:
+        if self._stream is not None:  # nothing was written to a closed stdout
+            self._guarded("flush")
+
+    def _guarded(self, method: str, *args: object) -> Any:
+        if self._stream is None:
+            import errno
+
+            raise StdoutError(errno.EBADF, "stdout is closed")
+        try:
+            return getattr(self._stream, method)(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror or str(exc)) from None
+
+
+def guard_stdout() -> None:
+    """Make every later write to stdout fail as ``StdoutError`` (``run`` maps it to one line and exit 1)."""
+    if sys.stdout is None:
+        _stdout_to_devnull()  # keep fd 1 from being reused by the next open()
+    sys.stdout = _GuardedStdout(sys.stdout)
+
+
+def _stdout_to_devnull() -> None:
+    """Point fd 1 at /dev/null, so that the flush at interpreter exit neither fails nor prints a traceback."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
 
 def warn(message: str, quiet: bool) -> None:

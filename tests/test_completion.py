@@ -143,6 +143,32 @@ def test_bash_static(line: str, expected: list[str], static_env: dict[str, str],
     assert not (tmp_path / "hectl-called").exists(), "static completion must not run hectl"
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("hectl vm-start --wait --he", ["--healthy", "--help"]),  # --wait's value is optional: --he is an option
+        ("hectl vm-start --wait --paused --h", ["--healthy", "--help"]),
+        ("hectl vm-start --wait 5 --he", ["--healthy", "--help"]),
+        ("hectl vm-start --wait=5 --he", ["--healthy", "--help"]),
+        ("hectl vm-config set mem", ["memory_mib="]),
+        ("hectl vm-config set vcpus=2 graph", ["graphics=", "graphics_listen="]),
+        ("hectl vm-config set network=", ["user", "bridge", "none"]),
+        ("hectl vm-config set network=b", ["bridge"]),
+        ("hectl vm-config set vcpus=", []),
+        ("hectl vm-config set --f", ["--format"]),
+    ],
+)
+def test_bash_optional_values_and_key_values(line: str, expected: list[str], static_env: dict[str, str], tmp_path: Path) -> None:
+    assert bash_complete(line, static_env) == expected
+    assert not (tmp_path / "hectl-called").exists(), "static completion must not run hectl"
+
+
+def test_bash_scenario_completes_files(static_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "power-loss.toml").write_text("")
+    assert bash_complete("hectl ha simulate pow", static_env, cwd=tmp_path) == ["power-loss.toml"]
+    assert bash_complete("hectl -v ha simulate --json pow", static_env, cwd=tmp_path) == ["power-loss.toml"]
+
+
 def test_bash_options_of_a_command(static_env: dict[str, str]) -> None:
     assert {"--json", "--check", "--host-id", "--timeout", "--format"} <= set(bash_complete("hectl vm-status --", static_env))
 
@@ -167,12 +193,13 @@ def test_bash_dynamic(line: str, expected: list[str], cache_env: dict[str, str])
 # --- fish --------------------------------------------------------------------------
 
 
-def fish_complete(line: str, env: dict[str, str]) -> list[str]:
+def fish_complete(line: str, env: dict[str, str], cwd: Path | None = None) -> list[str]:
     """The values fish offers for ``line`` (description column dropped)."""
     script = "source $argv[1]; and complete -C $argv[2]"
     proc = subprocess.run(
         [_shell("fish"), "--no-config", "-c", script, str(COMPLETIONS / "hectl.fish"), line],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=30,
@@ -204,6 +231,23 @@ def test_fish_static(line: str, expected: list[str], static_env: dict[str, str],
 
 def test_fish_dynamic(cache_env: dict[str, str]) -> None:
     assert fish_complete("hectl --config x vm-status --host-id ", cache_env) == ["1", "2"]
+    assert fish_complete("hectl vm-status --host-id=", cache_env) == ["--host-id=1", "--host-id=2"]
+    assert fish_complete("hectl vm-status --host-id=2", cache_env) == ["--host-id=2"]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("hectl vm-config set mem", ["memory_mib="]),
+        ("hectl vm-config set vcpus=2 network=", ["network=bridge", "network=none", "network=user"]),
+        ("hectl vm-config set graphics=s", ["graphics=spice"]),
+        ("hectl ha simulate pow", ["power-loss.toml"]),
+    ],
+)
+def test_fish_key_values_and_files(line: str, expected: list[str], static_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "power-loss.toml").write_text("")
+    assert fish_complete(line, static_env, cwd=tmp_path) == expected
+    assert not (tmp_path / "hectl-called").exists(), "static completion must not run hectl"
 
 
 # --- zsh ---------------------------------------------------------------------------
@@ -221,7 +265,7 @@ def test_zsh_compinit_registers_hectl(static_env: dict[str, str]) -> None:
 
 
 def zsh_complete(line: str, env: dict[str, str], workdir: Path, timeout: float = 20) -> list[str]:
-    """Press TAB after ``line`` in an interactive zsh on a pty; return the matches that reached compadd."""
+    """Press TAB after ``line`` in an interactive zsh on a pty, in ``workdir``; return the matches that reached compadd."""
     zsh = _shell("zsh")
     matches, ready, done = workdir / "zsh-matches", workdir / "zsh-ready", workdir / "zsh-done"
     rc = workdir / "zsh-setup"
@@ -241,6 +285,7 @@ def zsh_complete(line: str, env: dict[str, str], workdir: Path, timeout: float =
     )
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
+        os.chdir(workdir)
         os.execve(zsh, [zsh, "-f", "-i"], dict(env, TERM="dumb"))
     transcript = bytearray()
 
@@ -278,6 +323,24 @@ def test_zsh_static(line: str, expected: list[str], static_env: dict[str, str], 
     assert not (tmp_path / "hectl-called").exists(), "static completion must not run hectl"
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("hectl vm-start --wait --he", ["--healthy", "--help"]),  # --wait's value is optional: --he is an option
+        ("hectl vm-start --wait 5 --he", ["--healthy", "--help"]),
+        ("hectl vm-config set mem", ["memory_mib"]),  # offered as "memory_mib=", without a space
+        ("hectl vm-config set vcpus=2 network=", ["bridge", "none", "user"]),
+        ("hectl ha simulate pow", ["power-loss.toml"]),
+    ],
+)
+def test_zsh_optional_values_key_values_and_files(
+    line: str, expected: list[str], static_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "power-loss.toml").write_text("")
+    assert zsh_complete(line, static_env, tmp_path) == expected
+    assert not (tmp_path / "hectl-called").exists(), "static completion must not run hectl"
+
+
 def test_zsh_dynamic(cache_env: dict[str, str], tmp_path: Path) -> None:
     assert zsh_complete("hectl vm-status --host-id ", cache_env, tmp_path) == ["1", "2"]
 
@@ -293,6 +356,11 @@ def test_click_choice() -> None:
     assert click_complete(["set-maintenance", "--mode"], "") == ["global", "local", "none"]
 
 
+def test_click_key_values() -> None:
+    assert click_complete(["vm-config", "set"], "net") == ["network="]
+    assert click_complete(["vm-config", "set", "vcpus=2"], "graphics=") == ["graphics=vnc", "graphics=spice", "graphics=none"]
+
+
 def test_click_host_ids(cache_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HECTL_CONFIG", cache_env["HECTL_CONFIG"])
     assert click_complete(["vm-status", "--host-id"], "") == ["1", "2"]
@@ -305,7 +373,10 @@ def test_click_host_ids_without_config(tmp_path: Path, monkeypatch: pytest.Monke
     assert click_complete(["vm-status", "--host-id"], "") == []
 
 
-@pytest.mark.parametrize("garbage", ["", "not json", "[1, 2]", '{"hosts": 3}', '{"hosts": [["x", "a"]]}', '{"hosts": [[]]}'])
+@pytest.mark.parametrize(
+    "garbage",
+    ["", "not json", "[1, 2]", '{"hosts": 3}', '{"hosts": [["x", "a"]]}', '{"hosts": [[]]}', '{"hosts": [["1_0", "a"]]}'],
+)
 def test_click_host_ids_with_garbage_cache(
     garbage: str, cache_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

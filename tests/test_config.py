@@ -54,10 +54,23 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[host]\nid = abc\n", "[host] id = 'abc': not a number"),
-        ("[host]\nid = 2001\n", "[host] id = '2001': must be an integer in 1..2000"),
+        ("[host]\nid = abc\n", "[host] id = 'abc': must be a host id from 1 to 2000"),
+        ("[host]\nid = 2001\n", "[host] id = '2001': must be a host id from 1 to 2000"),
+        ("[host]\nid = 1_0\n", "[host] id = '1_0': must be a host id from 1 to 2000"),
+        ("[host]\nid = +1\n", "[host] id = '+1': must be a host id"),
+        ("[host]\nid = \u0661\n", "[host] id = '\u0661': must be a host id"),
         ("[host]\nhostname = x\n", "[host] id is required"),
-        ("[host]\nid = 1\n[storage]\ntimeout = -3\n", "[storage] timeout = '-3': must be a positive number"),
+        ("[host]\nid = 1\n[storage]\ntimeout = -3\n", "[storage] timeout = '-3': must be a number from 0.1 to 3600"),
+        ("[host]\nid = 1\n[storage]\ntimeout = nan\n", "[storage] timeout = 'nan': must be a number"),
+        ("[host]\nid = 1\n[ha]\nloop = inf\n", "[ha] loop = 'inf': must be a number from 0.1 to 3600"),
+        ("[host]\nid = 1\n[ha]\nstop = 1e9\n", "[ha] stop = '1e9': must be a number from 0.1 to 86400"),
+        ("[host]\nid = 1\n[score]\nbase = 1e20\n", "[score] base = '1e20': must be an integer from 0 to 100000"),
+        ("[host]\nid = 1\n[score]\nbase = " + "1" + "0" * 20 + "\n", "[score] base = '1" + "0" * 20 + "': must be an integer"),
+        ("[host]\nid = 1\n[score]\nretry_penalty = 1_000\n", "[score] retry_penalty = '1_000': must be an integer"),
+        ("[host]\nid = 1\n[score]\ncpu_max = nan\n", "[score] cpu_max = 'nan': must be a number from 0 to 1"),
+        ("[host]\nid = 1\n[monitors]\nprobes = 1000000\n", "[monitors] probes = '1000000': must be an integer from 1 to 100"),
+        ("[host]\nid = 1\n[ha]\nmetrics_port = 65536\n", "[ha] metrics_port = '65536': must be an integer from 0 to 65535"),
+        ("[host]\nid = 1\n[notify]\nsmtp_port = \u00b2\n", "[notify] smtp_port = '\u00b2': must be an integer"),
         ("[host]\nid = 1\n[paths]\nstate_dir = relative\n", "[paths] state_dir = 'relative': must be an absolute path"),
         ("[host]\nid = 1\n[hots]\nx = 1\n", "unknown section [hots]"),
         ("[host]\nid = 1\ncolour = blue\n", "[host] unknown key 'colour'"),
@@ -157,3 +170,18 @@ def test_smtp_login_mistakes_name_the_key(tmp_path: Path, body: str, expected: s
     with pytest.raises(ConfigError) as err:
         config.load(_notify(tmp_path, body.format(secret=secret)), environ={})
     assert expected in err.value.message and err.value.exit_code == ExitCode.CONFIG
+
+
+def test_every_numeric_range_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    for key, (low, high, whole) in config.numeric_ranges().items():
+        assert f"| `{key}` | {'integer' if whole else 'number'} | {low:.10g} to {high:.10g} |" in doc, key
+
+
+@pytest.mark.parametrize(
+    ("var", "value"), [("HECTL_HOST_ID", "1_0"), ("HECTL_HOST_ID", "\u0661"), ("HECTL_STORAGE_TIMEOUT", "nan")]
+)
+def test_environment_numbers_are_as_strict_as_the_file(tmp_path: Path, var: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, MINIMAL), environ={var: value})
+    assert info.value.message.startswith(f"environment {var} = {value!r}: must be a")

@@ -139,19 +139,6 @@ def test_too_new_global_record_is_never_overwritten(domain: Domain) -> None:
         assert f.read(4096) == bytes(slot)
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1h30m", 5400)]
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert maintenance.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "0", "abc", "10x", "5m3", "-5", "400d"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
-        maintenance.parse_duration(text)
-
-
 def test_reason_must_be_one_printable_line() -> None:
     assert maintenance.check_reason("upgrade to 4.5") == "upgrade to 4.5"
     for bad in ("two\nlines", "bell\a", "x" * 256):

@@ -43,3 +43,28 @@ def test_every_metric_is_documented() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
     for name in metrics.METRICS:
         assert f"`{name}`" in text, name
+
+
+def test_values_are_exact(domain: Domain) -> None:
+    """Integers print exactly (a 6-digit %g made 2147483647 '2.14748e+09'), floats without loss."""
+    domain.publish(1, score=2**31 - 1, seq=123456789)
+    res = run_hectl(["metrics"], env=domain.env)
+    assert res.returncode == 0, res.stderr
+    assert f'hectl_host_score{{host_id="1",hostname="host1.example"}} {2**31 - 1}\n' in res.stdout
+    assert families(res.stdout)["hectl_host_score"] == [({"host_id": "1", "hostname": "host1.example"}, 2**31 - 1)]
+
+
+def test_floats_round_trip() -> None:
+    host = {"slot": "valid", "hostname": "h", "live": True, "score": 3400, "state": "EngineUp", "engine": {"vm": "up"}}
+    report = {
+        "storage": {"read_ms": 1234.5678901234567},
+        "global_maintenance": {"active": True, "remaining_s": 31622399.123456789},
+        "local_agent": {"status": "running"},
+        "summary": {"problem_slots": 0},
+        "hosts": [{**host, "host_id": 7, "age_s": 1e-7}, {**host, "host_id": 8, "age_s": float("inf")}],
+    }
+    m = families(metrics.render(report))
+    assert m["hectl_storage_read_seconds"][0][1] == 1234.5678901234567 / 1000.0
+    assert m["hectl_global_maintenance_remaining_seconds"][0][1] == 31622399.123456789
+    ages = {labels["host_id"]: value for labels, value in m["hectl_host_data_age_seconds"]}
+    assert ages == {"7": 1e-7, "8": float("inf")}

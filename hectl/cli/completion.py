@@ -31,12 +31,12 @@ def _state_dir(environ: Mapping[str, str]) -> str:
 
 def host_ids(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """(value, description) pairs of host ids last seen on storage."""
-    from hectl import localstate
+    from hectl import localstate, parse
 
     try:
         cache = localstate.read_completion_cache(_state_dir(environ))
         hosts = cache.get("hosts", [])
-        return [(str(int(h[0])), str(h[1])) for h in hosts]  # type: ignore[attr-defined]
+        return [(str(parse.host_id(str(h[0]))), str(h[1])) for h in hosts]  # type: ignore[attr-defined]
     except Exception:
         return []
 

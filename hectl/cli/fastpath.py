@@ -60,12 +60,12 @@ def _vm_status(root: dict[str, list[str]], args: Sequence[str]) -> int | None:
         fmt = "json"
     if fmt == "table" and not check:
         return None  # tables need tabulate and belong to the click path
-    try:
-        hosts = frozenset(int(h) for h in opts.get("--host-id", []))
-        timeout = float(opts["--timeout"][-1]) if "--timeout" in opts else None
+    from hectl import parse
+
+    try:  # the same parsers and ranges as the click options; click reports bad values
+        hosts = frozenset(parse.host_id(h) for h in opts.get("--host-id", []))
+        timeout = parse.number(opts["--timeout"][-1], 0.1, 3600) if "--timeout" in opts else None
     except ValueError:
-        return None
-    if any(not 1 <= h <= 2000 for h in hosts) or (timeout is not None and not 0.1 <= timeout <= 3600):
         return None
 
     from hectl.context import AppContext

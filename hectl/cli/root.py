@@ -62,7 +62,7 @@ def _exit_code_epilog() -> str:
     "--config",
     "config_path",
     metavar="FILE",
-    type=click.Path(dir_okay=False),
+    type=click.Path(readable=False),  # checked when read, as for $HECTL_CONFIG: exit 3, not 2
     help="Configuration file [default: $HECTL_CONFIG or /etc/hectl/hectl.conf].",
 )
 @click.option("-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors.")
@@ -123,8 +123,13 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
     app = app or AppContext()
 
     def invoke() -> int:
+        # Not cli.main(): it turns KeyboardInterrupt into Abort (exit 1, not 130) and handles
+        # EPIPE by itself; here every exception that is not click's own goes to output.run.
         try:
-            rv = cli.main(args=args, prog_name="hectl", obj=app, standalone_mode=False)
+            with cli.make_context("hectl", args, obj=app) as ctx:
+                rv = cli.invoke(ctx)
+        except click.exceptions.Exit as exc:  # --help, --version
+            return int(exc.exit_code)
         except click.UsageError as exc:
             return _usage_error(exc, args, app.json_output)
         except click.ClickException as exc:
@@ -132,7 +137,9 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
             if app.json_output:
                 emit_error(exc.exit_code, exc.format_message())
             return exc.exit_code
-        except click.Abort:
+        except click.Abort as exc:  # a prompt got ^C or end of input
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
             click.echo("hectl: aborted", err=True)
             if app.json_output:
                 emit_error(int(ExitCode.FAILED), "aborted")

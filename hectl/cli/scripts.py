@@ -20,21 +20,23 @@ if TYPE_CHECKING:
 
     import click
 
-_WORD = re.compile(r"[\w@%+,./-]+\Z")  # embedded unquoted in all three shells
+_WORD = re.compile(r"[\w@%+,./-]+=?\Z")  # embedded unquoted in all three shells ("KEY=": a key of KEY=VALUE words)
 
 
 @dataclasses.dataclass(frozen=True)
 class OptionSpec:
-    """One option as the completion scripts see it."""
+    """One option, or a command's positional argument (no names), as the completion scripts see it."""
 
     names: tuple[str, ...]  # every spelling, long and short
     help: str
     metavar: str
     takes_value: bool
     repeatable: bool
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # "KEY=" choices: KEY=VALUE words
     paths: str = ""  # "file" or "dir": let the shell complete paths
     dynamic: str = ""  # provider kind for ``hectl __complete KIND``
+    optional_value: bool = False  # ``--wait [SECONDS]``: a following option is not its value
+    key_choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # KEY=VALUE words: the values of keys that have choices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,7 @@ class CommandSpec:
     path: tuple[str, ...]
     options: tuple[OptionSpec, ...]
     subcommands: tuple[tuple[str, str], ...]  # (name, short help)
+    argument: OptionSpec | None = None  # the positional argument, if any
 
 
 def _word(text: str) -> str:
@@ -57,23 +60,32 @@ def _summary(text: str | None) -> str:
     return " ".join(re.sub(r"\s*\[(?:[^][]|\[[^]]*\])*\]", "", text or "").split()).rstrip(".")
 
 
-def _option(param: click.Option, ctx: click.Context) -> OptionSpec:
-    takes_value = not (param.is_flag or param.count)
+def _option(param: click.Parameter, ctx: click.Context) -> OptionSpec:
+    import click
+
+    option = isinstance(param, click.Option)
+    takes_value = not (option and (param.is_flag or param.count))  # type: ignore[attr-defined]
     # click keeps the shell_complete= callback only in this private attribute.
     kind = getattr(param._custom_shell_complete, "completion_kind", "") if takes_value else ""
     if param._custom_shell_complete is not None and not kind:
         raise ValueError(f"{param.opts[0]}: shell_complete callbacks must come from hectl.cli.completion (completion_kind)")
     items = [] if kind or not takes_value else param.type.shell_complete(ctx, param, "")
-    names = sorted(param.opts + param.secondary_opts)
+    choices = tuple(_word(i.value) for i in items if i.type == "plain")
+    key_choices = [(c[:-1], param.type.shell_complete(ctx, param, c)) for c in choices if c.endswith("=")]
+    names = sorted(param.opts + param.secondary_opts) if option else []
     return OptionSpec(
         names=tuple(_word(n) for n in names),
-        help=_summary(param.help),
-        metavar=param.metavar or max(names, key=len).lstrip("-"),
+        help=_summary(getattr(param, "help", "")),
+        metavar=param.metavar or (max(names, key=len).lstrip("-") if option else param.human_readable_name),
         takes_value=takes_value,
-        repeatable=bool(param.multiple or param.count),
-        choices=tuple(_word(i.value) for i in items if i.type == "plain"),
+        repeatable=bool(param.multiple or getattr(param, "count", False) or param.nargs == -1),
+        choices=choices,
         paths=next((i.type for i in items if i.type in ("file", "dir")), ""),
         dynamic=kind,
+        optional_value=option and param._flag_needs_value,  # type: ignore[attr-defined]
+        key_choices=tuple(
+            (key, tuple(_word(i.value.partition("=")[2]) for i in values)) for key, values in key_choices if values
+        ),
     )
 
 
@@ -93,11 +105,15 @@ def command_tree() -> list[CommandSpec]:
                 if sub is not None and not sub.hidden:
                     subs.append((_word(name), sub))
         options = [_option(p, ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+        arguments = [_option(p, ctx) for p in cmd.get_params(ctx) if isinstance(p, click.Argument)]
+        if len(arguments) > 1:
+            raise ValueError(f"{' '.join(path)}: the completion scripts handle one positional argument per command")
         specs.append(
             CommandSpec(
                 path=path,
                 options=tuple(sorted(options, key=lambda o: o.names)),
                 subcommands=tuple((name, _summary(sub.get_short_help_str(100))) for name, sub in subs),
+                argument=arguments[0] if arguments else None,
             )
         )
         for name, sub in subs:
@@ -123,18 +139,27 @@ def _value_spec(opt: OptionSpec) -> str:
     return opt.paths
 
 
+def _bash_value_spec(opt: OptionSpec) -> str:
+    return ("optional " if opt.optional_value else "") + _value_spec(opt)
+
+
 _BASH_FUNCTIONS = r"""
 _hectl() {
-    local cur=${COMP_WORDS[COMP_CWORD]} path=hectl word i=1
+    local cur=${COMP_WORDS[COMP_CWORD]} path=hectl word spec i=1
     COMPREPLY=()
     while (( i < COMP_CWORD )); do
         word=${COMP_WORDS[i]}
         (( i++ ))
         if [[ $word == -* && -n ${_hectl_values["$path $word"]+set} ]]; then
-            [[ ${COMP_WORDS[i]} == = ]] && (( i < COMP_CWORD )) && (( i++ ))  # --option=value
+            spec=${_hectl_values["$path $word"]}
+            if [[ ${COMP_WORDS[i]} == = ]] && (( i < COMP_CWORD )); then
+                (( i++ ))  # --option=value
+            elif [[ $spec == optional\ * && ${COMP_WORDS[i]} == -* ]]; then
+                continue  # --option [VALUE] followed by an option: no value
+            fi
             if (( i == COMP_CWORD )); then
                 [[ $cur == = ]] && cur=
-                _hectl_value "${_hectl_values["$path $word"]}" "$cur"
+                _hectl_value "${spec#optional }" "$cur"
                 return 0
             fi
             (( i++ ))
@@ -142,18 +167,27 @@ _hectl() {
             path+=" $word"
         fi
     done
-    if [[ $cur == -* || -z ${_hectl_commands[$path]} ]]; then
+    if [[ $cur == -* ]] || [[ -z ${_hectl_commands[$path]} && -z ${_hectl_args[$path]} ]]; then
         mapfile -t COMPREPLY < <(compgen -W "${_hectl_options[$path]}" -- "$cur")
-    else
+    elif [[ -n ${_hectl_commands[$path]} ]]; then
         mapfile -t COMPREPLY < <(compgen -W "${_hectl_commands[$path]}" -- "$cur")
+    elif [[ $cur == = ]]; then  # KEY=VALUE: bash splits it into KEY, "=" and VALUE
+        _hectl_value "${_hectl_values["$path ${COMP_WORDS[COMP_CWORD-1]}="]}" ""
+    elif [[ ${COMP_WORDS[COMP_CWORD-1]} == = ]]; then
+        _hectl_value "${_hectl_values["$path ${COMP_WORDS[COMP_CWORD-2]}="]}" "$cur"
+    else
+        _hectl_value "${_hectl_args[$path]}" "$cur"
     fi
 }
 
-# _hectl_value SPEC PREFIX: complete an option's value ("choice A B", "file", "dir", "dynamic KIND").
+# _hectl_value SPEC PREFIX: complete a value ("choice A B", "file", "dir", "dynamic KIND"); "KEY=" choices take no space.
 _hectl_value() {
     local value _
     case $1 in
-        choice\ *) mapfile -t COMPREPLY < <(compgen -W "${1#choice }" -- "$2") ;;
+        choice\ *)
+            mapfile -t COMPREPLY < <(compgen -W "${1#choice }" -- "$2")
+            [[ ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
+            ;;
         file | dir)
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -A "${1/dir/directory}" -- "$2")
@@ -171,19 +205,30 @@ complete -F _hectl hectl
 
 
 def render_bash(tree: list[CommandSpec]) -> str:
-    """The bash script: three associative tables plus a small scanner."""
+    """The bash script: four associative tables plus a small scanner."""
 
     def table(name: str, rows: list[tuple[str, str]]) -> str:
         body = "".join(f"    [{shlex.quote(k)}]={shlex.quote(v)}\n" for k, v in sorted(rows))
         return f"declare -gA {name}=(\n{body})\n"
 
-    commands, options, values = [], [], []
+    commands, options, values, args = [], [], [], []
     for cmd in tree:
         path = " ".join(cmd.path)
         commands.append((path, " ".join(name for name, _ in cmd.subcommands)))
         options.append((path, " ".join(sorted(n for o in cmd.options for n in o.names))))
-        values += [(f"{path} {n}", _value_spec(o)) for o in cmd.options if o.takes_value for n in o.names]
-    tables = table("_hectl_commands", commands) + table("_hectl_options", options) + table("_hectl_values", values)
+        values += [(f"{path} {n}", _bash_value_spec(o)) for o in cmd.options if o.takes_value for n in o.names]
+        if cmd.argument is not None:
+            args.append((path, _value_spec(cmd.argument)))
+            values += [(f"{path} {key}=", "choice " + " ".join(words)) for key, words in cmd.argument.key_choices]
+    tables = "".join(
+        table(name, rows)
+        for name, rows in (
+            ("_hectl_commands", commands),
+            ("_hectl_options", options),
+            ("_hectl_values", values),
+            ("_hectl_args", args),
+        )
+    )
     return _header("#", "bash") + "\n" + tables + _BASH_FUNCTIONS
 
 
@@ -196,20 +241,33 @@ def _zsh_function(path: tuple[str, ...]) -> str:
     return "__".join(p.replace("-", "_") for p in ("_hectl", *path[1:]))
 
 
-def _zsh_option_specs(opt: OptionSpec) -> list[str]:
+def _keyvalue_args(opt: OptionSpec) -> str:
+    """For KEY=VALUE words, the arguments of the shell functions _hectl_keyvalue: KEY... KEY=CHOICE,CHOICE..."""
+    keys = [c[:-1] for c in opt.choices if c.endswith("=")]
+    return " ".join([*keys, *(f"{key}={','.join(words)}" for key, words in opt.key_choices)]) if keys else ""
+
+
+def _zsh_action(opt: OptionSpec) -> str:
     if opt.dynamic:
-        action = f"_hectl_complete {opt.dynamic}"
-    elif opt.choices:
-        action = "(" + " ".join(opt.choices) + ")"
-    else:
-        action = {"file": "_files", "dir": "_files -/"}.get(opt.paths, " ")
+        return f"_hectl_complete {opt.dynamic}"
+    if _keyvalue_args(opt):
+        return f"_hectl_keyvalue {_keyvalue_args(opt)}"
+    if opt.choices:
+        return "(" + " ".join(opt.choices) + ")"
+    return {"file": "_files", "dir": "_files -/"}.get(opt.paths, " ")
+
+
+def _zsh_option_specs(opt: OptionSpec) -> list[str]:
+    action = _zsh_action(opt)
+    if not opt.names:  # the positional argument
+        return [f"{'*' if opt.repeatable else '1'}:{_zsh_escape(opt.metavar)}:{action}"]
     exclude = "*" if opt.repeatable else "(" + " ".join(opt.names) + ")"
     specs = []
     for name in opt.names:
         suffix = ("=" if name.startswith("--") else "+") if opt.takes_value else ""
         spec = f"{exclude}{name}{suffix}[{_zsh_escape(opt.help)}]"
         if opt.takes_value:
-            spec += f":{_zsh_escape(opt.metavar)}:{action}"
+            spec += f"{'::' if opt.optional_value else ':'}{_zsh_escape(opt.metavar)}:{action}"
         specs.append(spec)
     return specs
 
@@ -224,6 +282,18 @@ _hectl_complete() {
   done
   _describe -t values $kind values "${(@)argv[1,-2]}"
 }
+
+# _hectl_keyvalue KEY... KEY=CHOICE,CHOICE...: KEY=VALUE words, the keys first, then the choices of KEY.
+_hectl_keyvalue() {
+  local arg
+  if compset -P 1 '*='; then
+    for arg in ${(M)argv:#${IPREFIX}*}; do
+      compadd -- ${(s:,:)arg#*=}
+    done
+  else
+    compadd -S = -- ${argv:#*=*}
+  fi
+}
 """
 
 
@@ -232,6 +302,8 @@ def render_zsh(tree: list[CommandSpec]) -> str:
     out = ["#compdef hectl\n", _header("#", "zsh"), _ZSH_COMPLETE]
     for cmd in tree:
         specs = [s for o in cmd.options for s in _zsh_option_specs(o)]
+        if cmd.argument is not None:
+            specs += _zsh_option_specs(cmd.argument)
         lines = [f"\n{_zsh_function(cmd.path)}() {{\n"]
         if cmd.subcommands:
             lines.append("  local curcontext=$curcontext state state_descr line ret=1\n  typeset -A opt_args\n")
@@ -288,7 +360,19 @@ function __hectl_at --description 'Is the command path before the cursor exactly
 end
 
 function __hectl_complete -a kind --description 'Dynamic values: value<TAB>description'
-    hectl __complete $kind (commandline -ct) 2>/dev/null
+    # The value typed so far: in --option=VALUE, fish completes VALUE.
+    hectl __complete $kind (string replace -r -- '^--?[^=]*=' '' (commandline -ct)) 2>/dev/null
+end
+
+function __hectl_keyvalue --description 'KEY=VALUE words: argv is KEY... KEY=CHOICE,CHOICE...'
+    set -l key (string split -m1 = -- (commandline -ct))
+    if set -q key[2]  # after KEY=: the choices of KEY
+        for arg in (string match -- "$key[1]=*" $argv)
+            string split , -- (string replace -- "$key[1]=" '' $arg) | string replace -r '^' "$key[1]="
+        end
+    else
+        string match -v -- '*=*' $argv | string replace -r '$' =
+    end
 end
 
 complete -c hectl -f
@@ -324,6 +408,12 @@ def render_fish(tree: list[CommandSpec]) -> str:
             elif opt.takes_value:
                 flags += " -x"
             out.append(f"{guard} {flags} -d {_fish_quote(opt.help)}\n")
+        arg = cmd.argument
+        if arg is not None and arg.paths:
+            out.append(f"{guard} -F -d {_fish_quote(arg.metavar)}\n")
+        elif arg is not None and arg.choices:
+            words = f"(__hectl_keyvalue {_keyvalue_args(arg)})" if _keyvalue_args(arg) else " ".join(arg.choices)
+            out.append(f"{guard} -a {_fish_quote(words)} -d {_fish_quote(arg.metavar)}\n")
     return "".join(out)
 
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hectl import parse
 from hectl.commands.options import format_options, pick_format
 from hectl.context import AppContext
 from hectl.errors import OperationFailed
-from hectl.maintenance import parse_duration
 from hectl.output import Output, warn
 from hectl.vm import control
 
@@ -24,12 +24,9 @@ PASSWORD_ENV = "HECTL_CONSOLE_PASSWORD"
 
 def _expire(ctx: click.Context, param: click.Parameter, value: str) -> float:
     try:
-        seconds = parse_duration(value)
+        return parse.duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if seconds < 1:
-        raise click.BadParameter("must be at least 1s")
-    return seconds
 
 
 def _first_line(text: str) -> str:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from hectl.commands.options import format_options, pick_format, timeout_option
+from hectl.commands.options import FiniteFloat, format_options, pick_format, timeout_option
 from hectl.config import EngineConfig, config_path
 from hectl.context import AppContext
 from hectl.errors import ConfigError, ExitCode
@@ -30,7 +30,7 @@ from hectl.vm import liveliness
 @click.option("--nagios", is_flag=True, help="One Nagios-style line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
 @click.option(
     "--warn",
-    type=click.FloatRange(min=0, max=3600),
+    type=FiniteFloat(0, 3600),
     metavar="SECONDS",
     help="With --nagios: WARNING when the healthy answer took longer than this [default: half the timeout].",
 )

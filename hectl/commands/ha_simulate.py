@@ -11,7 +11,7 @@ from hectl.output import Output
 
 
 @click.command("simulate")
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(dir_okay=False))
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(readable=False))  # load() says what is wrong: exit 3
 @format_options
 @click.pass_obj
 def command(app: AppContext, scenario_file: str, fmt: str, as_json: bool) -> Output:

@@ -6,15 +6,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hectl import __version__
+from hectl import __version__, parse
 from hectl.cli import completion
 from hectl.context import AppContext
 from hectl.errors import NotAvailable
 from hectl.output import FORMATS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any, TypeVar
+
+    from click.shell_completion import CompletionItem
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,23 +51,68 @@ def pick_format(fmt: str, as_json: bool) -> str:
     return "json" if as_json else fmt
 
 
+class FiniteFloat(click.FloatRange):
+    """The type of every float option: ``hectl.parse.number`` (ASCII, finite: no nan or inf) within ``low..high``."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__(min=low, max=high)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse.number(value, self.min, self.max)  # type: ignore[arg-type]
+            except ValueError as exc:
+                self.fail(f"{value!r} {exc}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class HostId(click.IntRange):
+    """The type of every host id option: ``hectl.parse.host_id`` (ASCII digits, 1..2000)."""
+
+    def __init__(self) -> None:
+        super().__init__(min=1, max=parse.MAX_HOST_ID)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse.host_id(value)
+            except ValueError as exc:
+                self.fail(f"{value!r} {exc}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` words; completes the keys (as ``KEY=``) and, after ``KEY=``, the choices of KEY."""
+
+    name = "key=value"
+
+    def __init__(self, keys: Iterable[str], choices: Mapping[str, Iterable[str]]) -> None:
+        self.keys = tuple(keys)
+        self.choices = {key: tuple(values) for key, values in choices.items()}
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem
+
+        key, sep, value = incomplete.partition("=")
+        if not sep:
+            return [CompletionItem(f"{k}=") for k in self.keys if k.startswith(key)]
+        return [CompletionItem(f"{key}={v}") for v in self.choices.get(key, ()) if v.startswith(value)]
+
+
 def timeout_option(default_help: str) -> Callable[[F], F]:
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0.1, max=3600),
+        type=FiniteFloat(0.1, 3600),
         metavar="SECONDS",
         help=default_help,
     )
-
-
-host_id_type = click.IntRange(1, 2000)
 
 
 def host_id_option(help_text: str, multiple: bool = False) -> Callable[[F], F]:
     return click.option(
         "--host-id",
         "host_ids",
-        type=host_id_type,
+        type=HostId(),
         multiple=multiple,
         metavar="ID",
         help=help_text,

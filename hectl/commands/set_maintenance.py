@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hectl import maintenance, notify
+from hectl import maintenance, notify, parse
 from hectl.commands.options import format_options, pick_format, timeout_option
 from hectl.context import AppContext
 from hectl.output import Output
@@ -14,7 +14,7 @@ def _ttl(ctx: click.Context, param: click.Parameter, value: str | None) -> float
     if value is None:
         return None
     try:
-        return maintenance.parse_duration(value)
+        return parse.duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hectl.commands.options import format_options, pick_format
+from hectl.commands.options import KeyValue, format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output
 from hectl.vm import spec as vmspec
@@ -25,7 +25,9 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 
 
 @click.command("set")
-@click.argument("changes", nargs=-1, required=True, callback=_pairs, metavar="KEY=VALUE...")
+@click.argument(
+    "changes", nargs=-1, required=True, type=KeyValue(vmspec.FIELDS, vmspec.CHOICES), callback=_pairs, metavar="KEY=VALUE..."
+)
 @format_options
 @click.pass_obj
 def command(app: AppContext, changes: dict[str, str], fmt: str, as_json: bool) -> Output:

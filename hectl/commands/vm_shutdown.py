@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hectl.commands.options import format_options, pick_format
+from hectl.commands.options import FiniteFloat, format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output, WaitProgress, warn
 from hectl.vm import control
@@ -16,7 +16,7 @@ from hectl.vm import control
 @click.option("--wait", is_flag=True, help="Wait until the guest has powered itself off (see --timeout).")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1, max=86400),
+    type=FiniteFloat(1, 86400),
     default=120.0,
     show_default=True,
     metavar="SECONDS",
@@ -24,7 +24,7 @@ from hectl.vm import control
 )
 @click.option(
     "--force-after",
-    type=click.FloatRange(min=0, max=86400),
+    type=FiniteFloat(0, 86400),
     metavar="SECONDS",
     help="Power the VM off when the guest has not shut down after SECONDS (implies waiting).",
 )

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hectl.commands.options import format_options, pick_format
+from hectl.commands.options import FiniteFloat, format_options, pick_format
 from hectl.context import AppContext
 from hectl.output import Output, WaitProgress, note
 from hectl.vm import control
@@ -16,7 +16,7 @@ from hectl.vm import control
 @click.option("--paused", is_flag=True, help="Start with the CPUs stopped (the lease is taken when it resumes).")
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0, max=86400),
+    type=FiniteFloat(0, 86400),
     is_flag=False,
     flag_value=300.0,
     default=None,
@@ -26,7 +26,7 @@ from hectl.vm import control
 @click.option("--healthy", is_flag=True, help="With --wait: also wait until check-liveliness is green.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1, max=3600),
+    type=FiniteFloat(1, 3600),
     metavar="SECONDS",
     help="Give up the start after this, waiting for the engine lease included [default: [vm] start_timeout].",
 )

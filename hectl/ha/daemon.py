@@ -13,11 +13,11 @@ import logging
 import threading
 
 from hectl import localstate, metrics, status
-from hectl.errors import HectlError
+from hectl.errors import ConfigError, HectlError
 from hectl.ha import fsm, monitors
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.runtime import EngineRuntime
-from hectl.lease import SanlockLeases
+from hectl.lease import SanlockLeases, require_binding
 from hectl.storage.metadata import MetadataStore
 from hectl.text import escape
 
@@ -177,15 +177,23 @@ def run(
 ) -> None:
     """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon, ``runtime``: libvirt, unless given)."""
     cfg = load_config()
+    if leases is None:
+        require_binding()
+        leases = SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
+    try:
+        exporter = Exporter(cfg.ha.metrics_port) if cfg.ha.metrics_port else None
+    except OSError as exc:
+        raise ConfigError(
+            f"{cfg.source}: [ha] metrics_port = {cfg.ha.metrics_port}: cannot serve metrics on that port: {exc.strerror}",
+            hint="choose another port, or 0 for none",
+        ) from None
     store = MetadataStore(backend, clock, cfg.storage.timeout)
-    leases = leases or SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
     problem = RateLimitedLog(clock)
     runtime = runtime or EngineRuntime(cfg, backend, clock, problem)
     env = HostEnv(cfg, store, leases, clock, plugins, problem, runtime)
     agent = Agent(env, agent_config(cfg))
     joiner = Joiner(leases)
     joiner.start()
-    exporter = Exporter(cfg.ha.metrics_port) if cfg.ha.metrics_port else None
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
     immediate = 0
     while not stop.is_set():

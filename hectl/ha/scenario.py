@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import tomllib
 
+from hectl import config
 from hectl.config import HAConfig, ScoreConfig
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import AgentConfig
 from hectl.ha.sim import Entry, SimHost, SimTimings, World, liveness_bound, unhealthy_grace
+from hectl.parse import MAX_TTL
 from hectl.storage import records
 
 # action -> the extra key it takes ("" for none)
@@ -49,6 +52,9 @@ ACTIONS = {
     "agent-start": "",
 }
 CLUSTER_ACTIONS = {"global-maintenance", "global-maintenance-off"}
+MAX_HOSTS = 64  # the work grows with hosts squared times the duration
+MAX_DURATION = 86400.0  # one simulated day
+MAX_NUMBER = 10 * 366 * 86400.0  # any other number (seconds): ten years
 
 
 class Event(Frozen):
@@ -98,11 +104,17 @@ class Result(Frozen):
         return out
 
 
-def _number(table: dict[str, object], key: str, where: str, default: float | None = None) -> float:
+def _number(table: dict[str, object], key: str, where: str, default: float | None = None, high: float = MAX_NUMBER) -> float:
     value = table.get(key, default)
     signed = key == "seconds"  # a clock may jump back
-    if not isinstance(value, int | float) or isinstance(value, bool) or (value < 0 and not signed):
-        raise ConfigError(f"{where}: '{key}' must be a {'' if signed else 'non-negative '}number (got {value!r})")
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not (-high if signed else 0) <= value <= high
+    ):
+        low = f"-{high:.0f}" if signed else "0"
+        raise ConfigError(f"{where}: '{key}' must be a number from {low} to {high:.0f} (got {value!r})")
     return float(value)
 
 
@@ -113,6 +125,8 @@ def load(path: str) -> Scenario:
             data = tomllib.load(f)
     except OSError as exc:
         raise ConfigError(f"cannot read scenario {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read scenario {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse(data, path)
@@ -123,16 +137,17 @@ def parse(data: dict[str, object], path: str) -> Scenario:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
-    hosts = int(_number(data, "hosts", path, 3))
-    if not 1 <= hosts <= records.MAX_HOST_ID:
-        raise ConfigError(f"{path}: 'hosts' must be 1..{records.MAX_HOST_ID}")
-    duration = _number(data, "duration", path, 600)
+    count = _number(data, "hosts", path, 3, MAX_HOSTS)
+    if count < 1 or count != int(count):
+        raise ConfigError(f"{path}: 'hosts' must be a whole number from 1 to {MAX_HOSTS} (got {data['hosts']!r})")
+    hosts = int(count)
+    duration = _number(data, "duration", path, 600, MAX_DURATION)
     engine_host = int(_number(data, "engine_host", path, 0))
     if engine_host > hosts:
         raise ConfigError(f"{path}: 'engine_host' {engine_host} is not one of the {hosts} hosts")
     sim = SimTimings()._replace(**_overrides(SimTimings._fields, data.get("sim", {}), f"{path} [sim]"))
     timing_keys = tuple(k for k in HAConfig._fields if k != "metrics_port")  # all floats
-    timings = HAConfig()._replace(**_overrides(timing_keys, data.get("ha", {}), f"{path} [ha]"))  # type: ignore[arg-type]
+    timings = HAConfig()._replace(**_overrides(timing_keys, data.get("ha", {}), f"{path} [ha]", "ha"))  # type: ignore[arg-type]
     events = []
     raw_events = data.get("event", [])
     if not isinstance(raw_events, list):
@@ -154,19 +169,30 @@ def parse(data: dict[str, object], path: str) -> Scenario:
             raise ConfigError(f"{where}: 'host' must be one of 1..{hosts}")
         if extra == "to" and not 1 <= ev.get("to", 0) <= hosts:
             raise ConfigError(f"{where}: 'to' must be one of 1..{hosts}")
-        kw = {extra: _number(ev, extra, where, 0.0 if extra == "ttl" else None)} if extra else {}
+        high = MAX_TTL if extra == "ttl" else MAX_NUMBER
+        kw = {extra: _number(ev, extra, where, 0.0 if extra == "ttl" else None, high)} if extra else {}
         events.append(Event(at=_number(ev, "at", where), action=str(action), host=host, **kw))
     name = os.path.splitext(os.path.basename(path))[0]
     return Scenario(name, str(data.get("description", "")), hosts, duration, engine_host, tuple(events), sim, timings)
 
 
-def _overrides(fields: tuple[str, ...], table: object, where: str) -> dict[str, float]:
+def _overrides(fields: tuple[str, ...], table: object, where: str, section: str = "") -> dict[str, float]:
+    """The numbers of ``table``; with ``section``, each within the range of that hectl.conf section's key."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(fields)})")
-    return {k: _number(table, k, where) for k in table}
+    values = {k: _number(table, k, where, high=MAX_NUMBER if section else MAX_DURATION) for k in table}
+    for key, value in values.items():
+        try:
+            if section:
+                config.parse_value(section, key, repr(value))
+            elif value <= 0:  # a zero period would never let simulated time advance
+                raise ValueError("must be more than 0")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: '{key}' {exc} (got {table[key]!r})") from None
+    return values
 
 
 def agent_config(host_id: int, sc: Scenario) -> AgentConfig:

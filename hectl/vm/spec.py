@@ -16,6 +16,7 @@ import re
 import uuid as uuid_mod
 import zlib
 
+from hectl import parse
 from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.frozen import Frozen
 
@@ -70,13 +71,7 @@ class EngineSpec(Frozen):
 
 # Keys an admin may set, and how each is parsed (``vm-config set KEY=VALUE``).
 def _int_in(low: int, high: int):  # type: ignore[no-untyped-def]
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be an integer from {low} to {high}")
-        return value
-
-    return parse
+    return lambda text: parse.integer(text, low, high)
 
 
 def _match(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
@@ -125,6 +120,13 @@ def _listen(text: str) -> str:
         raise ValueError("must be an IP address") from None
 
 
+# Keys whose value is one of a few words (shell completion offers them).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "disk_format": ("qcow2", "raw"),
+    "network": ("user", "bridge", "none"),
+    "graphics": ("vnc", "spice", "none"),
+}
+
 FIELDS: dict[str, object] = {
     "uuid": _uuid,
     "name": _match(_NAME, "1..63 letters, digits, '_', '.' or '-'"),
@@ -134,13 +136,13 @@ FIELDS: dict[str, object] = {
     "initrd": _image,
     "cmdline": _cmdline,
     "disk": _image,
-    "disk_format": _choice("qcow2", "raw"),
-    "network": _choice("user", "bridge", "none"),
+    "disk_format": _choice(*CHOICES["disk_format"]),
+    "network": _choice(*CHOICES["network"]),
     "bridge": _match(_BRIDGE, "a bridge name of 1..15 characters"),
     "mac": _match(_MAC, "a MAC address 52:54:00:xx:xx:xx (lower case)"),
     "host_port": _int_in(0, 65535),
     "guest_port": _int_in(1, 65535),
-    "graphics": _choice("vnc", "spice", "none"),
+    "graphics": _choice(*CHOICES["graphics"]),
     "graphics_listen": _listen,
 }
 

@@ -60,16 +60,27 @@ def test_cli_prints_the_timeline() -> None:
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("hosts = 0\n", "'hosts' must be 1..2000"),
+        ("hosts = 0\n", "'hosts' must be a whole number from 1 to 64 (got 0)"),
+        ("hosts = 65\n", "'hosts' must be a number from 0 to 64 (got 65)"),
+        ("hosts = 2.5\n", "'hosts' must be a whole number from 1 to 64 (got 2.5)"),
+        ("hosts = nan\n", "'hosts' must be a number from 0 to 64 (got nan)"),
+        ("duration = 1e300\n", "'duration' must be a number from 0 to 86400 (got 1e+300)"),
+        ("duration = inf\n", "'duration' must be a number from 0 to 86400 (got inf)"),
+        ("[[event]]\nat = nan\nhost = 1\naction = 'power-off'\n", "'at' must be a number from 0 to 316224000 (got nan)"),
+        ("[[event]]\nat = 1\nhost = 1\naction = 'clock-jump'\nseconds = -inf\n", "'seconds' must be a number from -316224000"),
+        ("[[event]]\nat = 1\naction = 'global-maintenance'\nttl = 1e12\n", "'ttl' must be a number from 0 to 31622400 (got"),
+        ("[sim]\nio_timeout = 0\n", "[sim]: 'io_timeout' must be more than 0 (got 0)"),
+        ("[ha]\nloop = 0\n", "[ha]: 'loop' must be a number from 0.1 to 3600 (got 0)"),
+        ("[ha]\nstop = 1e5\n", "[ha]: 'stop' must be a number from 0.1 to 86400 (got 100000.0)"),
         ("hosts = 2\nengine_host = 3\n", "'engine_host' 3 is not one of the 2 hosts"),
         ("colour = 1\n", "unknown key 'colour'"),
         ("[[event]]\nat = 1\nhost = 1\naction = 'explode'\n", "unknown action 'explode'"),
         ("[[event]]\nat = 1\nhost = 9\naction = 'power-off'\n", "'host' must be one of 1..3"),
-        ("[[event]]\nat = -1\nhost = 1\naction = 'power-off'\n", "'at' must be a non-negative number"),
+        ("[[event]]\nat = -1\nhost = 1\naction = 'power-off'\n", "'at' must be a number from 0 to"),
         ("[[event]]\nat = 1\nhost = 1\naction = 'power-off'\nduration = 5\n", "'duration' does not go with action power-off"),
-        ("[[event]]\nat = 1\nhost = 1\naction = 'storage-stall'\n", "'duration' must be a non-negative number"),
+        ("[[event]]\nat = 1\nhost = 1\naction = 'storage-stall'\n", "'duration' must be a number from 0 to"),
         ("[[event]]\nat = 1\nhost = 1\naction = 'vm-migrate'\nto = 7\n", "'to' must be one of 1..3"),
-        ("[sim]\nio_timeout = 'x'\n", "'io_timeout' must be a non-negative number"),
+        ("[sim]\nio_timeout = 'x'\n", "'io_timeout' must be a number from 0 to 86400 (got 'x')"),
         ("[ha]\nloop_delay = 3\n", "unknown key 'loop_delay'"),
         ("hosts = [\n", "not valid TOML"),
     ],
@@ -82,11 +93,14 @@ def test_bad_scenarios_name_the_problem(tmp_path: Path, text: str, words: str) -
     assert words in info.value.message and str(path) in info.value.message
 
 
-def test_bad_scenario_exits_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [b"hosts = 0\n", b"duration = 1e12\n", b"hosts = 1000\n", b"description = 'caf\xe9'\n"])
+def test_bad_scenario_exits_3(tmp_path: Path, content: bytes) -> None:
+    """Whatever is wrong with the file, it is named, with exit 3 (a directory or a missing file too)."""
     path = tmp_path / "bad.toml"
-    path.write_text("hosts = 0\n")
-    res = run_hectl(["ha", "simulate", str(path)])
+    path.write_bytes(content)
+    res = run_hectl(["ha", "simulate", str(path)], timeout=30)
     assert res.returncode == 3 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith(f"hectl: error: {path}") or f"scenario {path}:" in res.stderr
 
 
 def test_every_action_is_documented() -> None:
@@ -94,3 +108,11 @@ def test_every_action_is_documented() -> None:
     table = doc.split("| action | extra key |", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z-]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:] if "|" in line)))
     assert documented == set(scenario.ACTIONS)
+
+
+@pytest.mark.parametrize("name", ["a-directory", "missing.toml"])
+def test_unreadable_scenario_exits_3_naming_it(tmp_path: Path, name: str) -> None:
+    (tmp_path / "a-directory").mkdir()
+    res = run_hectl(["ha", "simulate", str(tmp_path / name)])
+    assert res.returncode == 3 and res.stderr.startswith(f"hectl: error: cannot read scenario {tmp_path / name}: ")
+    assert res.stderr.count("\n") == 1
