@@ -5,6 +5,13 @@ The loop: cycle (collect -> decide -> act -> publish), write the local view
 sleep until the decision's delay or a signal. Per-cycle errors are contained
 and logged at most once a minute each; SIGTERM/SIGINT stop it promptly with a
 clean "stopped" record; SIGHUP re-reads the configuration.
+
+Under systemd (``Type=notify``, see ``sdnotify``) the loop reports READY=1 after
+its first cycle (this host's record published, or STATUS says why not: joining
+the sanlock lockspace can take minutes and goes on in the background), STATUS=
+with the state every cycle, STOPPING=1 on a clean stop, and WATCHDOG=1 after
+every cycle that ran to its end and while sleeping after one: a loop stuck in a
+call, or failing with a bug every cycle, stops pinging and gets restarted.
 """
 
 from __future__ import annotations
@@ -14,17 +21,15 @@ import threading
 
 from hectl import localstate, metrics, status
 from hectl.errors import ConfigError, HectlError
-from hectl.ha import fsm, monitors
+from hectl.ha import fsm, monitors, sdnotify
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.runtime import EngineRuntime
 from hectl.lease import SanlockLeases, require_binding
 from hectl.storage.metadata import MetadataStore
-from hectl.text import escape
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import TextIO
 
     from hectl.clock import Clock
     from hectl.config import Config
@@ -128,28 +133,6 @@ def agent_config(cfg: Config) -> AgentConfig:
     )
 
 
-class LogFormatter(logging.Formatter):
-    """The agent's log lines with every message escaped (``hectl.text``).
-
-    Messages carry text read from shared storage (hostnames, the engine VM spec); raw, a
-    newline would forge a log line (journald splits on it) and an escape sequence would
-    drive the terminal of whoever reads the log.
-    """
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape(record.message)
-        return super().formatMessage(record)
-
-
-def log_to(stream: TextIO, level: int) -> None:
-    """Send the agent's log (the root logger) to ``stream``, one escaped line per message."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(LogFormatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
-
-
 class RateLimitedLog:
     """Log each distinct per-cycle problem at most once per ``every`` seconds."""
 
@@ -174,8 +157,10 @@ def run(
     plugins: Plugins | None = None,
     leases: SanlockLeases | None = None,
     runtime: EngineRuntime | None = None,
+    notifier: sdnotify.Notifier | None = None,
 ) -> None:
     """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon, ``runtime``: libvirt, unless given)."""
+    notifier = notifier or sdnotify.Notifier({})
     cfg = load_config()
     if leases is None:
         require_binding()
@@ -196,6 +181,7 @@ def run(
     joiner.start()
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
     immediate = 0
+    ready = {"READY": "1"}  # sent with the first cycle's status
     while not stop.is_set():
         if reload.is_set():
             reload.clear()
@@ -208,6 +194,7 @@ def run(
                 problem(f"configuration not reloaded: {exc.message}")
         start = clock.monotonic()
         delay = cfg.ha.loop
+        progress = True  # the cycle ran to its end (the world may still be broken)
         try:
             delay = agent.cycle().delay
             view = _write_view(agent, env, cfg, clock)
@@ -215,22 +202,47 @@ def run(
                 exporter.update(agent, cfg, clock, view)
             if joiner.error:
                 problem(f"sanlock: {joiner.error}")
-            if leases.state() in ("none", "lost"):
+            lease = leases.state()
+            if lease in ("none", "lost"):
                 joiner.start()
+            status = _status(agent, lease)
         except HectlError as exc:
             problem(f"cycle: {exc.message}")
+            status = f"cycle: {exc.message}"
         except Exception as exc:  # one bad cycle never stops the agent
             problem(f"cycle failed unexpectedly: {type(exc).__name__}: {exc}")
+            status, progress = f"cycle failed unexpectedly: {type(exc).__name__}", False
+        notifier.send(**ready, STATUS=status, **({"WATCHDOG": "1"} if progress else {}))
+        ready = {}
         immediate = immediate + 1 if delay <= 0 else 0
         if immediate > MAX_IMMEDIATE:
             delay, immediate = cfg.ha.loop, 0
-        clock.sleep(max(0.0, delay - (clock.monotonic() - start)), stop)
+        _sleep(clock, max(0.0, delay - (clock.monotonic() - start)), stop, notifier if progress else None)
+    notifier.send(STOPPING="1", STATUS="stopping")
     if exporter is not None:
         exporter.close()
     agent.stop()
     if env.vm().state in ("down", "unknown") and agent.memory.state != fsm.S.UP:
         leases.leave()
     log.info("agent stopped")
+
+
+def _status(agent: Agent, lease: str) -> str:
+    """The service status line: state, score, host id lease, and what keeps the record from being published."""
+    score = agent.last.score.total if agent.last else 0
+    text = f"{agent.memory.state}, score {score}, sanlock host id {lease}"
+    error = agent.storage.get("read_error") or agent.storage.get("write_error")
+    return f"{text}; storage: {error}" if error else text
+
+
+def _sleep(clock: Clock, seconds: float, stop: threading.Event, notifier: sdnotify.Notifier | None) -> None:
+    """Sleep ``seconds`` (or until ``stop``), pinging the ``notifier``'s watchdog at half its interval meanwhile."""
+    if notifier is None or not notifier.watchdog:
+        clock.sleep(seconds, stop)
+        return
+    end = clock.monotonic() + seconds
+    while (left := end - clock.monotonic()) > 0 and not clock.sleep(min(left, notifier.watchdog / 2), stop):
+        notifier.send(WATCHDOG="1")
 
 
 class Joiner:

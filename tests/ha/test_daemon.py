@@ -134,3 +134,53 @@ def test_agent_log_lines_escape_text_from_storage(
         "WARNING hectl.ha: engine VM not started: engine VM spec: unknown key "
         "'a\\x1b]0;pwned\\x07\\nWARNING hectl.ha: forged\\u202e'\n"
     )
+
+
+class Messages:
+    """An sdnotify.Notifier stand-in that keeps what the loop sends."""
+
+    def __init__(self, watchdog: float | None) -> None:
+        self.watchdog = watchdog
+        self.sent: list[dict[str, str]] = []
+
+    def send(self, **fields: str) -> None:
+        self.sent.append(fields)
+
+
+def test_loop_reports_ready_status_watchdog_and_stopping(domain: Domain) -> None:
+    stop, reload = threading.Event(), threading.Event()
+    clock = StopAfter(stop, reload, cycles=12, reload_at=0, on_reload=lambda: None)
+    manager = Messages(watchdog=8.0)  # the loop sleeps 10 s: pings at 4, 8 and 10 s, then the next cycle
+    app = domain.app(clock=clock)
+    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases(), notifier=manager)  # type: ignore[arg-type]
+    first, *rest = manager.sent
+    assert first["READY"] == "1" and first["WATCHDOG"] == "1"
+    assert first["STATUS"] == f"{fsm.S.UNKNOWN_VM}, score 0, sanlock host id held"
+    assert not any("READY" in m for m in rest)
+    assert rest[-1] == {"STOPPING": "1", "STATUS": "stopping"}
+    ping = {"WATCHDOG": "1"}
+    assert rest[:4] == [ping, ping, ping, {"STATUS": first["STATUS"], **ping}]
+    assert clock.sleeps[:4] == [4.0, 4.0, 2.0, 4.0]  # sliced at half the watchdog interval
+
+
+def test_a_loop_failing_every_cycle_stops_pinging_the_watchdog(domain: Domain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls = []
+
+    def broken(self):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) > 2:
+            raise ZeroDivisionError("a bug")
+        return real_cycle(self)
+
+    real_cycle = daemon.Agent.cycle
+    monkeypatch.setattr(daemon.Agent, "cycle", broken)
+    stop, reload = threading.Event(), threading.Event()
+    clock = StopAfter(stop, reload, cycles=8, reload_at=0, on_reload=lambda: None)
+    manager = Messages(watchdog=30.0)
+    app = domain.app(clock=clock)
+    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases(), notifier=manager)  # type: ignore[arg-type]
+    cycles = [m for m in manager.sent if "STATUS" in m and "STOPPING" not in m]
+    assert ["WATCHDOG" in m for m in cycles] == [True, True] + [False] * (len(cycles) - 2)
+    assert cycles[-1]["STATUS"] == "cycle failed unexpectedly: ZeroDivisionError"
+    pings = [i for i, m in enumerate(manager.sent) if "WATCHDOG" in m]
+    assert pings and pings[-1] < manager.sent.index(cycles[2])  # no ping after the first failing cycle, not even while sleeping
