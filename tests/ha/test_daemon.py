@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -152,7 +153,8 @@ def test_loop_reports_ready_status_watchdog_and_stopping(domain: Domain) -> None
     clock = StopAfter(stop, reload, cycles=12, reload_at=0, on_reload=lambda: None)
     manager = Messages(watchdog=8.0)  # the loop sleeps 10 s: pings at 4, 8 and 10 s, then the next cycle
     app = domain.app(clock=clock)
-    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases(), notifier=manager)  # type: ignore[arg-type]
+    load = functools.partial(config.load, str(domain.config), {})
+    daemon.run(load, app.backend(), clock, stop, reload, None, FakeLeases(), notifier=manager)  # type: ignore[arg-type]
     first, *rest = manager.sent
     assert first["READY"] == "1" and first["WATCHDOG"] == "1"
     assert first["STATUS"] == f"{fsm.S.UNKNOWN_VM}, score 0, sanlock host id held"
@@ -178,7 +180,8 @@ def test_a_loop_failing_every_cycle_stops_pinging_the_watchdog(domain: Domain, m
     clock = StopAfter(stop, reload, cycles=8, reload_at=0, on_reload=lambda: None)
     manager = Messages(watchdog=30.0)
     app = domain.app(clock=clock)
-    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases(), notifier=manager)  # type: ignore[arg-type]
+    load = functools.partial(config.load, str(domain.config), {})
+    daemon.run(load, app.backend(), clock, stop, reload, None, FakeLeases(), notifier=manager)  # type: ignore[arg-type]
     cycles = [m for m in manager.sent if "STATUS" in m and "STOPPING" not in m]
     assert ["WATCHDOG" in m for m in cycles] == [True, True] + [False] * (len(cycles) - 2)
     assert cycles[-1]["STATUS"] == "cycle failed unexpectedly: ZeroDivisionError"
