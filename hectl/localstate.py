@@ -7,7 +7,9 @@
 - ``completion-cache.json``: host ids and backend names last seen, for instant shell completion.
 
 Writes are atomic (temporary file + rename); readers treat a missing or
-unreadable file as absent and never raise.
+unreadable file as absent and never raise. The files and the directory are
+readable by every user whatever the umask (the agent's unit sets 0077): an
+unprivileged ``vm-status --check`` and TAB completion read them; none holds a secret.
 """
 
 from __future__ import annotations
@@ -72,10 +74,14 @@ def boot_id() -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, exist_ok=True)
+        os.chmod(directory, 0o755)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o644)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

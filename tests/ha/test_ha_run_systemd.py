@@ -1,8 +1,8 @@
 """A real ``hectl ha run`` as systemd runs it: sd_notify messages on a real datagram socket, journald priorities.
 
 The test plays the service manager: it binds the AF_UNIX datagram socket named
-in ``$NOTIFY_SOCKET``, asks for a watchdog with ``$WATCHDOG_USEC``, and names
-the agent's stderr file in ``$JOURNAL_STREAM``. No sanlock daemon answers
+in ``$NOTIFY_SOCKET``, asks for a watchdog with ``$WATCHDOG_USEC``, names
+the agent's stderr file in ``$JOURNAL_STREAM``, and sets the unit's umask. No sanlock daemon answers
 (``SANLOCK_RUN_DIR`` is empty): the agent runs its loop all the same. A loop
 stuck on its state directory (a stalled FUSE mount) stops pinging the watchdog.
 """
@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -75,7 +76,7 @@ def start_agent(dom: Domain, tmp_path: Path, manager: Manager, journal: bool) ->
     )
     if journal:
         env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
-    proc = subprocess.Popen([HECTL, "ha", "run"], env=env, stdout=err, stderr=err, text=True)
+    proc = subprocess.Popen([HECTL, "ha", "run"], env=env, stdout=err, stderr=err, text=True, umask=0o077)  # the unit's UMask
     err.close()
     return proc, log
 
@@ -103,7 +104,8 @@ def test_ready_status_watchdog_stopping_and_log_priorities(tmp_path: Path, manag
         ready = manager.wait_for("READY")
         assert ready["READY"] == "1" and ready["WATCHDOG"] == "1"
         assert re.fullmatch(r"\w+, score \d+, sanlock host id none", ready["STATUS"]), ready
-        assert (dom.state_dir / "agent-view.json").exists()  # ready: vm-status sees the agent
+        view = dom.state_dir / "agent-view.json"  # ready: vm-status sees the agent, also as another user
+        assert (stat.S_IMODE(dom.state_dir.stat().st_mode), stat.S_IMODE(view.stat().st_mode)) == (0o755, 0o644)
         for _ in range(3):  # pings while the loop sleeps, not only once per cycle
             assert manager.wait_for("WATCHDOG") == {"WATCHDOG": "1"}
         stop_agent(proc, manager)
