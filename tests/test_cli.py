@@ -385,16 +385,3 @@ def test_vm_status_json_fields_are_exactly_the_documented_ones(domain: Domain) -
     assert set(data["global_maintenance"]) | {"problem"} == documented_fields("`global_maintenance`")
     host_keys = set().union(*(h.keys() for h in data["hosts"]))
     assert host_keys == documented_fields("`hosts[]`")
-
-
-def test_systemd_unit_runs_the_agent_and_reloads_with_sighup() -> None:
-    import configparser
-
-    unit = configparser.ConfigParser(interpolation=None, strict=False)
-    unit.optionxform = str  # type: ignore[assignment,method-assign]
-    unit.read(REPO / "systemd" / "hectl-ha.service")
-    argv = unit["Service"]["ExecStart"].split()
-    assert argv[0].endswith("/hectl") and argv[1:] == ["ha", "run"]
-    assert run_hectl([*argv[1:], "--help"]).returncode == 0  # the command the unit runs exists
-    assert "HUP" in unit["Service"]["ExecReload"]
-    assert {"sanlock.service", "libvirtd.service"} <= set(unit["Unit"]["After"].split())
