@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from hectl import __version__
+from hectl import __version__, config
 from hectl.cli import manpages, scripts
+from hectl.errors import ExitCode
 
 MAN = REPO / "docs" / "man"
 REGENERATE = "python -m hectl.cli.scripts --man docs/man"
@@ -64,3 +66,34 @@ def test_generating_pages_leaves_the_commands_as_they_were(tmp_path: Path) -> No
     manpages.write_man_pages(str(tmp_path))
     for spec in scripts.command_tree():
         assert any("-h" in o.names for o in spec.options), " ".join(spec.path)
+
+
+def section(page: str, name: str) -> str:
+    text = (MAN / page).read_text()
+    return text.split(f".SH {name}\n", 1)[1].split("\n.SH ", 1)[0]
+
+
+def test_exit_status_lists_every_exit_code_on_every_page() -> None:
+    for page in sorted(MAN.glob("*.1")):
+        codes = re.findall(r"^\\fB(\d+)\\fP (\w+)$", section(page.name, "EXIT STATUS"), re.M)
+        assert codes == [(str(int(c)), c.name) for c in ExitCode], page.name
+
+
+def test_environment_names_every_variable_the_code_reads() -> None:
+    read = set()
+    for path in (REPO / "hectl").rglob("*.py"):
+        read |= set(re.findall(r"""environ(?:\.get\(|\[)"([A-Z][A-Z0-9_]+)"|_ENV = "([A-Z][A-Z0-9_]+)\"""", path.read_text()))
+    names = {n for pair in read for n in pair if n} | set(config.ENV_OVERRIDES)
+    assert {"HECTL_CONFIG", "HECTL_CONSOLE_PASSWORD", "NOTIFY_SOCKET", "JOURNAL_STREAM"} <= names
+    documented = set(re.findall(r"^\\fB([A-Z_]+)\\fP", section("hectl.1", "ENVIRONMENT"), re.M))
+    assert documented == names
+    assert "NOTIFY_SOCKET" in section("hectl-ha-run.1", "ENVIRONMENT")  # a command's own variables on its page,
+    assert "NOTIFY_SOCKET" not in section("hectl-vm-status.1", "ENVIRONMENT")  # not on the others'
+    assert "HECTL_CONFIG" in section("hectl-vm-status.1", "ENVIRONMENT")
+
+
+def test_files_are_the_configuration_defaults() -> None:
+    files = re.findall(r"^\\fI(.+)\\fP$", section("hectl-set-maintenance.1", "FILES"), re.M)
+    paths = [f.replace("\\-", "-") for f in files]
+    assert paths[0] == config.DEFAULT_PATH and "/var/lib/hectl/audit.log" in paths
+    assert "lib/systemd/system/hectl-ha.service" in paths
