@@ -36,6 +36,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.INTERNAL: "internal error (a bug: rerun with -v and report it)",
     ExitCode.INTERRUPTED: "interrupted (SIGINT)",
 }
+NAGIOS_HELP = "vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 
 
 class HectlError(Exception):

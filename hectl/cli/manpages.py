@@ -17,7 +17,7 @@ import warnings
 import click
 
 from hectl import __version__, config, localstate
-from hectl.errors import EXIT_CODE_HELP
+from hectl.errors import EXIT_CODE_HELP, NAGIOS_HELP
 
 # The date in every page header. Fixed, not today (click-man's default, or
 # $SOURCE_DATE_EPOCH), so that regeneration is byte-identical on any day and in
@@ -142,7 +142,7 @@ def _sections(command: str) -> str:
         out += [".TP", f"\\fB{int(code)}\\fP {code.name}", _roff(text)]
     out += [
         ".PP",
-        _roff("vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
+        _roff(NAGIOS_HELP),
     ]
     out.append(".SH ENVIRONMENT")
     for var, scope, text in environment():

@@ -9,7 +9,7 @@ import click
 
 from hectl import __version__
 from hectl.context import AppContext
-from hectl.errors import EXIT_CODE_HELP, ExitCode
+from hectl.errors import EXIT_CODE_HELP, NAGIOS_HELP, ExitCode
 from hectl.output import Output, emit, emit_error, run
 
 # Command name -> "module:attribute". Greppable, import-on-demand (click's LazyGroup recipe).
@@ -53,7 +53,7 @@ class LazyGroup(click.Group):
 def _exit_code_epilog() -> str:
     lines = ["\b", "Exit codes:"]
     lines += [f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()]
-    lines += ["\b", "vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."]
+    lines += ["\b", NAGIOS_HELP]
     return "\n".join(lines)
 
 
