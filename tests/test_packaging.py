@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import HECTL, REPO
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +40,11 @@ def test_wheel_installs_man_pages_completions_and_unit(tmp_path: Path) -> None:
     pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src))
     (wheel,) = (tmp_path / "dist").glob("hectl-*.whl")
     prefix = tmp_path / "prefix"
-    pip("install", "-q", "--no-deps", "--no-index", "--prefix", str(prefix), str(wheel))
+    # --ignore-installed: without it pip would uninstall the venv's own (editable) hectl first
+    pip("install", "-q", "--no-deps", "--no-index", "--ignore-installed", "--prefix", str(prefix), str(wheel))
     installed = {str(p.relative_to(prefix)) for p in prefix.rglob("*") if p.is_file() and "site-packages" not in p.parts}
     assert installed - {"bin/hectl"} == set(EXPECTED)
     for path, source in EXPECTED.items():
         assert (prefix / path).read_bytes() == (REPO / source).read_bytes(), path
     assert "share/man/man1/hectl-ha-run.1" in EXPECTED  # the unit's Documentation=man:hectl-ha-run(1)
+    assert Path(HECTL).exists()  # the venv's own hectl was left alone
