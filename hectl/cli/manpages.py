@@ -140,11 +140,7 @@ def _sections(command: str) -> str:
     out = [".SH EXIT STATUS"]
     for code, text in EXIT_CODE_HELP.items():
         out += [".TP", f"\\fB{int(code)}\\fP {code.name}", _roff(text)]
-    out += [
-        ".PP",
-        _roff(NAGIOS_HELP),
-    ]
-    out.append(".SH ENVIRONMENT")
+    out += [".PP", _roff(NAGIOS_HELP), ".SH ENVIRONMENT"]
     for var, scope, text in environment():
         if scope and command and scope != command:
             continue

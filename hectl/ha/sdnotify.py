@@ -8,7 +8,8 @@ be one more compiled binding to link into the venv (PyPI's systemd-python
 builds against libsystemd-dev) for a single ``sendto``.
 
 The watchdog is on when ``$WATCHDOG_USEC`` is set and ``$WATCHDOG_PID``, if
-set, names this process (sd_watchdog_enabled(3)). Sending never raises and
+set, names this process (sd_watchdog_enabled(3)). Values are escaped like log
+lines (STATUS= can carry text from shared storage). Sending never raises and
 never blocks for long: a manager that is gone or slow costs a debug line.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+
+from hectl.text import escape
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -39,10 +42,10 @@ class Notifier:
             self.sock.settimeout(SEND_TIMEOUT)
 
     def send(self, **fields: str) -> None:
-        """One message of ``KEY=VALUE`` lines (values are one line each)."""
+        """One message of ``KEY=VALUE`` lines; values are escaped (one line each, no terminal controls)."""
         if self.sock is None:
             return
-        text = "".join(f"{key}={' '.join(value.split())}\n" for key, value in fields.items())
+        text = "".join(f"{key}={escape(value)}\n" for key, value in fields.items())
         try:
             self.sock.sendto(text.encode(), self.address)
         except OSError as exc:

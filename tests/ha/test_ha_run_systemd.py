@@ -156,8 +156,8 @@ def test_notifier_addresses_and_watchdog_owner(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         notifier = sdnotify.Notifier({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "30000000"})
-        notifier.send(STATUS="two\nlines", WATCHDOG="1")
-        assert sock.recv(100) == b"STATUS=two lines\nWATCHDOG=1\n"  # one message, one line per field
+        notifier.send(STATUS="two\nlines \x1b]0;title\x07", WATCHDOG="1")
+        assert sock.recv(100) == b"STATUS=two\\nlines \\x1b]0;title\\x07\nWATCHDOG=1\n"  # one line per field, escaped
         assert notifier.watchdog == 30.0
         notifier.close()
     assert sdnotify.Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, pid=2).watchdog is None
