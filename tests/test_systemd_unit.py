@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_hectl
 
-from hectl.config import EngineConfig, MonitorsConfig, StorageConfig
+from hectl import config
 from hectl.errors import ExitCode
-from hectl.ha.runtime import HYPERVISOR_TIMEOUT
+from hectl.ha import daemon
 
 UNIT = REPO / "systemd" / "hectl-ha.service"
 EXPOSURE = 2.3  # systemd-analyze security of the unit (it was 9.6 UNSAFE before hardening): never worse
@@ -50,13 +50,14 @@ def test_notify_watchdog_restart_policy_and_umask() -> None:
     svc = service()
     assert (svc["Type"], svc["NotifyAccess"], svc["UMask"]) == ("notify", "main", "0077")
     assert {int(c) for c in svc["RestartPreventExitStatus"].split()} == {ExitCode.USAGE, ExitCode.CONFIG, ExitCode.NOT_AVAILABLE}
-    # One cycle at the default timeouts: metadata read, spec read (twice) and record write, libvirt, the
-    # health page, the gateway probes. The loop also pings while it sleeps, so [ha] loop does not count.
-    mon = MonitorsConfig()
-    cycle = 4 * StorageConfig().timeout + HYPERVISOR_TIMEOUT + EngineConfig().health_timeout
-    cycle += mon.probes * (mon.probe_timeout + 1)
-    assert float(svc["WatchdogSec"]) >= 2 * cycle
-    assert float(svc["TimeoutStartSec"]) >= 2 * cycle  # READY=1 comes after the first cycle
+    # One cycle at the default timeouts, gateway pings included, twice over. The loop also pings while it
+    # sleeps, so [ha] loop does not count.
+    cfg = config.load(None, {"HECTL_CONFIG": "/dev/null", "HECTL_HOST_ID": "1"})._replace(
+        monitors=config.MonitorsConfig(network_test="ping", gateway="192.0.2.1")
+    )
+    assert daemon.cycle_bound(cfg) == 60.0
+    assert float(svc["WatchdogSec"]) >= 2 * daemon.cycle_bound(cfg)
+    assert float(svc["TimeoutStartSec"]) >= 2 * daemon.cycle_bound(cfg)  # READY=1 comes after the first cycle
 
 
 @pytest.fixture

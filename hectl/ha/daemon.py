@@ -23,7 +23,7 @@ from hectl import localstate, metrics, status
 from hectl.errors import ConfigError, HectlError
 from hectl.ha import fsm, monitors, sdnotify
 from hectl.ha.agent import Agent, AgentConfig
-from hectl.ha.runtime import EngineRuntime
+from hectl.ha.runtime import HYPERVISOR_TIMEOUT, EngineRuntime
 from hectl.lease import SanlockLeases, require_binding
 from hectl.storage.metadata import MetadataStore
 
@@ -180,6 +180,7 @@ def run(
     joiner = Joiner(leases)
     joiner.start()
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
+    _check_watchdog(notifier, cfg)
     immediate = 0
     ready = {"READY": "1"}  # sent with the first cycle's status
     while not stop.is_set():
@@ -190,6 +191,7 @@ def run(
                 env.reconfigure(cfg)
                 agent.cfg = agent_config(cfg)
                 log.info("configuration reloaded")
+                _check_watchdog(notifier, cfg)
             except HectlError as exc:
                 problem(f"configuration not reloaded: {exc.message}")
         start = clock.monotonic()
@@ -225,6 +227,26 @@ def run(
     if env.vm().state in ("down", "unknown") and agent.memory.state != fsm.S.UP:
         leases.leave()
     log.info("agent stopped")
+
+
+def cycle_bound(cfg: Config) -> float:
+    """The longest one cycle can take, in seconds: the sum of the timeouts of what it waits for.
+
+    Metadata read, record write and two engine VM spec reads (storage timeout each), sanlock's
+    engine-lease read (io_timeout), libvirt, the engine's health page and the gateway probes.
+    """
+    probes = cfg.monitors.probes * (cfg.monitors.probe_timeout + 1) if cfg.monitors.network_test != "none" else 0.0
+    return 4 * cfg.storage.timeout + cfg.ha.io_timeout + HYPERVISOR_TIMEOUT + cfg.engine.health_timeout + probes
+
+
+def _check_watchdog(notifier: sdnotify.Notifier, cfg: Config) -> None:
+    if notifier.watchdog is not None and notifier.watchdog < cycle_bound(cfg):
+        log.warning(
+            "WatchdogSec=%g is shorter than one cycle may take with this configuration (%g s): "
+            "a slow but working loop would be killed; raise WatchdogSec",
+            notifier.watchdog,
+            cycle_bound(cfg),
+        )
 
 
 def _status(agent: Agent, lease: str) -> str:

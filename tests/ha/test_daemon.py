@@ -187,3 +187,21 @@ def test_a_loop_failing_every_cycle_stops_pinging_the_watchdog(domain: Domain, m
     assert cycles[-1]["STATUS"] == "cycle failed unexpectedly: ZeroDivisionError"
     pings = [i for i, m in enumerate(manager.sent) if "WATCHDOG" in m]
     assert pings and pings[-1] < manager.sent.index(cycles[2])  # no ping after the first failing cycle, not even while sleeping
+
+
+def test_a_watchdog_shorter_than_a_cycle_may_take_is_reported(domain: Domain, caplog: pytest.LogCaptureFixture) -> None:
+    load = functools.partial(config.load, str(domain.config), {})
+    assert daemon.cycle_bound(load()) == 45.0  # 4 x 5 s storage, 10 s sanlock, 10 s libvirt, 5 s health page; no probes
+    warned = {}
+    for watchdog in (30.0, 45.0):
+        stop, reload = threading.Event(), threading.Event()
+        clock = StopAfter(stop, reload, cycles=1, reload_at=0, on_reload=lambda: None)
+        caplog.clear()
+        backend = domain.app(clock=clock).backend()
+        daemon.run(load, backend, clock, stop, reload, None, FakeLeases(), notifier=Messages(watchdog))  # type: ignore[arg-type]
+        warned[watchdog] = [r.getMessage() for r in caplog.records if "WatchdogSec" in r.getMessage()]
+    assert warned[30.0] == [
+        "WatchdogSec=30 is shorter than one cycle may take with this configuration (45 s): "
+        "a slow but working loop would be killed; raise WatchdogSec"
+    ]
+    assert warned[45.0] == []
