@@ -17,7 +17,7 @@ from hectl.text import escape, escape_data
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any, TextIO
 
 FORMATS = ("table", "json")
@@ -94,6 +94,24 @@ def emit_error(code: int, message: str, hint: str | None = None) -> None:
         return
 
 
+def is_journal(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Whether ``stream`` is the journal stream systemd named in ``$JOURNAL_STREAM`` ("DEVICE:INODE")."""
+    import os
+
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    return environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
+
+
+def _for_stderr(text: str, priority: int) -> str:
+    """``text`` with every line prefixed ``<priority>`` when stderr is the journal (sd-daemon(3)), else as is."""
+    import os
+
+    return "\n".join(f"<{priority}>{line}" for line in text.split("\n")) if is_journal(sys.stderr, os.environ) else text
+
+
 def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[], bool] = lambda: False) -> int:
     """Call ``fn``; map every exception to a one-line message and an exit code.
 
@@ -106,7 +124,7 @@ def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[],
             import traceback
 
             traceback.print_exc()
-        print(error_text(exc), file=sys.stderr)
+        print(_for_stderr(error_text(exc), 3), file=sys.stderr)  # err
         if as_json():
             emit_error(int(exc.exit_code), exc.message, exc.hint)
         return int(exc.exit_code)
@@ -123,16 +141,14 @@ def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[],
         print(f"hectl: error: cannot write the output to stdout: {exc.strerror}", file=sys.stderr)
         return int(ExitCode.FAILED)
     except Exception as exc:
+        message = f"hectl: internal error: {type(exc).__name__}: {escape(str(exc))}"
         if verbose():
             import traceback
 
             traceback.print_exc()
-            print(f"hectl: internal error: {type(exc).__name__}: {escape(str(exc))}", file=sys.stderr)
         else:
-            print(
-                f"hectl: internal error: {type(exc).__name__}: {escape(str(exc))} (a bug: rerun with -v for the traceback)",
-                file=sys.stderr,
-            )
+            message += " (a bug: rerun with -v for the traceback)"
+        print(_for_stderr(message, 2), file=sys.stderr)  # crit
         if as_json():
             emit_error(
                 int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}", "a bug: rerun with -v for the traceback"

@@ -15,8 +15,8 @@ level name, for a terminal or a log file.
 from __future__ import annotations
 
 import logging
-import os
 
+from hectl.output import is_journal
 from hectl.text import escape
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -46,15 +46,6 @@ class JournalFormatter(LogFormatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{priority(record.levelno)}>"
         return "\n".join(prefix + line for line in super().format(record).splitlines())
-
-
-def is_journal(stream: TextIO, environ: Mapping[str, str]) -> bool:
-    """Whether ``stream`` is the journal stream systemd named in ``$JOURNAL_STREAM``."""
-    try:
-        st = os.fstat(stream.fileno())
-    except (OSError, ValueError):
-        return False
-    return environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
 
 
 def log_to(stream: TextIO, level: int, environ: Mapping[str, str]) -> None:

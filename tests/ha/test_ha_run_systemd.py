@@ -166,3 +166,16 @@ def test_notifier_addresses_and_watchdog_owner(tmp_path: Path) -> None:
     gone = sdnotify.Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
     gone.send(READY="1")  # the manager went away: never raises
     assert sdnotify.Notifier({}).sock is None and sdnotify.Notifier({"NOTIFY_SOCKET": "relative"}).sock is None
+
+
+def test_the_error_that_stops_the_agent_carries_its_priority_in_the_journal(tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    with open(err, "w") as f:
+        st = os.fstat(f.fileno())
+        env = dict(os.environ, HECTL_CONFIG=str(tmp_path / "missing.conf"), JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        code = subprocess.run([HECTL, "ha", "run"], env=env, stdout=f, stderr=f, timeout=WAIT).returncode
+    assert code == 3  # CONFIG: the unit's RestartPreventExitStatus
+    assert err.read_text() == (
+        f"<3>hectl: error: configuration file {tmp_path / 'missing.conf'} not found\n"
+        "<3>hectl: hint: hectl is not deployed on this host; pass --config or set HECTL_CONFIG\n"
+    )
