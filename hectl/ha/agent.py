@@ -15,7 +15,7 @@ from hectl.config import HAConfig
 from hectl.errors import StorageError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
-from hectl.ha.liveness import LivenessTracker
+from hectl.ha.liveness import LivenessTracker, MaintenanceClock
 from hectl.lease import LEASE_UNKNOWN
 from hectl.storage import records
 
@@ -99,6 +99,7 @@ class Agent:
         self.tracker = LivenessTracker(cfg.liveness_window)
         self.hosts: tuple[fsm.RemoteHost, ...] = ()
         self.global_maintenance = False
+        self.maintenance = MaintenanceClock()  # global maintenance expiry, on this host's monotonic clock
         self.seq: int | None = None
         self.last: fsm.Decision | None = None
         self.storage: dict[str, object] = {}  # the storage monitor: last read/write times and errors
@@ -154,7 +155,7 @@ class Agent:
         if self.last_read is None or now - self.last_read > self.cfg.liveness_window:
             self.observing_since = now  # a gap in what we saw: a new host's record might be old, watch a while
         self.last_read = now
-        self.global_maintenance = snap.global_record.maintenance_active(self.env.clock.wall())
+        self.global_maintenance = self.maintenance.in_force(snap.global_record, now)  # never by wall clocks
         leases = self.env.lease_view()
         hosts = []
         for slot in snap.host_slots():

@@ -20,13 +20,32 @@ What differs from the original, on purpose:
   counted on one clock in one window: each costs 50 points, so another host is
   preferred next time, and more than three within ten minutes zero the score;
 - an engine that dies under its host is counted as a failed start and the
-  election runs again at once (no ten-minute score-0 exile).
+  election runs again at once (no ten-minute score-0 exile); so is a start
+  that never becomes healthy within ``[ha] starting``. A host whose failures
+  zeroed its score while no other host can start the engine says so
+  (``EngineRetryWait``, with the time of its next retry in the reason);
+- no record holds the cluster hostage. A remote score outside 0..``[score]
+  base`` (the most any host can publish) makes that host ineligible. A remote
+  record's claim that sanlock does not back (the engine up or starting there
+  without that host holding the engine lease, or a better score in
+  EngineDown) is believed for ``claim_wait`` seconds at most (3 loops + 2
+  sanlock io_timeouts: one slow cycle of the claimant plus the spread of the
+  hosts' sanlock views); then the claimant is passed over (its record counts
+  as silent; sanlock's word about it still counts) for ``retry_window`` seconds,
+  renewed while it keeps claiming, and this host goes on as if it were not
+  there. A host that waits for a failing owner's engine lease to be freed is
+  backed by sanlock and never passed over; a start by a passed-over host is
+  still guarded by the engine lease, so this never runs the engine twice;
+- no record's wall time is used here: liveness is sequence-number change on
+  this host's monotonic clock (``liveness.py``), and so is global maintenance
+  expiry (``liveness.MaintenanceClock``).
 """
 
 from __future__ import annotations
 
 from hectl.frozen import Frozen
 from hectl.ha import score as score_mod
+from hectl.ha.score import MAX_FAILED_STARTS
 from hectl.lease import LEASE_UNKNOWN
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -53,6 +72,7 @@ class S:
     GLOBAL_MAINTENANCE = "GlobalMaintenance"
     LOCAL_MAINTENANCE = "LocalMaintenance"
     UNKNOWN_VM = "UnknownLocalVmState"
+    RETRY_WAIT = "EngineRetryWait"  # engine down; this host's failures zeroed its score and no other host can start it
     STOPPED = "AgentStopped"
 
 
@@ -109,6 +129,8 @@ class Memory(Frozen):
     state: str = S.START
     since: float = 0.0  # monotonic time the state was entered
     failed_starts: tuple[float, ...] = ()  # monotonic times of engine failures within the retry window
+    waiting_since: float | None = None  # held back in EngineDown by claims sanlock does not back, since
+    passed_over: tuple[tuple[int, float], ...] = ()  # (host id, until): hosts whose claims are no longer believed
 
 
 class Decision(Frozen):
@@ -125,17 +147,87 @@ class Decision(Frozen):
 
 def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decision:
     """Decide the next state, actions and sleep from ``mem`` and ``obs``."""
-    failed = tuple(f for f in mem.failed_starts if obs.now - f < t.retry_window)
-    mem = mem._replace(failed_starts=failed)
+    now = obs.now
+    mem = mem._replace(
+        failed_starts=tuple(f for f in mem.failed_starts if now - f < t.retry_window),
+        passed_over=tuple(p for p in mem.passed_over if p[1] > now),
+    )
+    mem, obs, passed = _judge_claims(mem, obs, cfg, t)
     nxt, actions, reason, delay = _transition(mem, obs, t, cfg)
+    if passed and nxt == S.START_VM:
+        ids = ", ".join(str(h) for h in passed)
+        reason = f"host {ids} did not start the engine in {claim_wait(t):.0f} s; starting it here"
     if nxt != mem.state:
-        mem = mem._replace(state=nxt, since=obs.now)
+        mem = mem._replace(state=nxt, since=now)
     if reason.startswith(_FAILED):
-        mem = mem._replace(failed_starts=(*mem.failed_starts, obs.now))
+        mem = mem._replace(failed_starts=(*mem.failed_starts, now))
     return Decision(mem, actions, t.loop if delay is None else delay, reason, _score(mem, obs, cfg, t))
 
 
 _FAILED = "engine failure: "  # reasons that count an engine failure (a failed start, a crash, bad health) begin with this
+_DOWN_STATES = (S.DOWN, S.RETRY_WAIT)
+
+
+def claim_wait(t: HAConfig) -> float:
+    """How long a remote claim that sanlock does not back is believed (see the module docstring)."""
+    return 3 * t.loop + 2 * t.io_timeout
+
+
+def score_ceiling(cfg: ScoreConfig) -> int:
+    """The highest score any host can publish: penalties only subtract from the base."""
+    return cfg.base
+
+
+def ineligible(h: RemoteHost, cfg: ScoreConfig) -> str:
+    """Why ``h``'s published score cannot be right ("" if it can)."""
+    if not 0 <= h.score <= score_ceiling(cfg):
+        return f"score {h.score} outside 0..{score_ceiling(cfg)}"
+    return ""
+
+
+def _believed(obs: Observations, mem: Memory, cfg: ScoreConfig) -> Observations:
+    """``obs`` with impossible scores zeroed and passed-over hosts' records counted as silent."""
+    passed = {p[0] for p in mem.passed_over}
+    hosts = tuple(
+        h._replace(score=0 if ineligible(h, cfg) else h.score, live=h.live and h.host_id not in passed) for h in obs.hosts
+    )
+    return obs._replace(hosts=hosts)
+
+
+def _pass_over(mem: Memory, ids: set[int], now: float, t: HAConfig) -> Memory:
+    kept = tuple(p for p in mem.passed_over if p[0] not in ids)
+    return mem._replace(passed_over=(*kept, *((i, now + t.retry_window) for i in sorted(ids))))
+
+
+def _judge_claims(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> tuple[Memory, Observations, list[int]]:
+    """Time the claims this host waits on; pass over their claimants once ``claim_wait`` has run out.
+
+    A passed-over host that still claims (it would still be waited on, or
+    yielded to) stays passed over ``retry_window`` from now.
+    """
+    raw = _believed(obs, mem._replace(passed_over=()), cfg)
+    believed = _believed(obs, mem, cfg)
+    passed = {p[0] for p in mem.passed_over}
+    if mem.state in (S.UP, S.UP_BAD):
+        my = _score(mem, obs, cfg, t).total
+        still = {h.host_id for h in _yield_targets(raw, my, t)} & passed
+        return (_pass_over(mem, still, obs.now, t) if still else mem), believed, []
+    if mem.state not in _DOWN_STATES:
+        return mem._replace(waiting_since=None), believed, []
+    my = _score(mem, obs, cfg, t).total
+    still = {h.host_id for h in _claims(raw, my)} & passed
+    if still:
+        mem = _pass_over(mem, still, obs.now, t)
+    claims = _claims(believed, my)
+    if not claims:
+        return mem._replace(waiting_since=None), believed, []
+    if mem.waiting_since is None:
+        return mem._replace(waiting_since=obs.now), believed, []
+    if obs.now - mem.waiting_since < claim_wait(t):
+        return mem, believed, []
+    ids = {claims[0].host_id}  # the one waited on; the next (maybe waiting on it too) gets its own claim_wait
+    mem = _pass_over(mem, ids, obs.now, t)._replace(waiting_since=obs.now)
+    return mem, _believed(obs, mem, cfg), sorted(ids)
 
 
 def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Score:
@@ -148,7 +240,7 @@ def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Sco
         zero = "shared storage unreachable"
     elif obs.host_lease != "held":
         zero = f"sanlock host-id lease {obs.host_lease}"
-    elif obs.history < t.history and mem.state in (S.DOWN, S.UNKNOWN_VM):
+    elif obs.history < t.history and mem.state in (*_DOWN_STATES, S.UNKNOWN_VM):
         zero = f"collecting history ({obs.history:.0f} of {t.history:.0f} s)"
     return score_mod.compute(
         obs.health,
@@ -162,34 +254,56 @@ def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Sco
 
 
 def _engine_elsewhere(obs: Observations) -> RemoteHost | None:
-    """A remote host that runs (or may still run, or is starting) the engine.
+    """A remote host that runs (or may still run, or is starting) the engine, as far as sanlock backs it.
 
-    A host whose record is stale (or whose agent stopped) but whose sanlock
-    lease is alive may still run the engine, unless the engine lease is known
-    to be free or held by another host: the VM cannot run without its lease.
+    A host whose record says the engine is up counts while sanlock does not
+    contradict it (the engine lease is held by that host, or sanlock cannot
+    tell) and its record is live or its host-id lease alive: a stale record
+    with a live lease may still run the engine. A host holding the engine lease
+    with a live host-id lease counts whatever its record says. A live host
+    starting the engine counts while it holds the engine lease, or while the
+    lease's owner is failing (the start waits in sanlock for that lease to
+    expire). Every other claim is timed (``_claims``).
     """
     for h in obs.hosts:
-        if h.vm in ("up", "paused") and (
-            h.live or (h.lease in ("live", "unknown") and obs.engine_lease in (h.host_id, LEASE_UNKNOWN))
-        ):
-            return h
-        if h.live and h.state in (S.START_VM, S.STARTING):
+        backed = obs.engine_lease in (h.host_id, LEASE_UNKNOWN)
+        if h.vm in ("up", "paused") and backed and (h.live or h.lease in ("live", "unknown")):
             return h
         if h.host_id == obs.engine_lease and h.lease in ("live", "unknown"):
             return h  # it holds the engine lease and is alive, whatever its record says (e.g. VM state unknown)
+    for h in obs.hosts:
+        if h.live and h.state in (S.START_VM, S.STARTING) and (h.host_id == obs.engine_lease or _owner_failing(obs)):
+            return h
     return None
 
 
-def _best_rival(obs: Observations, my_score: int) -> RemoteHost | None:
-    """The live remote host that should start the engine before this one, if any.
+def _owner_failing(obs: Observations) -> bool:
+    """The engine lease is held by another host whose host-id lease sanlock sees failing (not yet dead)."""
+    owner = next((h for h in obs.hosts if h.host_id == obs.engine_lease), None)
+    return owner is not None and owner.lease == "fail"
 
-    Only hosts that are themselves ready to start it (in EngineDown) count: a
-    host that cannot tell its VM state, or is stopping or in maintenance, must
-    not make the others wait for it.
+
+def _claims(obs: Observations, my_score: int) -> list[RemoteHost]:
+    """The live remote hosts this one waits on in EngineDown although sanlock does not back them, first the one waited on.
+
+    Empty when the engine runs here, is backed elsewhere, or this host cannot
+    start it anyway (score 0). A claim is a record saying the engine is up or
+    starting there, or a better score in EngineDown (that host should start
+    it). Hosts that cannot start it themselves (VM state unknown, stopping,
+    maintenance) never make the others wait.
     """
+    if obs.vm.state in ("up", "paused", "starting") or my_score <= 0 or _engine_elsewhere(obs) is not None:
+        return []
+    acting = [h for h in obs.hosts if h.live and (h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING))]
     rivals = [h for h in obs.hosts if h.live and h.score > 0 and not h.local_maintenance and h.state == S.DOWN]
-    better = [h for h in rivals if (h.score, -h.host_id) > (my_score, -obs.host_id)]
-    return max(better, key=lambda h: (h.score, -h.host_id)) if better else None
+    better = sorted((h for h in rivals if (h.score, -h.host_id) > (my_score, -obs.host_id)), key=lambda h: (-h.score, h.host_id))
+    return acting + [h for h in better if h not in acting]
+
+
+def _yield_targets(obs: Observations, my_score: int, t: HAConfig) -> list[RemoteHost]:
+    """Live remote hosts that score at least ``yield_margin`` above this engine host, best first."""
+    better = [h for h in obs.hosts if h.live and not h.local_maintenance and h.score >= my_score + t.yield_margin]
+    return sorted(better, key=lambda h: (-h.score, h.host_id))
 
 
 def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -> Step:
@@ -209,7 +323,7 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
             return S.STARTING, (), "engine VM found running here", 0.0
         return S.DOWN, (), "engine VM not running here", 0.0
 
-    if st == S.DOWN:
+    if st in _DOWN_STATES:
         return _down(obs, t, cfg, mem)
     if st == S.START_VM:
         if vm.state in ("up", "paused", "starting"):
@@ -221,7 +335,7 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
         if vm.state == "down":
             return _start_failed(vm)
         if age >= t.starting:
-            return S.STOP, (SHUTDOWN,), f"engine not healthy {t.starting:.0f} s after start", None
+            return S.STOP, (SHUTDOWN,), f"{_FAILED}engine not healthy {t.starting:.0f} s after start", None
         return S.STARTING, (), f"engine starting ({age:.0f} of {t.starting:.0f} s)", None
     if st in (S.UP, S.UP_BAD):
         return _up(st, age, obs, t, cfg, mem)
@@ -273,11 +387,25 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
         return S.DOWN, (), f"engine {verb} on host {elsewhere.host_id}{how}", None
     my = _score(mem, obs, cfg, t)
     if my.total == 0:
+        if len(mem.failed_starts) > MAX_FAILED_STARTS and not any(h.live and h.score > 0 for h in obs.hosts):
+            retry = _retry_in(mem, obs.now, t)
+            why = f"engine failed here {len(mem.failed_starts)} times and no other host can start it; retry here in {retry:.0f} s"
+            return S.RETRY_WAIT, (), why, None
         return S.DOWN, (), f"engine down everywhere; not starting it here: {my.zeroed_by or 'score 0'}", None
-    rival = _best_rival(obs, my.total)
-    if rival is not None:
-        return S.DOWN, (), f"engine down; host {rival.host_id} should start it (score {rival.score} vs {my.total})", None
+    claims = _claims(obs, my.total)
+    if claims:
+        h = claims[0]
+        waited = "" if mem.waiting_since is None else f"; waited {obs.now - mem.waiting_since:.0f} of {claim_wait(t):.0f} s"
+        if h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING):
+            verb = "up" if h.vm in ("up", "paused") else "starting"
+            return S.DOWN, (), f"engine {verb} on host {h.host_id} by its record, not by sanlock{waited}", None
+        return S.DOWN, (), f"engine down; host {h.host_id} should start it (score {h.score} vs {my.total}){waited}", None
     return S.START_VM, (START,), f"engine down everywhere; starting it here (score {my.total})", 0.0
+
+
+def _retry_in(mem: Memory, now: float, t: HAConfig) -> float:
+    """Seconds until enough engine failures are forgotten for this host's score to be above 0 again."""
+    return max(0.0, mem.failed_starts[-MAX_FAILED_STARTS - 1] + t.retry_window - now)
 
 
 def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:
@@ -288,9 +416,9 @@ def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, m
         return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} unexpectedly", 0.0
     if obs.storage_ok and obs.host_lease == "held":  # never yield on a stale view of the others
         my = _score(mem, obs, cfg, t).total
-        better = [h for h in obs.hosts if h.live and not h.local_maintenance and h.score >= my + t.yield_margin]
+        better = _yield_targets(obs, my, t)
         if better:
-            h = max(better, key=lambda h: h.score)
+            h = better[0]
             return S.STOP, (SHUTDOWN,), f"host {h.host_id} scores {h.score}, at least {t.yield_margin:g} above {my}", None
     if vm.state == "up" and vm.health == "good":
         return S.UP, (), "engine healthy", None
@@ -318,4 +446,9 @@ def timers(mem: Memory, now: float, t: HAConfig, history: float) -> list[tuple[s
         out.append(("may start the engine: enough history observed", t.history - history))
     if mem.failed_starts:
         out.append((f"forget an engine failure ({len(mem.failed_starts)} counted)", mem.failed_starts[0] + t.retry_window - now))
+    if len(mem.failed_starts) > MAX_FAILED_STARTS:
+        out.append(("may retry the engine here: few enough recent failures", _retry_in(mem, now, t)))
+    if mem.waiting_since is not None:
+        out.append(("pass over the host waited on: its claim is not backed by sanlock", mem.waiting_since + claim_wait(t) - now))
+    out += [(f"believe host {i}'s record again (it claimed without acting)", until - now) for i, until in mem.passed_over]
     return out

@@ -1,12 +1,27 @@
-"""Who is live: a host is live while its record's sequence number keeps changing.
+"""Record timing on this host's monotonic clock: who is live, and when global maintenance ends.
 
-Changes are timed on *this* host's monotonic clock, so clock skew or a wall
-clock jump on any host cannot make a dead host look live or a live one dead.
+A host is live while its record's sequence number keeps changing. Changes are
+timed on *this* host's monotonic clock, so clock skew or a wall clock jump on
+any host cannot make a dead host look live or a live one dead.
+
+Global maintenance with a TTL ends when the TTL (the setter's ``expires_at -
+set_at``: two readings of one clock, so a true duration) has passed on this
+host's monotonic clock since this host first read that global record. No
+host's wall clock is compared with another's: a host whose clock runs ahead
+never ends it early, one whose clock runs behind never keeps it longer, and
+all hosts end it within about one agent loop of each other (the spread of
+their first reads), at most one loop after the setter's ``expires_at``. An
+agent that starts (or regains storage) during such a maintenance counts the
+whole TTL from then: it stays hands-off longer, never shorter.
 """
 
 from __future__ import annotations
 
 from hectl.frozen import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from hectl.records import GlobalRecord
 
 
 class Seen(Frozen):
@@ -42,3 +57,30 @@ class LivenessTracker:
         """Drop hosts whose slots are gone."""
         for host_id in set(self._seen) - keep:
             del self._seen[host_id]
+
+
+class MaintenanceClock:
+    """Judges global maintenance expiry on this host's monotonic clock (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, float, float | None] | None = None
+        self._seen_at = 0.0
+        self._ttl: float | None = None
+
+    def in_force(self, record: GlobalRecord, now: float) -> bool:
+        """Global maintenance is in force per ``record``, read at monotonic time ``now``."""
+        if not record.maintenance:
+            self._key = None
+            return False
+        key = (record.seq, record.set_at, record.expires_at)
+        if key != self._key:
+            self._key, self._seen_at = key, now
+            self._ttl = None if record.expires_at is None else record.expires_at - record.set_at
+        left = self.remaining(now)
+        return left is None or left > 0
+
+    def remaining(self, now: float) -> float | None:
+        """Seconds until the maintenance last judged in force ends here (``None``: none, or no expiry)."""
+        if self._key is None or self._ttl is None:
+            return None
+        return self._ttl - (now - self._seen_at)

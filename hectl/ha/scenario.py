@@ -50,11 +50,13 @@ ACTIONS = {
     "libvirt-up": "",
     "agent-stop": "",
     "agent-start": "",
+    "agent-rogue": "score",  # the agent hangs republishing EngineDown with ``score`` (live record), never acting
 }
 CLUSTER_ACTIONS = {"global-maintenance", "global-maintenance-off"}
 MAX_HOSTS = 64  # the work grows with hosts squared times the duration
 MAX_DURATION = 86400.0  # one simulated day
 MAX_NUMBER = 10 * 366 * 86400.0  # any other number (seconds): ten years
+MAX_SCORE = 2**31 - 1  # a rogue record's score: any the record format holds
 
 
 class Event(Frozen):
@@ -65,6 +67,7 @@ class Event(Frozen):
     seconds: float = 0.0
     ttl: float = 0.0
     to: float = 0.0
+    score: float = 0.0
 
 
 class Scenario(Frozen):
@@ -106,7 +109,7 @@ class Result(Frozen):
 
 def _number(table: dict[str, object], key: str, where: str, default: float | None = None, high: float = MAX_NUMBER) -> float:
     value = table.get(key, default)
-    signed = key == "seconds"  # a clock may jump back
+    signed = key in ("seconds", "score")  # a clock may jump back; a rogue record may hold any score
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
@@ -169,7 +172,7 @@ def parse(data: dict[str, object], path: str) -> Scenario:
             raise ConfigError(f"{where}: 'host' must be one of 1..{hosts}")
         if extra == "to" and not 1 <= ev.get("to", 0) <= hosts:
             raise ConfigError(f"{where}: 'to' must be one of 1..{hosts}")
-        high = MAX_TTL if extra == "ttl" else MAX_NUMBER
+        high = MAX_TTL if extra == "ttl" else MAX_SCORE if extra == "score" else MAX_NUMBER
         kw = {extra: _number(ev, extra, where, 0.0 if extra == "ttl" else None, high)} if extra else {}
         events.append(Event(at=_number(ev, "at", where), action=str(action), host=host, **kw))
     name = os.path.splitext(os.path.basename(path))[0]
@@ -226,6 +229,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         "seconds": f"{ev.seconds:+g} s",
         "ttl": f"ttl {ev.ttl:g} s",
         "to": f"to host {ev.to:g}",
+        "score": f"score {ev.score:.0f}",
     }
     extra = ACTIONS[ev.action]
     world.fault(ev.host, ev.action, detail[extra] if extra and (ev.action != "global-maintenance" or ev.ttl) else "")
@@ -277,5 +281,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         h.libvirt_down = a == "libvirt-down"
     elif a == "agent-stop":
         world.stop_agent(h)
+    elif a == "agent-rogue":
+        world.rogue_agent(h, int(ev.score))
     elif a == "agent-start" and h.agent is None:
         world.restart_agent(h, agent_config(h.id, sc))

@@ -577,6 +577,23 @@ class World:
             h.env.changes.clear()
             h.agent, h.agent_run = None, h.agent_run + 1
 
+    def rogue_agent(self, h: SimHost, score: int) -> None:
+        """The agent hangs in a loop that keeps republishing its record (live) as EngineDown with ``score``, and never acts."""
+        h.agent, h.agent_run = None, h.agent_run + 1
+        run = h.agent_run
+
+        def publish() -> None:
+            if h.agent_run != run:
+                return
+            if h.storage_ok():
+                rec = records.decode_slot(h.id, bytes(self.meta[h.id * records.SLOT_SIZE :][: records.SLOT_SIZE])).record
+                if isinstance(rec, records.HostRecord):
+                    rec = rec._replace(seq=rec.seq + 1, wall_time=h.clock.wall(), score=score, state=fsm.S.DOWN)
+                    self.meta[h.id * records.SLOT_SIZE : (h.id + 1) * records.SLOT_SIZE] = records.encode_host(rec)
+            self.at(self.now + self.timings.loop, publish)
+
+        publish()
+
     def restart_agent(self, h: SimHost, cfg: AgentConfig) -> None:
         """A new agent process (the VM and sanlock keep running)."""
         if h.powered:

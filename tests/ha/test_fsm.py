@@ -12,14 +12,18 @@ from hectl.ha.fsm import (
     POWEROFF,
     SHUTDOWN,
     START,
+    Decision,
     LocalVM,
     Memory,
     Observations,
     RemoteHost,
     S,
+    claim_wait,
+    ineligible,
     step,
 )
 from hectl.ha.score import HostHealth
+from hectl.lease import LEASE_FREE
 
 T = HAConfig()
 CFG = ScoreConfig()
@@ -27,6 +31,7 @@ NOW = 10_000.0
 HEALTHY = HostHealth(network_ok=5, network_probes=5, bridge_up=True, mem_free_mib=16384, cpu_load=0.1)
 UP = LocalVM("up", "good")
 DOWN = LocalVM("down")
+WEAK = HEALTHY._replace(network_ok=4, bridge_up=False)  # 3400 - 320 - 600 = 2480
 
 
 def remote(host_id: int = 2, **kw: Any) -> RemoteHost:
@@ -43,6 +48,9 @@ def observe(**kw: Any) -> Observations:
 
 def go(state: str, age: float = 5.0, failed: tuple[float, ...] = (), **kw: Any):  # type: ignore[no-untyped-def]
     return step(Memory(state, NOW - age, failed), observe(**kw), CFG, T)
+
+
+FOUR = (NOW - 300, NOW - 200, NOW - 100, NOW - 50)  # four engine failures within the retry window
 
 
 # (from state, observations, age in state, expected state, expected actions, words in the reason)
@@ -87,15 +95,26 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.DOWN, dict(host_lease="joining"), 5, S.DOWN, (), "sanlock host-id lease joining"),
     (S.DOWN, dict(storage_ok=False), 5, S.DOWN, (), "shared storage unreachable"),
     (S.UP, dict(vm=UP, storage_ok=False), 5, S.UP, (), "healthy"),  # sanlock, not the agent, fences
-    (S.DOWN, dict(hosts=(remote(score=3401),)), 5, S.DOWN, (), "host 2 should start it (score 3401 vs 3400)"),
+    (S.DOWN, dict(health=WEAK, hosts=(remote(score=3399),)), 5, S.DOWN, (), "host 2 should start it (score 3399 vs 2480)"),
     (S.DOWN, dict(hosts=(remote(host_id=2),)), 5, S.START_VM, (START,), "starting"),  # tie: lower id (1) starts
     (S.DOWN, dict(host_id=3, hosts=(remote(host_id=2),)), 5, S.DOWN, (), "host 2 should start it"),
-    (S.DOWN, dict(hosts=(remote(score=3401, live=False, lease="dead"),)), 5, S.START_VM, (START,), "starting"),
-    (S.DOWN, dict(hosts=(remote(score=3401, local_maintenance=True),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(health=WEAK, hosts=(remote(live=False, lease="dead"),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(health=WEAK, hosts=(remote(local_maintenance=True),)), 5, S.START_VM, (START,), "starting"),
     (S.DOWN, dict(hosts=(remote(score=0),)), 5, S.START_VM, (START,), "starting"),
-    (S.DOWN, dict(hosts=(remote(score=3401, state=S.UNKNOWN_VM),)), 5, S.START_VM, (START,), "starting"),
-    (S.DOWN, dict(hosts=(remote(score=3401, state=S.GLOBAL_MAINTENANCE),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(health=WEAK, hosts=(remote(state=S.UNKNOWN_VM),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(health=WEAK, hosts=(remote(state=S.GLOBAL_MAINTENANCE),)), 5, S.START_VM, (START,), "starting"),
     (S.DOWN, dict(health=HEALTHY._replace(bridge_up=False), hosts=(remote(),)), 5, S.DOWN, (), "host 2 should start"),
+    (S.DOWN, dict(hosts=(remote(score=2**31 - 1),)), 5, S.START_VM, (START,), "starting"),  # above the ceiling: ineligible
+    (S.DOWN, dict(health=WEAK, hosts=(remote(score=-5),)), 5, S.START_VM, (START,), "starting"),
+    (S.DOWN, dict(hosts=(remote(state=S.STARTING),), engine_lease=2), 5, S.DOWN, (), "engine starting on host 2"),
+    (S.DOWN, dict(hosts=(remote(state=S.STARTING),), engine_lease=LEASE_FREE), 5, S.DOWN, (), "not by sanlock"),
+    (S.DOWN, dict(hosts=(remote(vm="up", state=S.UP),), engine_lease=LEASE_FREE), 5, S.DOWN, (), "up on host 2 by its record"),
+    (S.DOWN, dict(failed=FOUR), 5, S.RETRY_WAIT, (), "failed here 4 times and no other host can start it; retry here in 300 s"),
+    (S.DOWN, dict(failed=FOUR, hosts=(remote(),)), 5, S.DOWN, (), "not starting it here: 4 engine failures"),
+    # EngineRetryWait: as EngineDown
+    (S.RETRY_WAIT, dict(failed=FOUR), 50, S.RETRY_WAIT, (), "retry here in 300 s"),
+    (S.RETRY_WAIT, dict(failed=FOUR, hosts=(remote(),)), 50, S.DOWN, (), "4 engine failures here recently"),
+    (S.RETRY_WAIT, dict(), 50, S.START_VM, (START,), "starting it here"),
     # EngineStart: what became of the start
     (S.START_VM, dict(vm=LocalVM("starting")), 1, S.STARTING, (), "started"),
     (S.START_VM, dict(vm=LocalVM("up")), 1, S.STARTING, (), "started"),
@@ -104,7 +123,7 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     # EngineStarting
     (S.STARTING, dict(vm=UP), 30, S.UP, (), "healthy"),
     (S.STARTING, dict(vm=LocalVM("up", "bad")), 30, S.STARTING, (), "starting (30 of 300 s)"),
-    (S.STARTING, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "not healthy 300 s after start"),
+    (S.STARTING, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "engine failure: engine not healthy 300 s after start"),
     (S.STARTING, dict(vm=LocalVM("down", down_reason="lease-busy")), 30, S.DOWN, (), "lost the start race"),
     (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed")), 30, S.DOWN, (), "engine failure: crashed"),
     # EngineUp
@@ -113,10 +132,10 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.UP, dict(vm=LocalVM("paused", "bad")), 50, S.UP_BAD, (), "paused"),
     (S.UP, dict(vm=LocalVM("down", down_reason="killed")), 50, S.UNEXPECTEDLY_DOWN, (), "engine VM killed unexpectedly"),
     (S.UP, dict(vm=LocalVM("down", down_reason="migrated")), 50, S.MAYBE_AWAY, (), "migrated"),
-    (S.UP, dict(vm=UP, hosts=(remote(score=4200),)), 50, S.STOP, (SHUTDOWN,), "host 2 scores 4200"),
-    (S.UP, dict(vm=UP, hosts=(remote(score=4199),)), 50, S.UP, (), "healthy"),
-    (S.UP, dict(vm=UP, hosts=(remote(score=4200, live=False),)), 50, S.UP, (), "healthy"),
-    (S.UP, dict(vm=UP, hosts=(remote(score=4200, local_maintenance=True),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3280),)), 50, S.STOP, (SHUTDOWN,), "host 2 scores 3280"),
+    (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3279),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3400, live=False),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3400, local_maintenance=True),)), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=UP, storage_ok=False, hosts=(remote(),)), 50, S.UP, (), "healthy"),  # no yield on a stale view
     (S.UP, dict(vm=UP, host_lease="lost", hosts=(remote(),)), 50, S.UP, (), "healthy"),
     # EngineUpBadHealth
@@ -142,7 +161,7 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
 
 @pytest.mark.parametrize(("state", "obs", "age", "expected", "actions", "words"), TABLE)
 def test_transition(state: str, obs: dict[str, Any], age: float, expected: str, actions: tuple[str, ...], words: str) -> None:
-    d = go(state, age=age, **obs)
+    d = go(state, age=age, **obs)  # ``failed`` in ``obs`` goes to the memory
     assert (d.state, d.actions) == (expected, actions), d.reason
     assert words in d.reason
     assert d.memory.since == (NOW if expected != state else NOW - age)
@@ -163,6 +182,7 @@ def test_every_state_is_left_and_reached_in_the_table() -> None:
         (S.UP, dict(vm=LocalVM("down", down_reason="killed"))),
         (S.MAYBE_AWAY, dict()),
         (S.UP_BAD, dict(vm=LocalVM("up", "bad"))),
+        (S.STARTING, dict(vm=LocalVM("up", "bad"))),  # a start that never became healthy
     ],
 )
 def test_failed_starts_are_counted(state: str, obs: dict[str, Any]) -> None:
@@ -178,7 +198,7 @@ def test_lost_race_costs_nothing() -> None:
 
 def test_four_failed_starts_in_the_window_zero_the_score_and_old_ones_expire() -> None:
     recent = (NOW - 300, NOW - 200, NOW - 100, NOW - 50)
-    d = go(S.DOWN, failed=recent)
+    d = go(S.DOWN, failed=recent, hosts=(remote(),))
     assert (d.state, d.score.total) == (S.DOWN, 0) and "4 engine failures" in d.reason
     d = go(S.DOWN, failed=(NOW - 700, NOW - 650, NOW - 100, NOW - 50))  # two are older than the 600 s window
     assert d.memory.failed_starts == (NOW - 100, NOW - 50)
@@ -201,3 +221,61 @@ def test_delays() -> None:
     assert go(S.UP, vm=UP).delay == T.loop
     assert go(S.DOWN).delay == 0.0  # the start happens now
     assert go(S.UNEXPECTEDLY_DOWN).delay == 0.0
+
+
+def run(state: str, steps: int, **kw: Any) -> list[Decision]:
+    """``steps`` cycles one loop apart from ``state``, the same observations each time (but the clock)."""
+    mem, out = Memory(state, NOW - 100), []
+    for i in range(steps):
+        d = step(mem, observe(now=NOW + i * T.loop, **kw), CFG, T)
+        mem = d.memory
+        out.append(d)
+    return out
+
+
+def first_start(decisions: list[Decision]) -> float | None:
+    return next((i * T.loop for i, d in enumerate(decisions) if START in d.actions), None)
+
+
+@pytest.mark.parametrize(
+    "claimant",
+    [
+        remote(host_id=1),  # wins the tie but never starts
+        remote(host_id=1, state=S.STARTING),  # says it starts, holds no engine lease
+        remote(host_id=1, state=S.UP, vm="up", health="good"),  # says the engine runs there, sanlock says the lease is free
+    ],
+    ids=["rival", "starting", "up"],
+)
+def test_a_claim_sanlock_does_not_back_is_passed_over_after_claim_wait(claimant: RemoteHost) -> None:
+    decisions = run(S.DOWN, 12, host_id=3, hosts=(claimant,), engine_lease=LEASE_FREE)
+    started = first_start(decisions)
+    assert started is not None and claim_wait(T) <= started <= claim_wait(T) + T.loop
+    assert "host 1 did not start the engine in 50 s" in decisions[int(started // T.loop)].reason
+    assert dict(decisions[-1].memory.passed_over)[1] > NOW  # and its record is not believed for a while
+
+
+def test_a_start_waiting_for_a_failing_owners_lease_is_never_passed_over() -> None:
+    owner = remote(host_id=5, live=False, lease="fail", state=S.UP, vm="up")
+    starter = remote(host_id=2, state=S.STARTING, vm="starting")
+    decisions = run(S.DOWN, 40, hosts=(owner, starter), engine_lease=5)
+    assert first_start(decisions) is None and all("engine starting on host 2" in d.reason for d in decisions)
+
+
+def test_the_engine_host_does_not_yield_to_a_host_it_passed_over() -> None:
+    rogue = remote(host_id=1)
+    mem = Memory(S.DOWN, NOW - 100)
+    for i in range(12):  # waits for host 1, passes it over, starts
+        d = step(mem, observe(now=NOW + i * T.loop, host_id=3, health=WEAK, hosts=(rogue,), engine_lease=LEASE_FREE), CFG, T)
+        mem = d.memory
+    assert d.state in (S.START_VM, S.STARTING), d.reason
+    for i in range(12, 200):  # 1900 s up with host 1 still scoring 920 above: no yield, it stays passed over
+        d = step(mem._replace(state=S.UP), observe(now=NOW + i * T.loop, host_id=3, vm=UP, health=WEAK, hosts=(rogue,)), CFG, T)
+        mem = d.memory
+        assert d.state == S.UP, d.reason
+    assert go(S.UP, vm=UP, health=WEAK, host_id=3, hosts=(rogue,)).state == S.STOP  # without the memory it would yield
+
+
+def test_an_impossible_score_does_not_make_the_engine_host_yield() -> None:
+    assert go(S.UP, vm=UP, hosts=(remote(score=2**31 - 1),)).state == S.UP
+    assert ineligible(remote(score=2**31 - 1), CFG) == "score 2147483647 outside 0..3400"
+    assert ineligible(remote(score=3400), CFG) == ""

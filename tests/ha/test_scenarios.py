@@ -116,3 +116,30 @@ def test_unreadable_scenario_exits_3_naming_it(tmp_path: Path, name: str) -> Non
     res = run_hectl(["ha", "simulate", str(tmp_path / name)])
     assert res.returncode == 3 and res.stderr.startswith(f"hectl: error: cannot read scenario {tmp_path / name}: ")
     assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["global-maintenance-clock-ahead", "global-maintenance-clock-behind", "global-maintenance-ttl"])
+def test_maintenance_ttl_ends_together_whatever_the_wall_clocks(name: str) -> None:
+    """Set at 60 s with a 300 s TTL: no host acts before 360 s, and all leave it within one loop of each other."""
+    result = scenario.run(scenario.load(str(HERE / f"{name}.toml")))
+    assert not result.violations
+    ends = [e.t for e in result.timeline if e.what.startswith("GlobalMaintenance ->")]
+    starts = [e.t for e in result.timeline if e.what.endswith("-> EngineStart")]
+    assert len(ends) == result.scenario.hosts and min(ends) >= 360 and max(ends) - min(ends) <= result.scenario.timings.loop
+    assert starts and min(starts) >= 360
+
+
+@pytest.mark.parametrize("name", ["rogue-max-score", "rogue-top-rival", "rogue-yield"])
+def test_no_record_holds_the_cluster_hostage(name: str) -> None:
+    result = scenario.run(scenario.load(str(HERE / f"{name}.toml")))
+    rogues = {e.host for e in result.scenario.events if e.action == "agent-rogue"}
+    assert not result.violations and result.engine_host is not None and result.engine_host not in rogues
+
+
+def test_every_host_tried_then_all_say_they_failed() -> None:
+    """A start that never becomes healthy is an engine failure: every host gets its turn, then each says when it retries."""
+    result = scenario.run(scenario.load(str(HERE / "engine-never-healthy.toml")))
+    tried = {e.host for e in result.timeline if e.what == "EngineDown -> EngineStart"}
+    waits = [e for e in result.timeline if e.what.endswith("-> EngineRetryWait")]
+    assert tried == {1, 2, 3} and {e.host for e in waits} == {1, 2, 3}
+    assert all(re.search(r"no other host can start it; retry here in \d+ s", e.detail) for e in waits)
