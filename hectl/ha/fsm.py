@@ -258,15 +258,17 @@ def _engine_elsewhere(obs: Observations) -> RemoteHost | None:
 
     A host whose record says the engine is up counts while sanlock does not
     contradict it (the engine lease is held by that host, or sanlock cannot
-    tell) and its record is live or its host-id lease alive: a stale record
-    with a live lease may still run the engine. A host holding the engine lease
+    tell, and its host-id lease is not dead or free: a VM cannot run on a
+    lease sanlock lets others take over) and its record is live or its
+    host-id lease alive: a stale record with a live lease may still run the
+    engine. A host holding the engine lease
     with a live host-id lease counts whatever its record says. A live host
     starting the engine counts while it holds the engine lease, or while the
     lease's owner is failing (the start waits in sanlock for that lease to
     expire). Every other claim is timed (``_claims``).
     """
     for h in obs.hosts:
-        backed = obs.engine_lease in (h.host_id, LEASE_UNKNOWN)
+        backed = obs.engine_lease in (h.host_id, LEASE_UNKNOWN) and h.lease not in ("dead", "free")
         if h.vm in ("up", "paused") and backed and (h.live or h.lease in ("live", "unknown")):
             return h
         if h.host_id == obs.engine_lease and h.lease in ("live", "unknown"):
