@@ -212,8 +212,8 @@ def _judge_claims(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig)
         my = _score(mem, obs, cfg, t).total
         still = {h.host_id for h in _yield_targets(raw, my, t)} & passed
         return (_pass_over(mem, still, obs.now, t) if still else mem), believed, []
-    if mem.state not in _DOWN_STATES:
-        return mem._replace(waiting_since=None), believed, []
+    if mem.state not in _DOWN_STATES or obs.global_maintenance or obs.local_maintenance or obs.vm.state == "unknown":
+        return mem._replace(waiting_since=None), believed, []  # not electing now
     my = _score(mem, obs, cfg, t).total
     still = {h.host_id for h in _claims(raw, my)} & passed
     if still:
@@ -303,8 +303,10 @@ def _claims(obs: Observations, my_score: int) -> list[RemoteHost]:
 
 
 def _yield_targets(obs: Observations, my_score: int, t: HAConfig) -> list[RemoteHost]:
-    """Live remote hosts that score at least ``yield_margin`` above this engine host, best first."""
-    better = [h for h in obs.hosts if h.live and not h.local_maintenance and h.score >= my_score + t.yield_margin]
+    """Live remote hosts ready to start the engine (EngineDown) scoring at least ``yield_margin`` above this one, best first."""
+    better = [
+        h for h in obs.hosts if h.live and not h.local_maintenance and h.state == S.DOWN and h.score >= my_score + t.yield_margin
+    ]
     return sorted(better, key=lambda h: (-h.score, h.host_id))
 
 

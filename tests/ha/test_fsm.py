@@ -136,6 +136,7 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3279),)), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3400, live=False),)), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3400, local_maintenance=True),)), 50, S.UP, (), "healthy"),
+    (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(state=S.UNKNOWN_VM),)), 50, S.UP, (), "healthy"),  # it could not start it
     (S.UP, dict(vm=UP, storage_ok=False, hosts=(remote(),)), 50, S.UP, (), "healthy"),  # no yield on a stale view
     (S.UP, dict(vm=UP, host_lease="lost", hosts=(remote(),)), 50, S.UP, (), "healthy"),
     # EngineUpBadHealth
