@@ -1,13 +1,16 @@
 """``hectl explain``: why this host does what it does, in one place.
 
 This host's state and why, its score term by term, the timers that are
-running and what happens when each runs out, and for every host the records'
-view (is its record changing?) next to sanlock's view of its host-id lease.
+running and what happens when each runs out (among them: hosts passed over
+because they claimed without acting), and for every host the records' view
+(is its record changing?) next to sanlock's view of its host-id lease, and
+why its score is ignored if it is one no host can publish.
 """
 
 from __future__ import annotations
 
 from hectl import localstate, status
+from hectl.ha.fsm import ineligible
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ def explain(app: AppContext) -> dict[str, object]:
                 "record": "live" if h["live"] else h["stale_reason"],
                 "record_age_s": h["age_s"],
                 "sanlock": h.get("lease", "unknown"),
+                "score_ignored": (ineligible(h["score"], cfg.score) or None) if isinstance(h["score"], int) else None,
             }
         )
     data: dict[str, object] = {

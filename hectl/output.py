@@ -392,6 +392,7 @@ def _explain_text(data: Any) -> str:
     ]
     window = f"record (changes within {data['liveness_window_s']:g} s?)"
     lines += ["", _table(rows, ["id", "hostname", "state", "score", window, "age", "sanlock host-id lease"])]
+    lines += [f"host {h['host_id']} is ineligible: {h['score_ignored']}" for h in data["hosts"] if h.get("score_ignored")]
     return "\n".join(lines) + "\n"
 
 

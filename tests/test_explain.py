@@ -52,6 +52,15 @@ def test_with_an_agent_view(domain: Domain) -> None:
     assert "engine VM here: up, health bad" in text and f"accelerator for a start here: {data['vm']['accelerator']}" in text
 
 
+def test_an_impossible_score_is_flagged(domain: Domain) -> None:
+    domain.publish(1)
+    domain.publish(2, score=2**31 - 1)
+    data = json.loads(run_hectl(["explain", "--json"], env=domain.env).stdout)
+    ignored = {h["host_id"]: h["score_ignored"] for h in data["hosts"]}
+    assert ignored == {1: None, 2: "score 2147483647 outside 0..3400 ([score] base)"}
+    assert "host 2 is ineligible: score 2147483647 outside 0..3400" in run_hectl(["explain"], env=domain.env).stdout
+
+
 def test_accelerator_setting_is_reported(domain: Domain) -> None:
     domain.config.write_text(domain.config.read_text() + "[vm]\naccelerator = tcg\n")
     data = json.loads(run_hectl(["explain", "--json"], env=domain.env).stdout)
@@ -67,3 +76,14 @@ def test_timers() -> None:
         ("forget an engine failure (1 counted)", 490.0),
     ]
     assert fsm.timers(fsm.Memory(fsm.S.UP, 0.0), 500.0, t, history=500.0) == []
+    failed = (10.0, 20.0, 30.0, 40.0)
+    mem = fsm.Memory(fsm.S.RETRY_WAIT, 50.0, failed, waiting_since=None, passed_over=((3, 700.0),))
+    assert fsm.timers(mem, 100.0, t, history=500.0) == [
+        ("forget an engine failure (4 counted)", 510.0),
+        ("may retry the engine here: few enough recent failures", 510.0),
+        ("believe host 3's record again (it claimed without acting)", 600.0),
+    ]
+    waiting = fsm.Memory(fsm.S.DOWN, 50.0, waiting_since=80.0)
+    assert fsm.timers(waiting, 100.0, t, history=500.0) == [
+        ("pass over the host waited on: its claim is not backed by sanlock", 30.0)
+    ]

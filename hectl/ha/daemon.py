@@ -338,6 +338,10 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> locals
         hosts[cfg.host.id] = localstate.HostView(True, agent.seq, 0.0, own or "unknown")
     last = agent.last
     history = 0.0 if agent.observing_since is None else now - agent.observing_since
+    timers = fsm.timers(agent.memory, now, cfg.ha, history)
+    left = agent.maintenance.remaining(now)
+    if agent.global_maintenance and left is not None:
+        timers.append(("global maintenance ends (its TTL, on this host's monotonic clock)", max(0.0, left)))
     view = localstate.AgentView(
         cfg.host.id,
         agent.memory.state,
@@ -349,7 +353,7 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> locals
         state_age=now - agent.memory.since,
         score=last.score.total if last else 0,
         score_lines=tuple(last.score.explain()) if last else (),
-        timers=tuple(fsm.timers(agent.memory, now, cfg.ha, history)),
+        timers=tuple(timers),
         storage=tuple(agent.storage.items()),
     )
     try:

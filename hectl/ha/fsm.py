@@ -178,10 +178,10 @@ def score_ceiling(cfg: ScoreConfig) -> int:
     return cfg.base
 
 
-def ineligible(h: RemoteHost, cfg: ScoreConfig) -> str:
-    """Why ``h``'s published score cannot be right ("" if it can)."""
-    if not 0 <= h.score <= score_ceiling(cfg):
-        return f"score {h.score} outside 0..{score_ceiling(cfg)}"
+def ineligible(score: int, cfg: ScoreConfig) -> str:
+    """Why a published ``score`` cannot be right, making its host ineligible ("" if it can be)."""
+    if not 0 <= score <= score_ceiling(cfg):
+        return f"score {score} outside 0..{score_ceiling(cfg)} ([score] base)"
     return ""
 
 
@@ -189,7 +189,7 @@ def _believed(obs: Observations, mem: Memory, cfg: ScoreConfig) -> Observations:
     """``obs`` with impossible scores zeroed and passed-over hosts' records counted as silent."""
     passed = {p[0] for p in mem.passed_over}
     hosts = tuple(
-        h._replace(score=0 if ineligible(h, cfg) else h.score, live=h.live and h.host_id not in passed) for h in obs.hosts
+        h._replace(score=0 if ineligible(h.score, cfg) else h.score, live=h.live and h.host_id not in passed) for h in obs.hosts
     )
     return obs._replace(hosts=hosts)
 

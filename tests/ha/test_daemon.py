@@ -205,3 +205,17 @@ def test_a_watchdog_shorter_than_a_cycle_may_take_is_reported(domain: Domain, ca
         "a slow but working loop would be killed; raise WatchdogSec"
     ]
     assert warned[45.0] == []
+
+
+def test_a_wall_clock_an_hour_ahead_does_not_end_global_maintenance_early(domain: Domain) -> None:
+    """Set 1 s ago (by the setter's clock) with a 600 s TTL; this host's wall clock is an hour ahead of the setter's."""
+    stop, reload = threading.Event(), threading.Event()
+    clock = StopAfter(stop, reload, cycles=3, reload_at=0, on_reload=lambda: None)
+    set_at = clock.wall() - 3600 - 1
+    domain.store().write_global(records.GlobalRecord(7, True, "upgrade", "admin", set_at, set_at + 600))
+    app = domain.app(clock=clock)
+    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases())  # type: ignore[arg-type]
+    view = localstate.read_agent_view(str(domain.state_dir))
+    assert view is not None and view.state == fsm.S.GLOBAL_MAINTENANCE
+    left = dict(view.timers)["global maintenance ends (its TTL, on this host's monotonic clock)"]
+    assert 600 - 3 * 10 <= left <= 600  # counted from this agent's first read, a few loops ago

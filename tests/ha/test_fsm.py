@@ -278,5 +278,5 @@ def test_the_engine_host_does_not_yield_to_a_host_it_passed_over() -> None:
 
 def test_an_impossible_score_does_not_make_the_engine_host_yield() -> None:
     assert go(S.UP, vm=UP, hosts=(remote(score=2**31 - 1),)).state == S.UP
-    assert ineligible(remote(score=2**31 - 1), CFG) == "score 2147483647 outside 0..3400"
-    assert ineligible(remote(score=3400), CFG) == ""
+    assert ineligible(2**31 - 1, CFG) == "score 2147483647 outside 0..3400 ([score] base)"
+    assert ineligible(3400, CFG) == ineligible(0, CFG) == "" != ineligible(-1, CFG)
