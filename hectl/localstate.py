@@ -62,6 +62,8 @@ class AgentView(Frozen):
     score_lines: tuple[str, ...] = ()  # the breakdown, one term per line
     timers: tuple[tuple[str, float], ...] = ()  # (what happens when it runs out, seconds left)
     storage: tuple[tuple[str, object], ...] = ()  # the agent's last metadata read and write: *_ok, *_ms, *_error, direct_io
+    global_seq: int | None = None  # the global record whose maintenance TTL the agent counts ...
+    global_left: float | None = None  # ... and the seconds it had left at ``written_mono`` (on the agent's monotonic clock)
 
 
 def boot_id() -> str:
@@ -144,9 +146,19 @@ def read_agent_view(state_dir: str) -> AgentView | None:
             score_lines=tuple(str(x) for x in data.get("score_lines", ())),  # type: ignore[attr-defined]
             timers=tuple((str(n), float(s)) for n, s in data.get("timers", ())),  # type: ignore[attr-defined]
             storage=tuple((str(k), v) for k, v in data.get("storage", ())),  # type: ignore[attr-defined]
+            global_seq=_int_or_none(data.get("global_seq")),
+            global_left=_float_or_none(data.get("global_left")),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def write_agent_view(state_dir: str, view: AgentView) -> None:

@@ -40,17 +40,27 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def _global_section(snapshot: MetadataSnapshot, now_wall: float) -> dict[str, object]:
+def _global_section(snapshot: MetadataSnapshot, now_wall: float, view: AgentView | None, now_mono: float) -> dict[str, object]:
+    """Slot 0. A TTL's expiry is the running local agent's judgement (on its monotonic clock, as it acts) once it
+    has read this record; before that, or without an agent, this host's wall clock against ``expires_at``."""
     slot = snapshot.slot(0)
     g = snapshot.global_record
+    if g.maintenance and g.expires_at is not None and view is not None and view.global_seq == g.seq:
+        left = None if view.global_left is None else view.global_left - (now_mono - view.written_mono)
+        clock = "agent"
+    else:
+        left = None if g.expires_at is None else g.expires_at - now_wall
+        clock = "wall-clock"
+    active = g.maintenance and (left is None or left > 0)
     section: dict[str, object] = {
-        "active": g.maintenance_active(now_wall),
-        "expired": g.maintenance_expired(now_wall),
+        "active": active,
+        "expired": g.maintenance and not active,
         "reason": g.reason if g.maintenance else "",
         "set_by": g.set_by if g.maintenance else "",
         "set_at": records.iso_time(g.set_at) if g.maintenance else None,
         "expires_at": records.iso_time(g.expires_at) if g.maintenance and g.expires_at is not None else None,
-        "remaining_s": _round(g.expires_at - now_wall) if g.maintenance_active(now_wall) and g.expires_at else None,
+        "remaining_s": _round(left) if active and left is not None else None,
+        "expiry_clock": clock if g.maintenance and g.expires_at is not None else None,
         "record": slot.kind,
     }
     if slot.problem:
@@ -178,7 +188,7 @@ def build_report(
     return {
         "this_host": {"host_id": host_id, "hostname": hostname},
         "storage": dict(storage, direct_io=snapshot.direct_io, read_ms=snapshot.read_ms, truncated=snapshot.truncated),
-        "global_maintenance": _global_section(snapshot, now_wall),
+        "global_maintenance": _global_section(snapshot, now_wall, view, now_mono),
         "local_agent": agent,
         "liveness": {"source": "agent" if view is not None else "wall-clock", "window_s": window},
         "hosts": rows,

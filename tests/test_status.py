@@ -166,6 +166,20 @@ def test_global_maintenance_active_and_expired() -> None:
     assert not g["active"] and g["expired"]
 
 
+def test_global_maintenance_expiry_is_the_running_agents_judgement() -> None:
+    """This host's wall clock says the TTL ran out long ago; the agent (which acts on it) counts 250 s more."""
+    on = GlobalRecord(4, True, "upgrade", "root@h1", NOW - 3700, NOW - 3400)
+    view = AgentView(1, "GlobalMaintenance", BOOT, MONO - 10, NOW, {}, global_seq=4, global_left=260.0)
+    g = report(snap(valid(rec(1)), global_=on), view)["global_maintenance"]
+    assert g["active"] and not g["expired"] and g["remaining_s"] == 250.0 and g["expiry_clock"] == "agent"
+    g = report(snap(valid(rec(1)), global_=on._replace(seq=5)), view)["global_maintenance"]  # not read by the agent yet
+    assert not g["active"] and g["expired"] and g["expiry_clock"] == "wall-clock"
+    g = report(snap(valid(rec(1)), global_=on), view._replace(global_left=-1.0))["global_maintenance"]
+    assert not g["active"] and g["expired"] and g["remaining_s"] is None
+    g = report(snap(valid(rec(1)), global_=on._replace(expires_at=None)), view)["global_maintenance"]
+    assert g["active"] and g["expiry_clock"] is None
+
+
 def test_host_filter() -> None:
     r = report(snap(valid(rec(1)), valid(rec(2)), valid(rec(3))), host_filter=frozenset({2}))
     assert [h["host_id"] for h in r["hosts"]] == [2]

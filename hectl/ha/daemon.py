@@ -354,6 +354,8 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> locals
         score=last.score.total if last else 0,
         score_lines=tuple(last.score.explain()) if last else (),
         timers=tuple(timers),
+        global_seq=agent.maintenance.seq,
+        global_left=left,
         storage=tuple(agent.storage.items()),
     )
     try:

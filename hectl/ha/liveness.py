@@ -79,6 +79,11 @@ class MaintenanceClock:
         left = self.remaining(now)
         return left is None or left > 0
 
+    @property
+    def seq(self) -> int | None:
+        """The sequence number of the global record last judged in force (``None``: none)."""
+        return None if self._key is None else self._key[0]
+
     def remaining(self, now: float) -> float | None:
         """Seconds until the maintenance last judged in force ends here (``None``: none, or no expiry)."""
         if self._key is None or self._ttl is None:

@@ -216,6 +216,6 @@ def test_a_wall_clock_an_hour_ahead_does_not_end_global_maintenance_early(domain
     app = domain.app(clock=clock)
     daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases())  # type: ignore[arg-type]
     view = localstate.read_agent_view(str(domain.state_dir))
-    assert view is not None and view.state == fsm.S.GLOBAL_MAINTENANCE
+    assert view is not None and view.state == fsm.S.GLOBAL_MAINTENANCE and view.global_seq == 7
     left = dict(view.timers)["global maintenance ends (its TTL, on this host's monotonic clock)"]
     assert 600 - 3 * 10 <= left <= 600  # counted from this agent's first read, a few loops ago
