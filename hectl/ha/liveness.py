@@ -21,7 +21,7 @@ from hectl.frozen import Frozen
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
-    from hectl.records import GlobalRecord
+    from hectl.storage.records import GlobalRecord
 
 
 class Seen(Frozen):

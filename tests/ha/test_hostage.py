@@ -13,11 +13,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hectl import records
 from hectl.config import HAConfig, ScoreConfig
 from hectl.ha import fsm, scenario, sim
 from hectl.ha.score import HostHealth
 from hectl.lease import LEASE_FREE
+from hectl.storage import records
 
 T = HAConfig()
 CFG = ScoreConfig()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hectl.ha.liveness import MaintenanceClock
-from hectl.records import GlobalRecord
+from hectl.storage.records import GlobalRecord
 
 SET_AT = 1_800_000_000.0
 TTL = GlobalRecord(seq=4, maintenance=True, set_at=SET_AT, expires_at=SET_AT + 300)
