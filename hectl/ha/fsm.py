@@ -187,9 +187,12 @@ def ineligible(score: int, cfg: ScoreConfig) -> str:
 
 def _believed(obs: Observations, mem: Memory, cfg: ScoreConfig) -> Observations:
     """``obs`` with impossible scores zeroed and passed-over hosts' records counted as silent."""
-    passed = {p[0] for p in mem.passed_over}
+    passed, ceiling = {p[0] for p in mem.passed_over}, score_ceiling(cfg)
     hosts = tuple(
-        h._replace(score=0 if ineligible(h.score, cfg) else h.score, live=h.live and h.host_id not in passed) for h in obs.hosts
+        h
+        if 0 <= h.score <= ceiling and not (h.live and h.host_id in passed)
+        else h._replace(score=h.score if 0 <= h.score <= ceiling else 0, live=h.live and h.host_id not in passed)
+        for h in obs.hosts
     )
     return obs._replace(hosts=hosts)
 
@@ -205,20 +208,20 @@ def _judge_claims(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig)
     A passed-over host that still claims (it would still be waited on, or
     yielded to) stays passed over ``retry_window`` from now.
     """
-    raw = _believed(obs, mem._replace(passed_over=()), cfg)
     believed = _believed(obs, mem, cfg)
     passed = {p[0] for p in mem.passed_over}
+    raw = _believed(obs, mem._replace(passed_over=()), cfg) if passed else believed
     if mem.state in (S.UP, S.UP_BAD):
         my = _score(mem, obs, cfg, t).total
-        still = {h.host_id for h in _yield_targets(raw, my, t)} & passed
+        still = {h.host_id for h in _yield_targets(raw, my, t)} & passed if passed else set()
         return (_pass_over(mem, still, obs.now, t) if still else mem), believed, []
     if mem.state not in _DOWN_STATES or obs.global_maintenance or obs.local_maintenance or obs.vm.state == "unknown":
         return mem._replace(waiting_since=None), believed, []  # not electing now
     my = _score(mem, obs, cfg, t).total
-    still = {h.host_id for h in _claims(raw, my)} & passed
+    still = {h.host_id for h in _claims(raw, my)} & passed if passed and _engine_elsewhere(raw) is None else set()
     if still:
         mem = _pass_over(mem, still, obs.now, t)
-    claims = _claims(believed, my)
+    claims = [] if _engine_elsewhere(believed) is not None else _claims(believed, my)
     if not claims:
         return mem._replace(waiting_since=None), believed, []
     if mem.waiting_since is None:
@@ -261,45 +264,50 @@ def _engine_elsewhere(obs: Observations) -> RemoteHost | None:
     tell, and its host-id lease is not dead or free: a VM cannot run on a
     lease sanlock lets others take over) and its record is live or its
     host-id lease alive: a stale record with a live lease may still run the
-    engine. A host holding the engine lease
-    with a live host-id lease counts whatever its record says. A live host
-    starting the engine counts while it holds the engine lease, or while the
-    lease's owner is failing (the start waits in sanlock for that lease to
-    expire). Every other claim is timed (``_claims``).
+    engine. A host holding the engine lease with a live host-id lease counts
+    whatever its record says. A live host starting the engine counts while it
+    holds the engine lease, or while the lease's owner is failing (the start
+    waits in sanlock for that lease to expire). Every other claim is timed
+    (``_claims``).
     """
+    holder, owner_failing = obs.engine_lease, False
     for h in obs.hosts:
-        backed = obs.engine_lease in (h.host_id, LEASE_UNKNOWN) and h.lease not in ("dead", "free")
-        if h.vm in ("up", "paused") and backed and (h.live or h.lease in ("live", "unknown")):
+        up = h.vm in ("up", "paused") and holder in (h.host_id, LEASE_UNKNOWN) and h.lease not in ("dead", "free")
+        if up and (h.live or h.lease in ("live", "unknown")):
             return h
-        if h.host_id == obs.engine_lease and h.lease in ("live", "unknown"):
-            return h  # it holds the engine lease and is alive, whatever its record says (e.g. VM state unknown)
-    for h in obs.hosts:
-        if h.live and h.state in (S.START_VM, S.STARTING) and (h.host_id == obs.engine_lease or _owner_failing(obs)):
-            return h
+        if h.host_id == holder:
+            if h.lease in ("live", "unknown"):
+                return h  # it holds the engine lease and is alive, whatever its record says (e.g. VM state unknown)
+            owner_failing = h.lease == "fail"
+    if holder > 0:  # held by a host that is not alive (or by this one): is someone's start waiting for it?
+        for h in obs.hosts:
+            if h.live and h.state in (S.START_VM, S.STARTING) and (h.host_id == holder or owner_failing):
+                return h
     return None
-
-
-def _owner_failing(obs: Observations) -> bool:
-    """The engine lease is held by another host whose host-id lease sanlock sees failing (not yet dead)."""
-    owner = next((h for h in obs.hosts if h.host_id == obs.engine_lease), None)
-    return owner is not None and owner.lease == "fail"
 
 
 def _claims(obs: Observations, my_score: int) -> list[RemoteHost]:
     """The live remote hosts this one waits on in EngineDown although sanlock does not back them, first the one waited on.
 
-    Empty when the engine runs here, is backed elsewhere, or this host cannot
-    start it anyway (score 0). A claim is a record saying the engine is up or
-    starting there, or a better score in EngineDown (that host should start
-    it). Hosts that cannot start it themselves (VM state unknown, stopping,
-    maintenance) never make the others wait.
+    Call only when ``_engine_elsewhere`` found none. Empty when the engine runs
+    here or this host cannot start it anyway (score 0). A claim is a record
+    saying the engine is up or starting there, or a better score in
+    EngineDown (that host should start it). Hosts that cannot start it
+    themselves (VM state unknown, stopping, maintenance) never make the others
+    wait.
     """
-    if obs.vm.state in ("up", "paused", "starting") or my_score <= 0 or _engine_elsewhere(obs) is not None:
+    if obs.vm.state in ("up", "paused", "starting") or my_score <= 0:
         return []
-    acting = [h for h in obs.hosts if h.live and (h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING))]
-    rivals = [h for h in obs.hosts if h.live and h.score > 0 and not h.local_maintenance and h.state == S.DOWN]
-    better = sorted((h for h in rivals if (h.score, -h.host_id) > (my_score, -obs.host_id)), key=lambda h: (-h.score, h.host_id))
-    return acting + [h for h in better if h not in acting]
+    acting, better = [], []
+    mine = (my_score, -obs.host_id)
+    for h in obs.hosts:
+        if not h.live:
+            continue
+        if h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING):
+            acting.append(h)
+        elif h.state == S.DOWN and h.score > 0 and not h.local_maintenance and (h.score, -h.host_id) > mine:
+            better.append(h)
+    return acting + sorted(better, key=lambda h: (-h.score, h.host_id))
 
 
 def _yield_targets(obs: Observations, my_score: int, t: HAConfig) -> list[RemoteHost]:
