@@ -585,11 +585,11 @@ class World:
         def publish() -> None:
             if h.agent_run != run:
                 return
-            if h.storage_ok():
-                rec = records.decode_slot(h.id, bytes(self.meta[h.id * records.SLOT_SIZE :][: records.SLOT_SIZE])).record
-                if isinstance(rec, records.HostRecord):
-                    rec = rec._replace(seq=rec.seq + 1, wall_time=h.clock.wall(), score=score, state=fsm.S.DOWN)
-                    self.meta[h.id * records.SLOT_SIZE : (h.id + 1) * records.SLOT_SIZE] = records.encode_host(rec)
+            slot = slice(h.id * records.SLOT_SIZE, (h.id + 1) * records.SLOT_SIZE)
+            rec = records.decode_slot(h.id, bytes(self.meta[slot])).record
+            if h.storage_ok() and isinstance(rec, records.HostRecord):
+                rec = rec._replace(seq=rec.seq + 1, wall_time=h.clock.wall(), score=score, state=fsm.S.DOWN)
+                self.meta[slot] = records.encode_host(rec)
             self.at(self.now + self.timings.loop, publish)
 
         publish()
