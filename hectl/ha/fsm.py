@@ -401,7 +401,7 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
     if my.total == 0:
         if len(mem.failed_starts) > MAX_FAILED_STARTS and not any(h.live and h.score > 0 for h in obs.hosts):
             retry = _retry_in(mem, obs.now, t)
-            why = f"engine failed here {len(mem.failed_starts)} times and no other host can start it; retry here in {retry:.0f} s"
+            why = f"retry here in {retry:.0f} s: engine failed here {len(mem.failed_starts)} times, no other host can start it"
             return S.RETRY_WAIT, (), why, None
         return S.DOWN, (), f"engine down everywhere; not starting it here: {my.zeroed_by or 'score 0'}", None
     claims = _claims(obs, my.total)

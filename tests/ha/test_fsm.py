@@ -109,7 +109,14 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.DOWN, dict(hosts=(remote(state=S.STARTING),), engine_lease=2), 5, S.DOWN, (), "engine starting on host 2"),
     (S.DOWN, dict(hosts=(remote(state=S.STARTING),), engine_lease=LEASE_FREE), 5, S.DOWN, (), "not by sanlock"),
     (S.DOWN, dict(hosts=(remote(vm="up", state=S.UP),), engine_lease=LEASE_FREE), 5, S.DOWN, (), "up on host 2 by its record"),
-    (S.DOWN, dict(failed=FOUR), 5, S.RETRY_WAIT, (), "failed here 4 times and no other host can start it; retry here in 300 s"),
+    (
+        S.DOWN,
+        dict(failed=FOUR),
+        5,
+        S.RETRY_WAIT,
+        (),
+        "retry here in 300 s: engine failed here 4 times, no other host can start it",
+    ),
     (S.DOWN, dict(failed=FOUR, hosts=(remote(),)), 5, S.DOWN, (), "not starting it here: 4 engine failures"),
     # EngineRetryWait: as EngineDown
     (S.RETRY_WAIT, dict(failed=FOUR), 50, S.RETRY_WAIT, (), "retry here in 300 s"),

@@ -142,4 +142,6 @@ def test_every_host_tried_then_all_say_they_failed() -> None:
     tried = {e.host for e in result.timeline if e.what == "EngineDown -> EngineStart"}
     waits = [e for e in result.timeline if e.what.endswith("-> EngineRetryWait")]
     assert tried == {1, 2, 3} and {e.host for e in waits} == {1, 2, 3}
-    assert all(re.search(r"no other host can start it; retry here in \d+ s", e.detail) for e in waits)
+    assert all(
+        re.search(r"^retry here in \d+ s: engine failed here \d+ times, no other host can start it$", e.detail) for e in waits
+    )
