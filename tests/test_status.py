@@ -180,6 +180,15 @@ def test_global_maintenance_expiry_is_the_running_agents_judgement() -> None:
     assert g["active"] and g["expiry_clock"] is None
 
 
+def test_a_host_waiting_to_retry_says_when_in_the_table() -> None:
+    from hectl import output
+
+    why = "retry here in 156 s: engine failed here 4 times, no other host can start it"
+    waiting = rec(1, state="EngineRetryWait", score=0)._replace(engine=EngineStatus("down", "unknown", "", why))
+    text = output._vm_status_text(report(snap(valid(waiting))))
+    assert "EngineRetryWait" in text and "(retry here in 156 s: engine failed here" in text
+
+
 def test_host_filter() -> None:
     r = report(snap(valid(rec(1)), valid(rec(2)), valid(rec(3))), host_filter=frozenset({2}))
     assert [h["host_id"] for h in r["hosts"]] == [2]
