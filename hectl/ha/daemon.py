@@ -177,6 +177,7 @@ def run(
     runtime = runtime or EngineRuntime(cfg, backend, clock, problem)
     env = HostEnv(cfg, store, leases, clock, plugins, problem, runtime)
     agent = Agent(env, agent_config(cfg))
+    _resume_maintenance_count(agent, cfg)
     joiner = Joiner(leases)
     joiner.start()
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
@@ -265,6 +266,13 @@ def _sleep(clock: Clock, seconds: float, stop: threading.Event, notifier: sdnoti
     end = clock.monotonic() + seconds
     while (left := end - clock.monotonic()) > 0 and not clock.sleep(min(left, notifier.watchdog / 2), stop):
         notifier.send(WATCHDOG="1")
+
+
+def _resume_maintenance_count(agent: Agent, cfg: Config) -> None:
+    """A restarted agent (same boot) ends a global maintenance when its predecessor would have, not a TTL later."""
+    view = localstate.read_agent_view(cfg.paths.state_dir)
+    if view is not None and view.boot_id == localstate.boot_id() and view.global_seq is not None and view.global_left is not None:
+        agent.maintenance.resume(view.global_seq, view.written_mono + view.global_left)
 
 
 class Joiner:

@@ -10,9 +10,11 @@ host's monotonic clock since this host first read that global record. No
 host's wall clock is compared with another's: a host whose clock runs ahead
 never ends it early, one whose clock runs behind never keeps it longer, and
 all hosts end it within about one agent loop of each other (the spread of
-their first reads), at most one loop after the setter's ``expires_at``. An
-agent that starts (or regains storage) during such a maintenance counts the
-whole TTL from then: it stays hands-off longer, never shorter.
+their first reads), at most one loop after the setter's ``expires_at``. A
+restarted agent carries on its predecessor's count (``resume``, from the agent
+view file of the same boot); an agent on a freshly booted host, or one that
+first reads the record late, counts the whole TTL from its first read: it
+stays hands-off longer, never shorter.
 """
 
 from __future__ import annotations
@@ -64,8 +66,12 @@ class MaintenanceClock:
 
     def __init__(self) -> None:
         self._key: tuple[int, float, float | None] | None = None
-        self._seen_at = 0.0
-        self._ttl: float | None = None
+        self._ends: float | None = None  # monotonic time the maintenance of ``_key`` ends here (None: no expiry)
+        self._resumed: tuple[int, float] | None = None  # (seq, ends) carried over from a previous agent on this boot
+
+    def resume(self, seq: int, ends: float) -> None:
+        """Carry over a previous agent's count for global record ``seq`` (same boot: the same monotonic clock)."""
+        self._resumed = (seq, ends)
 
     def in_force(self, record: GlobalRecord, now: float) -> bool:
         """Global maintenance is in force per ``record``, read at monotonic time ``now``."""
@@ -74,8 +80,11 @@ class MaintenanceClock:
             return False
         key = (record.seq, record.set_at, record.expires_at)
         if key != self._key:
-            self._key, self._seen_at = key, now
-            self._ttl = None if record.expires_at is None else record.expires_at - record.set_at
+            self._key = key
+            self._ends = None if record.expires_at is None else now + (record.expires_at - record.set_at)
+            if self._ends is not None and self._resumed is not None and self._resumed[0] == record.seq:
+                self._ends = min(self._ends, self._resumed[1])  # counted since the earlier agent first read it
+            self._resumed = None
         left = self.remaining(now)
         return left is None or left > 0
 
@@ -86,6 +95,6 @@ class MaintenanceClock:
 
     def remaining(self, now: float) -> float | None:
         """Seconds until the maintenance last judged in force ends here (``None``: none, or no expiry)."""
-        if self._key is None or self._ttl is None:
+        if self._key is None or self._ends is None:
             return None
-        return self._ttl - (now - self._seen_at)
+        return self._ends - now

@@ -219,3 +219,13 @@ def test_a_wall_clock_an_hour_ahead_does_not_end_global_maintenance_early(domain
     assert view is not None and view.state == fsm.S.GLOBAL_MAINTENANCE and view.global_seq == 7
     left = dict(view.timers)["global maintenance ends (its TTL, on this host's monotonic clock)"]
     assert 600 - 3 * 10 <= left <= 600  # counted from this agent's first read, a few loops ago
+
+    stop.clear()
+    clock = StopAfter(stop, reload, cycles=3, reload_at=0, on_reload=lambda: None)
+    clock.advance(400)  # the agent restarts 400 s later (same boot): it carries on the count
+    daemon.run(
+        lambda: config.load(str(domain.config), {}), domain.app(clock=clock).backend(), clock, stop, reload, None, FakeLeases()
+    )  # type: ignore[arg-type]
+    view = localstate.read_agent_view(str(domain.state_dir))
+    assert view is not None and view.state == fsm.S.GLOBAL_MAINTENANCE
+    assert 600 - 400 - 6 * 10 <= dict(view.timers)["global maintenance ends (its TTL, on this host's monotonic clock)"] <= 200

@@ -30,3 +30,15 @@ def test_no_expiry_and_impossible_ttls() -> None:
     forever = TTL._replace(expires_at=None)
     assert clock.in_force(forever, 0.0) and clock.in_force(forever, 1e9) and clock.remaining(1e9) is None
     assert not MaintenanceClock().in_force(TTL._replace(expires_at=SET_AT - 1), 0.0)  # expires before it was set
+
+
+def test_a_restarted_agent_resumes_its_predecessors_count_but_never_extends_it() -> None:
+    clock = MaintenanceClock()
+    clock.resume(4, 120.0)  # the previous agent on this boot would have ended it at 120
+    assert clock.in_force(TTL, 100.0) and clock.remaining(100.0) == 20.0 and not clock.in_force(TTL, 120.0)
+    other = MaintenanceClock()
+    other.resume(3, 120.0)  # about an older record: ignored
+    assert other.in_force(TTL, 100.0) and other.remaining(100.0) == 300.0
+    late = MaintenanceClock()
+    late.resume(4, 10_000.0)  # never later than a full TTL from now
+    assert late.remaining(0.0) is None and late.in_force(TTL, 100.0) and late.remaining(100.0) == 300.0
