@@ -80,6 +80,10 @@ def test_cli_prints_the_timeline() -> None:
         ("[[event]]\nat = 1\nhost = 1\naction = 'power-off'\nduration = 5\n", "'duration' does not go with action power-off"),
         ("[[event]]\nat = 1\nhost = 1\naction = 'storage-stall'\n", "'duration' must be a number from 0 to"),
         ("[[event]]\nat = 1\nhost = 1\naction = 'vm-migrate'\nto = 7\n", "'to' must be one of 1..3"),
+        (
+            "[[event]]\nat = 1\nhost = 1\naction = 'agent-rogue'\nscore = 3e10\n",
+            "'score' must be a number from -2147483647 to 2147483647",
+        ),
         ("[sim]\nio_timeout = 'x'\n", "'io_timeout' must be a number from 0 to 86400 (got 'x')"),
         ("[ha]\nloop_delay = 3\n", "unknown key 'loop_delay'"),
         ("hosts = [\n", "not valid TOML"),
