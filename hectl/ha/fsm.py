@@ -188,6 +188,8 @@ def ineligible(score: int, cfg: ScoreConfig) -> str:
 def _believed(obs: Observations, mem: Memory, cfg: ScoreConfig) -> Observations:
     """``obs`` with impossible scores zeroed and passed-over hosts' records counted as silent."""
     passed, ceiling = {p[0] for p in mem.passed_over}, score_ceiling(cfg)
+    if not passed and all(0 <= h.score <= ceiling for h in obs.hosts):
+        return obs
     hosts = tuple(
         h
         if 0 <= h.score <= ceiling and not (h.live and h.host_id in passed)
@@ -299,22 +301,24 @@ def _claims(obs: Observations, my_score: int) -> list[RemoteHost]:
     if obs.vm.state in ("up", "paused", "starting") or my_score <= 0:
         return []
     acting, better = [], []
-    mine = (my_score, -obs.host_id)
     for h in obs.hosts:
         if not h.live:
             continue
         if h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING):
             acting.append(h)
-        elif h.state == S.DOWN and h.score > 0 and not h.local_maintenance and (h.score, -h.host_id) > mine:
-            better.append(h)
+        elif h.score >= my_score and (h.score > my_score or h.host_id < obs.host_id) and _can_start(h):
+            better.append(h)  # it goes before this host in the election (so its score is above 0) and can start it
     return acting + sorted(better, key=lambda h: (-h.score, h.host_id))
+
+
+def _can_start(h: RemoteHost) -> bool:
+    """``h`` is ready to start the engine: in EngineDown, not in local maintenance."""
+    return h.state == S.DOWN and not h.local_maintenance
 
 
 def _yield_targets(obs: Observations, my_score: int, t: HAConfig) -> list[RemoteHost]:
     """Live remote hosts ready to start the engine (EngineDown) scoring at least ``yield_margin`` above this one, best first."""
-    better = [
-        h for h in obs.hosts if h.live and not h.local_maintenance and h.state == S.DOWN and h.score >= my_score + t.yield_margin
-    ]
+    better = [h for h in obs.hosts if h.live and h.score >= my_score + t.yield_margin and _can_start(h)]
     return sorted(better, key=lambda h: (-h.score, h.host_id))
 
 
