@@ -587,7 +587,7 @@ class World:
                 return
             slot = slice(h.id * records.SLOT_SIZE, (h.id + 1) * records.SLOT_SIZE)
             rec = records.decode_slot(h.id, bytes(self.meta[slot])).record
-            if h.storage_ok() and isinstance(rec, records.HostRecord):
+            if h.metadata_ok() and isinstance(rec, records.HostRecord):
                 rec = rec._replace(seq=rec.seq + 1, wall_time=h.clock.wall(), score=score, state=fsm.S.DOWN)
                 self.meta[slot] = records.encode_host(rec)
             self.at(self.now + self.timings.loop, publish)
