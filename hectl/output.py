@@ -36,6 +36,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "console-password": 1,
     "vm-config": 1,
     "simulate": 1,
+    "storage-check": 1,
+    "storage-connect": 1,
     "error": 1,
 }
 
@@ -356,6 +358,39 @@ def _plugins_text(data: Any) -> str:
     return text + "\n\n" + _table(backends, ["backend", "from plugin"]) + "\n"
 
 
+def _storage_check_text(data: Any) -> str:
+    st = data["storage"]
+    lines = [f"storage {st['type']} at {st.get('root', '?')}: {data['status'].upper()}"]
+    for f in data["findings"]:
+        lines.append(f"  [{f['severity'].upper():4}] {f['what']}")
+        if f["why"]:
+            lines.append(f"         why: {f['why']}")
+        if f["fix"]:
+            lines.append(f"         fix: {f['fix']}")
+    s = data["sanlock"]
+    lines.append(
+        f"sanlock at io_timeout {s['io_timeout']:g} s: renews every {s['renew']:g} s, warns after {s['warn']:g} s, "
+        f"kills the engine VM after {s['kill']:g} s, frees its leases {s['dead']:g} s after the last renewal"
+    )
+    if not data["stalls"]:
+        lines.append("stalls: none reported by the backend")
+    fo = data["failover"]
+    lines.append(
+        f"failover after the engine host dies: the engine VM starts elsewhere after {fo['min_s']:g}-{fo['max_s']:g} s, "
+        "then boots to healthy"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _storage_connect_text(data: Any) -> str:
+    st = data["storage"]
+    where = f"{st['type']} at {st.get('root', '?')}"
+    if data["changed"]:
+        return f"{data['action']}ed {where}\n"
+    state = "connected" if data["connected"] else "not connected"
+    return f"{data['action']}: nothing to do, {where} is {state}\n"
+
+
 def _explain_text(data: Any) -> str:
     a = data["agent"]
     lines = [f"host {data['host_id']} ({data['hostname']})"]
@@ -447,4 +482,6 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "liveliness": _liveliness_text,
     "console-password": _console_password_text,
     "vm-config": _vm_config_text,
+    "storage-check": _storage_check_text,
+    "storage-connect": _storage_connect_text,
 }

@@ -28,6 +28,7 @@ COMMANDS = {
     "explain": "hectl.commands.explain:command",
     "metrics": "hectl.commands.metrics:command",
     "plugins": "hectl.commands.plugins:command",
+    "storage": "hectl.commands.storage:group",
 }
 
 

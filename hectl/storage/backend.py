@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from hectl.clock import Clock
+    from hectl.storage.doctor import Finding, Stall
 
 DOMAIN_MARKER = "hectl-domain.json"
 METADATA_FILE = "ha/metadata"
@@ -130,3 +131,29 @@ class StorageBackend(abc.ABC):
             return BackendHealth(False, exc.message)
         ms = (self.clock.monotonic() - start) * 1000.0
         return BackendHealth(True, "metadata readable", round(ms, 3), result.direct)
+
+    def checks(self, timeout: float, io_timeout: float) -> list[Finding]:
+        """This backend's own findings for ``hectl storage check`` (the domain is connected and deployed).
+
+        ``io_timeout`` is sanlock's, to weigh latencies against. Bounded by
+        ``timeout`` per operation; may raise ``StorageError``. None by default.
+        """
+        return []
+
+    def stall_budget(self, timeout: float) -> list[Stall]:
+        """The longest I/O stall each layer under this backend can cause (Gluster ping-timeout, NFS grace...).
+
+        ``hectl storage check`` weighs each against sanlock's limits. None by default.
+        """
+        return []
+
+
+def manual(backend: StorageBackend, action: str, timeout: float) -> dict[str, object]:
+    """``hectl storage connect|disconnect``: do ``action`` (idempotent) and say whether anything changed."""
+    before = backend.is_connected()
+    if action == "connect":
+        backend.connect(timeout)
+    else:
+        backend.disconnect(timeout)
+    after = backend.is_connected()
+    return {"action": action, "changed": before != after, "connected": after, "storage": backend.describe()}

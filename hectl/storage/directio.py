@@ -306,3 +306,14 @@ def path_kind(path: str, timeout: float) -> str | None:
     """``"dir"``, ``"file"``, ``"other"`` or ``None`` (missing), found within ``timeout``."""
     code, _, _ = _run_in_child(lambda: _child_kind(path), timeout, f"stat {path}")
     return _KINDS.get(code)
+
+
+def _child_free(path: str) -> tuple[int, bool, list[tuple[int, int]]]:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize, False, []
+
+
+def free_bytes(path: str, timeout: float) -> int:
+    """Bytes free for unprivileged users on the filesystem of ``path``, found within ``timeout``."""
+    n, _, _ = _run_in_child(lambda: _child_free(path), timeout, f"statvfs {path}")
+    return n

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from hectl.clock import Clock
+    from hectl.storage.doctor import Finding
 
 
 class LocalFSBackend(StorageBackend):
@@ -52,3 +53,8 @@ class LocalFSBackend(StorageBackend):
 
     def root(self) -> str:
         return self._root
+
+    def checks(self, timeout: float, io_timeout: float) -> list[Finding]:
+        from hectl.backends.localfs.checks import checks
+
+        return checks(self, timeout, io_timeout)

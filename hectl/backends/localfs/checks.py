@@ -1,0 +1,56 @@
+"""``hectl storage check`` for a localfs domain: the sanlock files, free space, a timed direct write."""
+
+from __future__ import annotations
+
+import os
+
+from hectl.storage import directio
+from hectl.storage.doctor import FAIL, OK, WARN, Finding, latency_finding
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from hectl.backends.localfs.backend import LocalFSBackend
+
+PROBE_FILE = "ha/storage-check.probe"  # written by `hectl storage check` to time a direct write
+FREE_WARN = 2**30
+FREE_FAIL = 64 * 2**20
+
+
+def checks(backend: LocalFSBackend, timeout: float, io_timeout: float) -> list[Finding]:
+    """Findings for ``backend``'s domain; every operation bounded by ``timeout``."""
+    paths = backend.paths()
+    out = [
+        _lease_file(name, path, timeout) for name, path in (("lockspace", paths.lockspace), ("engine-lease", paths.engine_lease))
+    ]
+    out.append(_free_space(paths.root, directio.free_bytes(paths.root, timeout)))
+    probe = os.path.join(paths.root, PROBE_FILE)
+    directio.ensure_file(probe, directio.ALIGN, timeout)
+    start = backend.clock.monotonic()
+    directio.write(probe, 0, bytes(directio.ALIGN), timeout)
+    ms = (backend.clock.monotonic() - start) * 1000.0
+    out.append(latency_finding("write-latency", f"a direct write to {probe}", ms, io_timeout))
+    return out
+
+
+def _lease_file(name: str, path: str, timeout: float) -> Finding:
+    kind = directio.path_kind(path, timeout)
+    if kind == "file":
+        return Finding(name, OK, f"{path} is a regular file")
+    what = f"{path} is missing" if kind is None else f"{path} is not a regular file ({kind})"
+    why = "sanlock keeps the host ids and the engine VM's lease there: no agent can join, no host can start the engine"
+    return Finding(name, FAIL, what, why, "hectl deploy   (writes the lockspace and the engine lease)")
+
+
+def _free_space(root: str, free: int) -> Finding:
+    what = f"{free / 2**30:.1f} GiB free on the domain's filesystem"
+    if free < FREE_FAIL:
+        return Finding(
+            "free-space",
+            FAIL,
+            what,
+            "writes to the domain (metadata, configuration, the engine disk) fail",
+            f"free space under {root}",
+        )
+    if free < FREE_WARN:
+        return Finding("free-space", WARN, what, "the engine disk and the configuration may not fit", f"free space under {root}")
+    return Finding("free-space", OK, what)
