@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -27,6 +28,7 @@ from hectl.clock import VirtualClock
 from hectl.errors import ExitCode
 from hectl.vm import spec as vmspec
 from tests.fakevirt import FakeHypervisor
+from tests.test_storage_check import install_stall_plugin
 from tests.test_vm_commands import SPEC, FakeLeases
 
 SCHEMAS = REPO / "docs" / "schemas"
@@ -37,7 +39,11 @@ OPTIONAL = {
     "vm-action": {"healthy"},
     "explain": {"read_ok", "read_ms", "read_error", "direct_io", "write_ok", "write_ms", "write_error"},
 }
-OPEN = {("vm-status", ("storage",))}  # the backend's describe(): each backend adds its own fields
+OPEN = {
+    ("vm-status", ("storage",)),
+    ("storage-check", ("storage",)),
+    ("storage-connect", ("storage",)),
+}  # the backend's describe(): each backend adds its own fields
 
 
 def load_schema(kind: str) -> dict[str, Any]:
@@ -127,6 +133,27 @@ def test_vm_config(domain: Domain) -> None:
     pairs = [f"{k}={v}" for k, v in SPEC.items()]
     valid(run_hectl(["vm-config", "set", *pairs, "--json"], env=domain.env).stdout, "vm-config")
     valid(run_hectl(["vm-config", "show", "--format", "json"], env=domain.env).stdout, "vm-config")
+
+
+def test_storage_check_and_connect(domain: Domain, tmp_path: Path) -> None:
+    for name in ("lockspace", "engine.lease"):
+        (domain.root / "ha" / name).write_bytes(bytes(1024 * 1024))
+    doc = valid(run_hectl(["storage", "check", "--json"], env=domain.env).stdout, "storage-check")
+    assert doc["status"] == "ok" and doc["findings"]
+    (domain.root / "ha" / "lockspace").unlink()
+    doc = valid(run_hectl(["storage", "check", "--json"], env=domain.env).stdout, "storage-check")
+    assert doc["status"] == "fail" and any(f["fix"] for f in doc["findings"])
+    for action in ("connect", "disconnect"):
+        valid(run_hectl(["storage", action, "--json"], env=domain.env).stdout, "storage-connect")
+    install_stall_plugin(tmp_path / "site")
+    env = dict(domain.env, PYTHONPATH=str(tmp_path / "site"))
+    stalling = domain.config.read_text().replace("type = localfs\n", f"type = stall\nflag = {tmp_path / 'flag'}\nstall = 70\n")
+    domain.config.write_text(stalling)
+    doc = valid(run_hectl(["storage", "check", "--json"], env=env).stdout, "storage-check")
+    assert doc["status"] == "fail" and doc["stalls"]
+    domain.config.write_text(domain.config.read_text().replace(f"path = {domain.root}", f"path = {tmp_path / 'gone'}"))
+    doc = valid(run_hectl(["storage", "check", "--json"], env=env).stdout, "storage-check")
+    assert doc["status"] == "unreachable"
 
 
 def test_simulate() -> None:
