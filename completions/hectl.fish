@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.cli.scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl storage' 'hectl storage check' 'hectl storage connect' 'hectl storage disconnect' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -52,6 +52,7 @@ complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on ever
 complete -c hectl -n '__hectl_at hectl' -a metrics -d 'Print the cluster status as OpenMetrics text (for node_exporter\'s textfile collector)'
 complete -c hectl -n '__hectl_at hectl' -a plugins -d 'List loaded plugins, the hooks they implement, and the storage backends they provide'
 complete -c hectl -n '__hectl_at hectl' -a set-maintenance -d 'Set global or local maintenance, or clear it (--mode none)'
+complete -c hectl -n '__hectl_at hectl' -a storage -d 'Check the storage domain and its timing budget; connect or disconnect it by hand'
 complete -c hectl -n '__hectl_at hectl' -a vm-config -d 'The engine VM\'s specification, stored on the domain for every host (docs/vm.md)'
 complete -c hectl -n '__hectl_at hectl' -a vm-poweroff -d 'Power the engine VM off at once (like pulling the plug; its lease is released)'
 complete -c hectl -n '__hectl_at hectl' -a vm-shutdown -d 'Shut the engine VM down gracefully (ACPI power button)'
@@ -127,6 +128,30 @@ complete -c hectl -n '__hectl_at hectl set-maintenance' -l mode -x -a 'global lo
 complete -c hectl -n '__hectl_at hectl set-maintenance' -l reason -x -d 'Why (shown in vm-status and the audit log)'
 complete -c hectl -n '__hectl_at hectl set-maintenance' -l timeout -x -d 'Hard limit for each storage operation'
 complete -c hectl -n '__hectl_at hectl set-maintenance' -l ttl -x -d 'Expire by itself after e.g. 90s, 30m, 2h, 1d'
+
+# hectl storage
+complete -c hectl -n '__hectl_at hectl storage' -a check -d 'Check the storage domain and the timing budget of its layers against sanlock\'s'
+complete -c hectl -n '__hectl_at hectl storage' -a connect -d 'Make the storage domain reachable on this host (mount...)'
+complete -c hectl -n '__hectl_at hectl storage' -a disconnect -d 'Undo what connect did (unmount...)'
+complete -c hectl -n '__hectl_at hectl storage' -l help -s h -d 'Show this message and exit'
+
+# hectl storage check
+complete -c hectl -n '__hectl_at hectl storage check' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl storage check' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl storage check' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl storage check' -l timeout -x -d 'Hard limit for each storage operation'
+
+# hectl storage connect
+complete -c hectl -n '__hectl_at hectl storage connect' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl storage connect' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl storage connect' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl storage connect' -l timeout -x -d 'Hard limit for the operation'
+
+# hectl storage disconnect
+complete -c hectl -n '__hectl_at hectl storage disconnect' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl storage disconnect' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl storage disconnect' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl storage disconnect' -l timeout -x -d 'Hard limit for the operation'
 
 # hectl vm-config
 complete -c hectl -n '__hectl_at hectl vm-config' -a set -d 'Change the engine VM\'s specification on the domain (every host uses it at its next start)'

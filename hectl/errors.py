@@ -36,7 +36,10 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.INTERNAL: "internal error (a bug: rerun with -v and report it)",
     ExitCode.INTERRUPTED: "interrupted (SIGINT)",
 }
-NAGIOS_HELP = "vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+NAGIOS_HELP = (
+    "vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. "
+    "storage check has its own: 0 all good, 1 warnings, 2 failures, 4 storage unreachable (3 bad configuration)."
+)
 
 
 class HectlError(Exception):
