@@ -265,3 +265,30 @@ def test_timed_out_write_is_not_reported_as_unchanged(hung) -> None:  # type: ig
     assert landed  # what the storage did: the "failed" write took effect
     assert "global maintenance is unchanged" not in r.stderr, r.stderr
     assert "may or may not have been set to 'none'" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("stall", sorted(STALLS))
+@pytest.mark.parametrize("fmt", [[], ["--json"]], ids=["text", "json"])
+def test_storage_check_reports_stalled_storage_unreachable(hung, stall: str, fmt: list[str]) -> None:  # type: ignore[no-untyped-def]
+    dom, mount = hung
+    mount.stall(STALLS[stall])
+    args = ["storage", "check", *fmt, "--timeout", TIMEOUT]
+    r = run_until_exit(args, dom.env)
+    what = f"hectl {' '.join(args)}: exit {r.returncode} after {r.elapsed:.1f}s\nstdout: {r.stdout}\nstderr: {r.stderr}"
+    assert r.returncode == ExitCode.STORAGE and r.elapsed < EXIT_BOUND and "Traceback" not in r.stderr, what
+    assert mount.blocked_count() >= 1, "the filesystem never saw a request: the stall was not exercised"
+    if fmt:
+        doc = json.loads(r.stdout)
+        assert doc["status"] == "unreachable" and doc["code"] == 4, what
+        (finding,) = doc["findings"]
+        assert finding["check"] == "reachable" and "no answer from storage within 1 s" in finding["what"], what
+    else:
+        assert ": UNREACHABLE\n" in r.stdout and "no answer from storage within 1 s" in r.stdout, what
+
+
+def test_storage_connect_on_stalled_storage_gives_exit_4(hung) -> None:  # type: ignore[no-untyped-def]
+    dom, mount = hung
+    mount.stall(STALLS["everything"])
+    args = ["storage", "connect", "--timeout", TIMEOUT]
+    r = run_until_exit(args, dom.env)
+    assert_storage_error(r, args)
