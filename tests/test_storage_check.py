@@ -152,9 +152,11 @@ def test_a_plugin_backends_stall_is_weighed(
     domain.config.write_text(domain.config.read_text().replace("stall = 0\n", f"stall = {stall}\n"))
     got, doc = check(env)
     assert got == code, doc
-    assert doc["stalls"] == [{"layer": "test layer", "seconds": stall, "source": "[storage] stall"}]
+    fix = "set [storage] stall = 30"
+    assert doc["stalls"] == [{"layer": "test layer", "seconds": stall, "source": "[storage] stall", "fix": fix}]
     f = findings(doc)["stall:test layer"]
     assert f["severity"] == severity and doc["status"] == severity
+    assert f["fix"] == (fix if severity != OK else "")  # the backend's own command
     assert findings(doc)["lockspace"]["severity"] == OK  # the localfs checks it inherits ran too
 
 

@@ -43,11 +43,16 @@ class Finding(Frozen):
 
 
 class Stall(Frozen):
-    """The longest I/O stall a storage ``layer`` can cause, in ``seconds``; ``source`` says where the figure comes from."""
+    """The longest I/O stall a storage ``layer`` can cause, in ``seconds``.
+
+    ``source`` says where the figure comes from (an option, a default);
+    ``fix`` is the exact command that shortens it, when the backend knows one.
+    """
 
     layer: str
     seconds: float
     source: str
+    fix: str = ""
 
 
 class Limits(Frozen):
@@ -70,7 +75,7 @@ def stall_findings(stalls: Iterable[Stall], limits: Limits) -> list[Finding]:
     for s in stalls:
         check = f"stall:{s.layer}"
         what = f"{s.layer} can stall I/O for {s.seconds:g} s ({s.source})"
-        fix = f"lower it below {limits.warn:g} s (6 x io_timeout {limits.io_timeout:g}), or raise [ha] io_timeout"
+        fix = s.fix or f"lower it below {limits.warn:g} s (6 x io_timeout {limits.io_timeout:g}), or raise [ha] io_timeout"
         if s.seconds >= limits.kill:
             why = f"sanlock kills the engine VM after {limits.kill:g} s without a lease renewal, on a healthy host too"
             out.append(Finding(check, FAIL, what, why, fix))

@@ -31,7 +31,7 @@ class StallBackend(LocalFSBackend):
         return os.path.exists(self.flag)
 
     def stall_budget(self, timeout):
-        return [Stall("test layer", self.stall, "[storage] stall")]
+        return [Stall("test layer", self.stall, "[storage] stall", "set [storage] stall = 30")]
 
 
 @hookimpl
