@@ -16,7 +16,7 @@ from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import SystemClock
 from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.plugins import make_plugin_manager
-from hectl.storage import records
+from hectl.storage import doctor, records
 from hectl.storage.backend import StorageBackend
 from hectl.storage.domain import init_domain
 from hectl.storage.metadata import MetadataStore
@@ -109,3 +109,21 @@ def test_slots_round_trip_through_the_backend(case) -> None:  # type: ignore[no-
     assert snap.slot(7).record == rec and snap.global_record.maintenance
     assert sorted(snap.slots) == [0, 7] and not snap.truncated
     assert store.next_seq(7) == 2
+
+
+def test_storage_check_contract(case) -> None:  # type: ignore[no-untyped-def]
+    """``checks`` and ``stall_budget`` give well-formed findings and stalls; the doctor runs end to end."""
+    factory, good, missing, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    init_domain(backend, SystemClock(), 5.0)
+    found = backend.checks(5.0, 10.0)
+    assert all(isinstance(f, doctor.Finding) and f.severity in doctor.SEVERITIES and f.check and f.what for f in found)
+    assert all(f.why and f.fix for f in found if f.severity != doctor.OK)  # every problem says why and how to fix it
+    stalls = backend.stall_budget(5.0)
+    assert all(isinstance(s, doctor.Stall) and s.layer and s.seconds >= 0 and s.source for s in stalls)
+    report = doctor.run(backend, MetadataStore(backend, SystemClock(), 5.0).read_all, io_timeout=10, loop=10, timeout=5.0)
+    assert report["status"] in doctor.SEVERITIES and json.loads(json.dumps(report)) == report
+    gone = factory(missing, SystemClock())
+    report = doctor.run(gone, MetadataStore(gone, SystemClock(), 2.0).read_all, io_timeout=10, loop=10, timeout=2.0)
+    assert (report["status"], report["code"]) == ("unreachable", 4)
