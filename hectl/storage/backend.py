@@ -133,7 +133,9 @@ class StorageBackend(abc.ABC):
         return BackendHealth(True, "metadata readable", round(ms, 3), result.direct)
 
     def checks(self, timeout: float, io_timeout: float) -> list[Finding]:
-        """This backend's own findings for ``hectl storage check`` (the domain is connected and deployed).
+        """This backend's own findings for ``hectl storage check``, called once the metadata was read.
+
+        The backend is not necessarily connected: connect first if the checks need the mount.
 
         ``io_timeout`` is sanlock's, to weigh latencies against. Bounded by
         ``timeout`` per operation; may raise ``StorageError``. None by default.

@@ -148,13 +148,16 @@ def status_of(findings: Iterable[Finding]) -> str:
 def run(
     backend: StorageBackend, read_metadata: Callable[[], MetadataSnapshot], *, io_timeout: float, loop: float, timeout: float
 ) -> dict[str, object]:
-    """Connect, run the common and the backend's checks, weigh the stalls; the report as plain data."""
+    """Read the metadata, run the common and the backend's checks, weigh the stalls; the report as plain data.
+
+    ``read_metadata`` is ``MetadataStore.read_all``: it connects the backend
+    only when a file is missing, to tell "not deployed" from "unreachable".
+    """
     limits = Limits.of(io_timeout)
     findings: list[Finding] = []
     reachable = True
     try:
-        backend.connect(timeout)
-        snap = read_metadata()
+        snap = read_metadata()  # no connect first: a backend may read without its mount (gfapi, libnfs)
     except NotDeployed as exc:
         findings.append(Finding("deployed", FAIL, exc.message, "no host can run the engine from it", "hectl deploy"))
     except StorageError as exc:
