@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Domain, run_hectl
 
+from hectl.backends.localfs.backend import LocalFSBackend
+from hectl.errors import StorageError, StorageTimeout
 from hectl.storage import doctor, records
 from hectl.storage.doctor import FAIL, OK, WARN, Limits, Stall
-from hectl.storage.metadata import MetadataSnapshot
+from hectl.storage.metadata import MetadataSnapshot, MetadataStore
 
 
 def test_sanlock_limits_follow_io_timeout() -> None:
@@ -56,6 +58,24 @@ def test_buffered_fallback_is_a_warning() -> None:
     found = {f.check: f for f in doctor.metadata_findings(snap, "/d/ha/metadata", 10)}
     assert found["direct-io"].severity == WARN and "O_DIRECT" in found["direct-io"].what
     assert found["metadata-size"].severity == OK and found["read-latency"].severity == OK
+
+
+class FailingChecks(LocalFSBackend):
+    def checks(self, timeout: float, io_timeout: float) -> list[doctor.Finding]:
+        raise StorageTimeout("stat /x: no answer from storage within 1 s")
+
+    def stall_budget(self, timeout: float) -> list[Stall]:
+        raise StorageError("gluster volume get: no answer")
+
+
+def test_a_backend_whose_own_checks_fail_gives_failed_findings_with_a_fix(domain: Domain) -> None:
+    app = domain.app()
+    backend = FailingChecks({"path": str(domain.root)}, app.clock)
+    report = doctor.run(backend, MetadataStore(backend, app.clock, 5.0).read_all, io_timeout=10, loop=10, timeout=5.0)
+    assert report["status"] == FAIL and report["code"] == 2
+    got = {f["check"]: f for f in report["findings"]}  # type: ignore[attr-defined]
+    assert got["backend"]["severity"] == FAIL and "no answer" in got["backend"]["what"] and got["backend"]["fix"] == doctor.RETRY
+    assert got["stall-budget"]["severity"] == FAIL and got["deployed"]["severity"] == OK
 
 
 def check(env: dict[str, str], *args: str) -> tuple[int, dict[str, object]]:

@@ -29,6 +29,7 @@ SEVERITIES = (OK, WARN, FAIL)
 STATUS_CODES = {"ok": 0, "warn": 1, "fail": 2, "unreachable": 4}
 WARN_FACTOR = 6  # sanlock logs a renewal warning after 6 x io_timeout without a successful renewal
 FAIL_FACTOR = 8  # ... and kills the lease holders (the engine VM) after 8 x io_timeout
+RETRY = "hectl storage check --timeout 30   (then look at the storage server)"
 SLOW_FRACTION = 0.25  # one I/O taking a quarter of io_timeout leaves sanlock little room
 
 
@@ -162,7 +163,7 @@ def run(
         findings.append(Finding("deployed", FAIL, exc.message, "no host can run the engine from it", "hectl deploy"))
     except StorageError as exc:
         reachable = False
-        why = "no host can read or write the domain: the agents cannot publish and sanlock cannot renew"
+        why = "this host cannot read or write the domain: its agent cannot publish and its sanlock cannot renew"
         findings.append(
             Finding("reachable", FAIL, exc.message, why, exc.hint or "hectl storage connect, then check the storage server")
         )
@@ -172,13 +173,14 @@ def run(
         try:
             findings += backend.checks(timeout, io_timeout)
         except StorageError as exc:
-            findings.append(Finding("backend", FAIL, exc.message, "the backend's own checks could not finish", exc.hint or ""))
+            findings.append(Finding("backend", FAIL, exc.message, "the backend's own checks could not finish", exc.hint or RETRY))
     stalls: list[Stall] = []
     if reachable:
         try:
             stalls = list(backend.stall_budget(timeout))
         except StorageError as exc:
-            findings.append(Finding("stall-budget", FAIL, exc.message, "the layers' timeouts could not be read", exc.hint or ""))
+            why = "the layers' timeouts could not be read"
+            findings.append(Finding("stall-budget", FAIL, exc.message, why, exc.hint or RETRY))
     findings += stall_findings(stalls, limits)
     status = status_of(findings) if reachable else "unreachable"
     return {
@@ -186,7 +188,7 @@ def run(
         "code": STATUS_CODES[status],
         "storage": backend.describe(),
         "findings": [f._asdict() for f in findings],
-        "sanlock": {**limits._asdict()},
+        "sanlock": limits._asdict(),
         "stalls": [s._asdict() for s in stalls],
         "failover": failover(limits, loop),
     }
