@@ -81,7 +81,10 @@ def stall_findings(stalls: Iterable[Stall], limits: Limits) -> list[Finding]:
             why = f"sanlock kills the engine VM after {limits.kill:g} s without a lease renewal, on a healthy host too"
             out.append(Finding(check, FAIL, what, why, fix))
         elif s.seconds >= limits.warn:
-            why = f"past {limits.warn:g} s sanlock warns; {limits.kill - s.seconds:g} s more and it kills the engine VM"
+            why = (
+                f"sanlock counts from the last renewal, up to {limits.renew:g} s before the stall began: "
+                f"past {limits.warn:g} s it warns, at {limits.kill:g} s it kills the engine VM"
+            )
             out.append(Finding(check, WARN, what, why, fix))
         else:
             out.append(Finding(check, OK, what, f"below sanlock's warning at {limits.warn:g} s"))
