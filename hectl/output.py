@@ -377,7 +377,7 @@ def _storage_check_text(data: Any) -> str:
     fo = data["failover"]
     lines.append(
         f"failover after the engine host dies: the engine VM starts elsewhere after {fo['min_s']:g}-{fo['max_s']:g} s, "
-        "then boots to healthy"
+        f"then boots to healthy (the agent gives it up to {fo['boot_limit_s']:g} s, [ha] starting)"
     )
     return "\n".join(lines) + "\n"
 

@@ -14,6 +14,7 @@ import pytest
 
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import SystemClock
+from hectl.config import HAConfig
 from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.plugins import make_plugin_manager
 from hectl.storage import doctor, records
@@ -122,8 +123,8 @@ def test_storage_check_contract(case) -> None:  # type: ignore[no-untyped-def]
     assert all(f.why and f.fix for f in found if f.severity != doctor.OK)  # every problem says why and how to fix it
     stalls = backend.stall_budget(5.0)
     assert all(isinstance(s, doctor.Stall) and s.layer and s.seconds >= 0 and s.source for s in stalls)
-    report = doctor.run(backend, MetadataStore(backend, SystemClock(), 5.0).read_all, io_timeout=10, loop=10, timeout=5.0)
+    report = doctor.run(backend, MetadataStore(backend, SystemClock(), 5.0).read_all, HAConfig(), 5.0)
     assert report["status"] in doctor.SEVERITIES and json.loads(json.dumps(report)) == report
     gone = factory(missing, SystemClock())
-    report = doctor.run(gone, MetadataStore(gone, SystemClock(), 2.0).read_all, io_timeout=10, loop=10, timeout=2.0)
+    report = doctor.run(gone, MetadataStore(gone, SystemClock(), 2.0).read_all, HAConfig(), 2.0)
     assert (report["status"], report["code"]) == ("unreachable", 4)

@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, Domain, run_hectl
 
 from hectl.backends.localfs.backend import LocalFSBackend
+from hectl.config import HAConfig
 from hectl.errors import StorageError, StorageTimeout
 from hectl.storage import doctor, records
 from hectl.storage.doctor import FAIL, OK, WARN, Limits, Stall
@@ -40,7 +41,7 @@ def test_a_stall_is_weighed_against_6x_and_8x_io_timeout(seconds: float, severit
 
 def test_failover_window_is_lease_expiry_after_the_last_renewal_plus_two_loops() -> None:
     # The simulator measures 131-150 s (with an 8 s boot) at io_timeout 10, loop 10 (bench/bench_ha.py).
-    assert doctor.failover(Limits.of(10), 10) == {"min_s": 120, "max_s": 160}
+    assert doctor.failover(Limits.of(10), 10, 300) == {"min_s": 120, "max_s": 160, "boot_limit_s": 300}
 
 
 @pytest.mark.parametrize(("ms", "severity"), [(2499, OK), (2500, WARN), (9999, WARN), (10000, FAIL)])
@@ -71,7 +72,7 @@ class FailingChecks(LocalFSBackend):
 def test_a_backend_whose_own_checks_fail_gives_failed_findings_with_a_fix(domain: Domain) -> None:
     app = domain.app()
     backend = FailingChecks({"path": str(domain.root)}, app.clock)
-    report = doctor.run(backend, MetadataStore(backend, app.clock, 5.0).read_all, io_timeout=10, loop=10, timeout=5.0)
+    report = doctor.run(backend, MetadataStore(backend, app.clock, 5.0).read_all, HAConfig(), 5.0)
     assert report["status"] == FAIL and report["code"] == 2
     got = {f["check"]: f for f in report["findings"]}  # type: ignore[attr-defined]
     assert got["backend"]["severity"] == FAIL and "no answer" in got["backend"]["what"] and got["backend"]["fix"] == doctor.RETRY
@@ -101,7 +102,7 @@ def test_a_complete_localfs_domain_is_all_good(domain: Domain) -> None:
     }  # fmt: skip
     assert all(f["severity"] == OK for f in doc["findings"])  # type: ignore[attr-defined]
     assert doc["sanlock"] == {"io_timeout": 10, "renew": 20, "warn": 60, "kill": 80, "dead": 140}
-    assert doc["stalls"] == [] and doc["failover"] == {"min_s": 120, "max_s": 160}
+    assert doc["stalls"] == [] and doc["failover"] == {"min_s": 120, "max_s": 160, "boot_limit_s": 300}
     text = run_hectl(["storage", "check"], env=domain.env)
     assert text.returncode == 0 and text.stdout.startswith(f"storage localfs at {domain.root}: OK\n")
     assert "kills the engine VM after 80 s" in text.stdout and "starts elsewhere after 120-160 s" in text.stdout

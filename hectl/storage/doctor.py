@@ -20,6 +20,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.fro
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from hectl.config import HAConfig
     from hectl.storage.backend import StorageBackend
     from hectl.storage.metadata import MetadataSnapshot
 
@@ -91,14 +92,15 @@ def stall_findings(stalls: Iterable[Stall], limits: Limits) -> list[Finding]:
     return out
 
 
-def failover(limits: Limits, loop: float) -> dict[str, float]:
-    """Seconds from the engine host's death to the engine VM starting elsewhere, before it boots.
+def failover(limits: Limits, loop: float, starting: float) -> dict[str, float]:
+    """Seconds from the engine host's death to the engine VM starting elsewhere; then it boots.
 
     The dead host renewed its lease at most ``renew`` s before it died; its
     leases are free ``dead`` s after that renewal; a peer's agent acts within
-    up to two loops (it sees the lease free, then starts the VM).
+    up to two loops (it sees the lease free, then starts the VM). The agent
+    gives the boot up to ``starting`` s (``[ha] starting``) to become healthy.
     """
-    return {"min_s": limits.dead - limits.renew, "max_s": limits.dead + 2 * loop}
+    return {"min_s": limits.dead - limits.renew, "max_s": limits.dead + 2 * loop, "boot_limit_s": starting}
 
 
 def metadata_findings(snap: MetadataSnapshot, path: str, io_timeout: float) -> list[Finding]:
@@ -150,13 +152,15 @@ def status_of(findings: Iterable[Finding]) -> str:
 
 
 def run(
-    backend: StorageBackend, read_metadata: Callable[[], MetadataSnapshot], *, io_timeout: float, loop: float, timeout: float
+    backend: StorageBackend, read_metadata: Callable[[], MetadataSnapshot], ha: HAConfig, timeout: float
 ) -> dict[str, object]:
     """Read the metadata, run the common and the backend's checks, weigh the stalls; the report as plain data.
 
+    ``ha`` gives sanlock's io_timeout, the agent's loop and its boot limit.
     ``read_metadata`` is ``MetadataStore.read_all``: it connects the backend
     only when a file is missing, to tell "not deployed" from "unreachable".
     """
+    io_timeout = ha.io_timeout
     limits = Limits.of(io_timeout)
     findings: list[Finding] = []
     reachable = True
@@ -193,5 +197,5 @@ def run(
         "findings": [f._asdict() for f in findings],
         "sanlock": limits._asdict(),
         "stalls": [s._asdict() for s in stalls],
-        "failover": failover(limits, loop),
+        "failover": failover(limits, ha.loop, ha.starting),
     }
