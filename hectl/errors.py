@@ -20,7 +20,9 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 7
     NOT_AVAILABLE = 8
     INTERNAL = 70
+    HANGUP = 129
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 EXIT_CODE_HELP: dict[ExitCode, str] = {
@@ -34,7 +36,9 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.TIMEOUT: "timed out waiting (--wait)",
     ExitCode.NOT_AVAILABLE: "capability not available in this version",
     ExitCode.INTERNAL: "internal error (a bug: rerun with -v and report it)",
+    ExitCode.HANGUP: "interrupted by SIGHUP (128 + 1) while changing shared storage",
     ExitCode.INTERRUPTED: "interrupted (SIGINT)",
+    ExitCode.TERMINATED: "interrupted by SIGTERM (128 + 15) while changing shared storage",
 }
 NAGIOS_HELP = (
     "vm-status --check and check-liveliness --nagios use Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. "
@@ -109,3 +113,39 @@ class PluginError(HectlError):
     """A plugin is broken (bad registration, duplicate backend name)."""
 
     exit_code = ExitCode.CONFIG
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the command (exit 128 + ``signum``); ``write_started``: a storage write may still land."""
+
+    def __init__(self, signum: int = 2, message: str = "", *, write_started: bool = False) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.message = message
+        self.write_started = write_started
+        self.hint: str | None = None
+        self.before = b""  # an interrupted update: the range as read before the write
+
+
+def signals_interrupt():  # type: ignore[no-untyped-def]
+    """Context manager: SIGTERM and SIGHUP raise ``Interrupted`` (as SIGINT raises KeyboardInterrupt) while in force.
+
+    For commands that change shared storage: they say what a signal left behind
+    (and log it) instead of dying silently mid-write.
+    """
+    import contextlib
+    import signal
+
+    def raise_interrupted(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def scope():  # type: ignore[no-untyped-def]
+        old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+    return scope()

@@ -17,8 +17,9 @@ import os
 from typing import TYPE_CHECKING
 
 from hectl import localstate
-from hectl.errors import HectlError, OperationFailed, StorageError
+from hectl.errors import HectlError, Interrupted, LockHeld, OperationFailed, StorageError
 from hectl.storage import records
+from hectl.storage.directio import WriteUncertain
 from hectl.text import escape
 
 if TYPE_CHECKING:
@@ -99,13 +100,17 @@ def set_maintenance(
     if mode in ("global", "none"):  # local maintenance above never needs shared storage
         try:
             _set_global(mode == "global", reason, expires, actor, now, store, changes)
-        except StorageError as exc:
+        except (StorageError, LockHeld, Interrupted) as exc:
             if any(c["scope"] == "local" for c in changes):
                 exc.message += " (local maintenance was cleared)"
-            _finish(changes, audit_log, host_id, notify)
+            audit_problem = _finish(changes, audit_log, host_id, notify)
+            if audit_problem:  # the storage failure is what the caller must hear about first
+                exc.message += f"; and {audit_problem}"
             raise
 
-    _finish(changes, audit_log, host_id, notify)
+    audit_problem = _finish(changes, audit_log, host_id, notify)
+    if audit_problem:
+        raise HectlError(f"maintenance changed, but {audit_problem}")
     return {
         "mode": mode,
         "changes": [
@@ -114,6 +119,25 @@ def set_maintenance(
         ],
         "audit_log": audit_log,
     }
+
+
+def _global_change(
+    slot: records.Slot, want_on: bool, reason: str, expires: float | None, actor: str, now: float
+) -> records.GlobalRecord | None:
+    """The global record to write over ``slot`` (``None``: nothing to do); pure."""
+    if slot.kind == records.SlotKind.TOO_NEW:
+        raise StorageError(f"the global record was written by a newer hectl ({slot.problem}); refusing to overwrite it")
+    old = slot.record if isinstance(slot.record, records.GlobalRecord) else records.GlobalRecord()
+    if not (want_on or old.maintenance or slot.kind == records.SlotKind.CORRUPT):
+        return None  # already off: nothing to write
+    return records.GlobalRecord(
+        seq=(old.seq + 1) % 2**64,
+        maintenance=want_on,
+        reason=reason if want_on else "",
+        set_by=actor,
+        set_at=now,
+        expires_at=expires if want_on else None,
+    )
 
 
 def _set_global(
@@ -125,43 +149,52 @@ def _set_global(
     store: Callable[[], MetadataStore],
     changes: list[dict[str, object]],
 ) -> None:
-    store_ = store()
+    """Read-modify-write slot 0 under the domain's update lock: concurrent commands queue, none is lost."""
+    target = "global" if want_on else "none"
+
+    def change(slot: records.Slot) -> records.GlobalRecord | None:
+        return _global_change(slot, want_on, reason, expires, actor, now)
+
+    def unknown(before: bytes) -> None:
+        was = records.decode_slot(0, before).record
+        was_on = isinstance(was, records.GlobalRecord) and was.maintenance_active(now)
+        changes.append(dict(_change("global", None, was_on, want_on, reason, actor, now, expires), outcome="unknown"))
+
     try:
-        slot = store_.read_slot(0)
-    except StorageError as exc:
-        exc.message = f"global maintenance unchanged: {exc.message}"
-        raise
-    if slot.kind == records.SlotKind.TOO_NEW:
-        raise StorageError(f"the global record was written by a newer hectl ({slot.problem}); refusing to overwrite it")
-    old = slot.record if isinstance(slot.record, records.GlobalRecord) else records.GlobalRecord()
-    if not (want_on or old.maintenance or slot.kind == records.SlotKind.CORRUPT):
-        return  # already off: nothing to write
-    new = records.GlobalRecord(
-        seq=(old.seq + 1) % 2**64,
-        maintenance=want_on,
-        reason=reason if want_on else "",
-        set_by=actor,
-        set_at=now,
-        expires_at=expires if want_on else None,
-    )
-    change = _change("global", None, old.maintenance_active(now), want_on, reason, actor, now, new.expires_at)
-    try:
-        store_.write_global(new)
-    except StorageError as exc:
+        result = store().update_global(change)
+    except WriteUncertain as exc:
         # The write reached the storage (or timed out there) and may still land: the outcome is unknown.
-        changes.append(dict(change, outcome="unknown"))
-        target = "global" if want_on else "none"
-        exc.message = f"global maintenance may or may not have been set to '{target}': {exc.message}"
+        unknown(exc.before)
+        exc.message = f"global maintenance may or may not have been set to '{target}' (outcome unknown): {exc.message}"
         exc.hint = "check with 'hectl vm-status' once the storage answers, and repeat the command if needed"
         raise
-    changes.append(change)
+    except Interrupted as exc:
+        if not exc.write_started:
+            exc.message = "global maintenance unchanged"
+            raise
+        unknown(exc.before)
+        exc.message = f"global maintenance may or may not have been set to '{target}' (outcome unknown)"
+        exc.hint = "check with 'hectl vm-status', and repeat the command if needed"
+        raise
+    except (StorageError, LockHeld) as exc:
+        exc.message = f"global maintenance unchanged: {exc.message}"
+        raise
+    slot = records.decode_slot(0, result.data)
+    new = change(slot)  # raises what the helper's run raised (a record too new to overwrite)
+    if new is None or not result.written:
+        return
+    old = slot.record if isinstance(slot.record, records.GlobalRecord) else records.GlobalRecord()
+    changes.append(_change("global", None, old.maintenance_active(now), want_on, reason, actor, now, new.expires_at))
 
 
-def _finish(changes: list[dict[str, object]], audit_log: str, host_id: int, notify: Callable[..., None] | None) -> None:
+def _finish(changes: list[dict[str, object]], audit_log: str, host_id: int, notify: Callable[..., None] | None) -> str:
+    """Log and announce ``changes``; return what went wrong with the audit log ('' when nothing)."""
+    problem = ""
     for change in changes:
-        _audit(audit_log, change, host_id)
+        problem = problem or _audit(audit_log, change, host_id)
         if notify is not None and change.get("outcome") != "unknown":
             notify(**{k: change[k] for k in _EVENT_KEYS})
+    return problem
 
 
 _EVENT_KEYS = ("scope", "host_id", "old_mode", "new_mode", "reason", "set_by", "expires_at")
@@ -186,7 +219,7 @@ def _change(
     }
 
 
-def _audit(path: str, change: dict[str, object], host_id: int) -> None:
+def _audit(path: str, change: dict[str, object], host_id: int) -> str:
     entry = dict(change, set_at=records.iso_time(change["set_at"]), expires_at=_iso_or_none(change["expires_at"]))  # type: ignore[arg-type]
     entry["from_host_id"] = host_id
     try:
@@ -197,7 +230,8 @@ def _audit(path: str, change: dict[str, object], host_id: int) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise HectlError(f"maintenance changed, but the audit log {path} could not be written: {exc.strerror}") from exc
+        return f"the audit log {path} could not be written: {exc.strerror}"
+    return ""
 
 
 def read_audit(path: str) -> list[dict[str, object]]:

@@ -130,11 +130,16 @@ def run(fn: Callable[[], int], verbose: Callable[[], int], as_json: Callable[[],
         if as_json():
             emit_error(int(exc.exit_code), exc.message, exc.hint)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("hectl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # hectl.errors.Interrupted says which signal and what it left behind
+        message = getattr(exc, "message", "")
+        hint = getattr(exc, "hint", None)
+        print("hectl: interrupted" + (f": {message}" if message else ""), file=sys.stderr)
+        if hint:
+            print(f"hectl: hint: {hint}", file=sys.stderr)
+        code = 128 + getattr(exc, "signum", int(ExitCode.INTERRUPTED) - 128)
         if as_json():
-            emit_error(int(ExitCode.INTERRUPTED), "interrupted")
-        return int(ExitCode.INTERRUPTED)
+            emit_error(code, "interrupted" + (f": {message}" if message else ""), hint)
+        return code
     except BrokenPipeError:  # the reader went away (`hectl ... | head`): not worth a message
         _stdout_to_devnull()
         return int(ExitCode.FAILED)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 STALL_FILE = "stall"  # present: stall; its content, when not empty, names the operations that stall
 NODIRECT_FILE = "nodirect"  # "open": O_DIRECT opens fail with EINVAL; "io": they succeed, their I/O fails so
+NOSPACE_FILE = "nospace"  # present: every write fails with ENOSPC (a full filesystem)
 BLOCKED_FILE = "blocked"  # how many operations have entered a stall so far (written by the daemon)
 FSNAME = "hectl-stallfs"
 
@@ -233,6 +234,8 @@ def _make_ops(backing: str, control: str):  # type: ignore[no-untyped-def]
 
         def write(self, path, data, offset, fh):  # type: ignore[no-untyped-def]
             check_direct_io(fh)
+            if os.path.exists(os.path.join(control, NOSPACE_FILE)):
+                raise FuseOSError(errno.ENOSPC)
             return os.pwrite(fh, data, offset)
 
     return StallFS()
@@ -327,6 +330,14 @@ class FuseMount:
             tmp = self.control / (NODIRECT_FILE + ".tmp")
             tmp.write_text(at)
             os.replace(tmp, path)
+
+    def no_space(self, full: bool) -> None:
+        """Make every write fail with ENOSPC (``full``), or stop doing so."""
+        path = self.control / NOSPACE_FILE
+        if full:
+            path.touch()
+        else:
+            path.unlink(missing_ok=True)
 
     @property
     def stalled(self) -> bool:

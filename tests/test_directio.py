@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -137,10 +136,10 @@ def test_buffered_fallback_when_o_direct_is_refused(shm_dir: Path, monkeypatch: 
     """A filesystem whose open() refuses O_DIRECT with EINVAL (the helper is forked: it sees the patch)."""
     real_open = os.open
 
-    def no_direct_open(path, flags, *args):  # type: ignore[no-untyped-def]
+    def no_direct_open(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
         if flags & os.O_DIRECT:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
-        return real_open(path, flags, *args)
+        return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(directio.os, "open", no_direct_open)
     path = shm_dir / "metadata"
@@ -257,26 +256,18 @@ def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:
     assert directio.path_kind(str(tmp_path), timeout=10) == "dir"
 
 
-def test_fifo_open_that_never_returns_times_out(tmp_path: Path) -> None:
-    """open() of a FIFO without a peer blocks forever: the hard timeout must still answer."""
-    # One FIFO per operation: a reader killed a moment ago may still be in open() when the writer comes.
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """open() of a FIFO without a peer would block forever: it is opened O_NONBLOCK and refused as not a file."""
     for op, fifo in (
-        (lambda p: directio.read(p, 0, SLOT, timeout=0.5), tmp_path / "read-fifo"),
-        (lambda p: directio.write(p, 0, bytes(SLOT), timeout=0.5), tmp_path / "write-fifo"),
+        (lambda p: directio.read(p, 0, SLOT, timeout=30), tmp_path / "read-fifo"),
+        (lambda p: directio.write(p, 0, bytes(SLOT), timeout=30), tmp_path / "write-fifo"),
     ):
         os.mkfifo(fifo)
-        start = time.monotonic()
-        with pytest.raises(StorageTimeout, match=r"no answer from storage within 0\.5 s") as exc:
+        with pytest.raises(StorageError, match=f"refused: {fifo} is not a regular file") as exc:
             op(str(fifo))
-        elapsed = time.monotonic() - start
-        assert 0.4 <= elapsed < 5.0
+        assert not isinstance(exc.value, StorageTimeout)
         assert exc.value.exit_code == ExitCode.STORAGE
     assert directio.path_kind(str(fifo), timeout=5) == "other"
-    # A FIFO opener dies of SIGKILL at once: the abandoned helpers are collected soon.
-    deadline = time.monotonic() + 10
-    while directio.reap_abandoned() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert directio.reap_abandoned() == 0
 
 
 # --- through MetadataStore -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from hectl.storage import directio
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from hectl.clock import Clock
     from hectl.storage.doctor import Finding, Stall
@@ -112,13 +112,43 @@ class StorageBackend(abc.ABC):
         """Plain data for status output (no secrets)."""
         return {"type": self.name, "root": self.root()}
 
+    # Domain file I/O. Every path is a file of the domain (``paths()``); each is reached from the
+    # root without following links and must be a regular file, or ``StorageError`` names it.
+    # Backends without a local path (userspace NFS or Gluster clients) override these.
+
     def read(self, path: str, offset: int, length: int, timeout: float) -> directio.IOResult:
-        """Direct, bounded read of a domain file (backends without a local path override this)."""
-        return directio.read(path, offset, length, timeout)
+        """Direct, bounded read of a domain file."""
+        return directio.read(path, offset, length, timeout, root=self.root())
 
     def write(self, path: str, offset: int, data: bytes, timeout: float) -> directio.IOResult:
-        """Direct, bounded write of whole sectors to a domain file."""
-        return directio.write(path, offset, data, timeout)
+        """Direct, bounded write of whole sectors into an existing domain file."""
+        return directio.write(path, offset, data, timeout, root=self.root())
+
+    def update(
+        self,
+        path: str,
+        offset: int,
+        length: int,
+        change: Callable[[bytes], bytes | None],
+        timeout: float,
+        *,
+        replace: bool = False,
+    ) -> directio.IOResult:
+        """Read-modify-write under the domain's exclusive update lock (see ``directio.update``).
+
+        ``LockHeld`` when the lock is not obtained within ``timeout``;
+        ``directio.WriteUncertain`` when the write may or may not have landed.
+        """
+        return directio.update(path, offset, length, change, timeout, root=self.root(), replace=replace)
+
+    def create(self, path: str, data: bytes, size: int, timeout: float) -> None:
+        """Atomically make ``path`` a new regular file (``data``, zeros up to ``size``); its directories too."""
+        directio.make_dirs(self.root(), os.path.dirname(directio.split(self.root(), path)[1]), timeout)
+        directio.create(path, data, size, timeout, root=self.root())
+
+    def check_file(self, path: str, timeout: float) -> None:
+        """``StorageError`` unless ``path`` is a regular file inside the domain (for files handed on by path, to sanlock)."""
+        directio.check_file(path, timeout, root=self.root())
 
     def health(self, timeout: float) -> BackendHealth:
         """Probe the domain: a timed read of the metadata file's first slot; never raises."""

@@ -1,4 +1,4 @@
-"""Aligned, direct, time-bounded file I/O for shared storage.
+"""Aligned, direct, time-bounded file I/O for shared storage, confined to the domain.
 
 Every operation runs in a forked child that shares a page-aligned anonymous
 buffer with the caller. The caller waits at most ``timeout`` seconds: a child
@@ -9,10 +9,19 @@ Files are opened with O_DIRECT so that reads see what other hosts wrote, not
 this host's page cache. Where the filesystem refuses O_DIRECT (some FUSE
 filesystems, tmpfs before Linux 6.6) the I/O falls back to buffered + O_DSYNC
 and says so in the result.
+
+Shared storage is untrusted: a domain file is reached from the domain root one
+component at a time (``openat`` with O_NOFOLLOW, O_DIRECTORY for directories)
+and must be a regular file, or the operation is refused naming it. Only the
+root itself, which the admin configures, may be a symbolic link. Files are
+created as a temporary file in the same directory (O_EXCL | O_NOFOLLOW),
+flushed, then renamed into place; a read-modify-write (``update``) holds an
+exclusive OFD lock on the domain's lock file for its whole length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_mod
 import mmap
 import os
@@ -20,15 +29,23 @@ import select
 import struct
 import time
 
-from hectl.errors import StorageError, StorageTimeout
+from hectl.errors import Interrupted, LockHeld, StorageError, StorageTimeout
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 ALIGN = 4096
-_RESULT = struct.Struct("!iqBI")  # errno (0 = ok), bytes transferred, flag (O_DIRECT used), ranges
+LOCK_FILE = "ha/update.lock"  # the lock of every read-modify-write (``update``)
+_RESULT = struct.Struct("!iqBI")  # errno (0 = ok), bytes transferred, flags, ranges (or message bytes on error)
 _RANGE = struct.Struct("!qq")
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux: type, whence, start, len, pid (0 for OFD locks)
+_DIRECT, _WRITTEN = 1, 2  # result flags
+_OPENED, _LOCKED, _WRITING, _DONE = b"O", b"L", b"W", b"R"  # progress the child reports before its result
+# A write that failed with one of these wrote nothing (any other failure may have left some bytes).
+_NOTHING_WRITTEN = frozenset(
+    {errno_mod.ENOSPC, errno_mod.EDQUOT, errno_mod.EROFS, errno_mod.EACCES, errno_mod.EPERM, errno_mod.EBADF}
+)
 _abandoned: list[int] = []
 _SIGKILL = 9  # signal.SIGKILL on Linux; importing signal builds three enums (~1 ms on the fast path)
 
@@ -39,15 +56,16 @@ class IOResult:
     A read returns ``extents``: (offset from the start of the read, bytes) for
     the parts of the range holding data; holes are zeros and are not copied
     (an 8 MB metadata file is mostly holes). ``size`` is how much of the range
-    exists in the file.
+    exists in the file. ``written`` says whether an ``update`` wrote.
     """
 
-    __slots__ = ("direct", "extents", "size")
+    __slots__ = ("direct", "extents", "size", "written")
 
-    def __init__(self, size: int, extents: list[tuple[int, bytes]], direct: bool) -> None:
+    def __init__(self, size: int, extents: list[tuple[int, bytes]], direct: bool, written: bool = False) -> None:
         self.size = size
         self.extents = extents
         self.direct = direct
+        self.written = written
 
     @property
     def data(self) -> bytes:
@@ -58,14 +76,93 @@ class IOResult:
         return bytes(out)
 
 
-def _open(path: str, flags: int, direct: bool) -> tuple[int, bool]:
-    if direct:
+class _Refused(OSError):
+    """A domain path that is not what it must be (a link, not a regular file...): the message names it."""
+
+
+class WriteUncertain(StorageError):
+    """The write was under way when it failed or timed out: it may still land.
+
+    After an ``update``, ``before`` holds the range as read before the write.
+    """
+
+    before = b""
+
+
+# --- paths inside the domain -----------------------------------------------------------------------
+
+
+def split(root: str, path: str) -> tuple[str, str]:
+    """(root, path relative to it) for ``path`` inside ``root``; a path outside is refused."""
+    root = os.path.normpath(root)
+    rel = os.path.relpath(os.path.normpath(path), root)
+    if rel == "." or rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+        raise StorageError(f"{path} is outside the storage domain {root}; refusing to use it")
+    return root, rel
+
+
+def _nofollow_error(dirfd: int, name: str, shown: str, exc: OSError, directory: bool) -> OSError:
+    """Say why ``name`` (in ``dirfd``) could not be opened without following links."""
+    if exc.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR, errno_mod.ENXIO, errno_mod.EMLINK):
+        return exc
+    import stat
+
+    try:
+        mode = os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode
+    except OSError:
+        return exc
+    if stat.S_ISLNK(mode):
+        return _Refused(errno_mod.ELOOP, f"{shown} is a symbolic link; domain files must be regular files inside the domain")
+    want = "a directory" if directory else "a regular file"
+    if stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode):
+        return exc
+    return _Refused(errno_mod.ELOOP, f"{shown} is not {want}; refusing to use it")
+
+
+def _open_dir(root: str, rel_dir: str) -> int:
+    """An O_DIRECTORY descriptor of ``root/rel_dir``, every component below the root opened without following links."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    shown = root
+    for part in [p for p in rel_dir.split("/") if p]:
+        shown = os.path.join(shown, part)
         try:
-            return os.open(path, flags | os.O_DIRECT), True
+            nxt = _open_dir_in(fd, part, shown)
+        finally:
+            os.close(fd)
+        fd = nxt
+    return fd
+
+
+def _open_in(dirfd: int, name: str, shown: str, flags: int, direct: bool) -> tuple[int, bool]:
+    """Open regular file ``name`` in ``dirfd`` without following a link; (fd, O_DIRECT used)."""
+    import stat
+
+    flags |= os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO planted here cannot block open()
+    try:
+        try:
+            fd, used = os.open(name, flags | (os.O_DIRECT if direct else 0), dir_fd=dirfd), direct
         except OSError as exc:
-            if exc.errno != errno_mod.EINVAL:
+            if not (direct and exc.errno == errno_mod.EINVAL):
                 raise
-    return os.open(path, flags), False
+            fd, used = os.open(name, flags, dir_fd=dirfd), False
+    except OSError as exc:
+        raise _nofollow_error(dirfd, name, shown, exc, directory=False) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _Refused(errno_mod.ELOOP, f"{shown} is not a regular file; refusing to use it")
+    return fd, used
+
+
+def _open(root: str, rel: str, flags: int, direct: bool) -> tuple[int, bool]:
+    head, name = os.path.split(rel)
+    dirfd = _open_dir(root, head)
+    try:
+        return _open_in(dirfd, name, os.path.join(root, rel), flags, direct)
+    finally:
+        os.close(dirfd)
+
+
+# --- the I/O itself (in the child) ---------------------------------------------------------------
 
 
 def _transfer(fd: int, buf: mmap.mmap, buf_offset: int, file_offset: int, length: int, write: bool) -> int:
@@ -121,38 +218,207 @@ def _read_into(fd: int, buf: mmap.mmap, offset: int, length: int) -> tuple[int, 
     return max(0, min(length, size - offset)), filled
 
 
-def _child_io(
-    path: str, offset: int, length: int, buf: mmap.mmap, write: bool, direct: bool
+def _with_fallback(
+    opener: Callable[[bool], tuple[int, bool]], direct: bool, op: Callable[[int], tuple[int, list[tuple[int, int]]]]
 ) -> tuple[int, bool, list[tuple[int, int]]]:
-    flags = (os.O_WRONLY | os.O_DSYNC) if write else os.O_RDONLY
-    fd, used_direct = _open(path, flags, direct)
-
-    def once() -> tuple[int, list[tuple[int, int]]]:
-        if write:
-            return _transfer(fd, buf, 0, offset, length, write=True), []
-        return _read_into(fd, buf, offset, length)
-
+    """Open (O_DIRECT when ``direct``), run ``op``; retry buffered when O_DIRECT is refused at I/O time."""
+    fd, used = opener(direct)
     try:
         try:
-            n, filled = once()
+            n, ranges = op(fd)
         except OSError as exc:
-            if not (used_direct and exc.errno == errno_mod.EINVAL):
+            if not (used and exc.errno == errno_mod.EINVAL):
                 raise
-            # Opened with O_DIRECT but the filesystem refuses it at I/O time.
             os.close(fd)
-            fd, used_direct = _open(path, flags, False)
-            n, filled = once()
-        if write:
+            fd = -1
+            fd, used = opener(False)
+            n, ranges = op(fd)
+        return n, used, ranges
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _child_read(
+    root: str, rel: str, offset: int, length: int, buf: mmap.mmap, direct: bool
+) -> tuple[int, int, list[tuple[int, int]]]:
+    n, used, filled = _with_fallback(
+        lambda d: _open(root, rel, os.O_RDONLY, d), direct, lambda fd: _read_into(fd, buf, offset, length)
+    )
+    return n, _DIRECT if used else 0, filled
+
+
+def _write_at(root: str, rel: str, offset: int, buf: mmap.mmap, length: int, direct: bool) -> tuple[int, bool]:
+    def op(fd: int) -> tuple[int, list[tuple[int, int]]]:
+        try:
+            n = _transfer(fd, buf, 0, offset, length, write=True)
             os.fsync(fd)
-        return n, used_direct, filled
+        except OSError as exc:
+            exc.maybe_written = exc.errno not in _NOTHING_WRITTEN  # type: ignore[attr-defined]
+            raise
+        return n, []
+
+    n, used, _ = _with_fallback(lambda d: _open(root, rel, os.O_WRONLY | os.O_DSYNC, d), direct, op)
+    return n, used
+
+
+def _child_write(
+    root: str, rel: str, offset: int, buf: mmap.mmap, length: int, direct: bool
+) -> tuple[int, int, list[tuple[int, int]]]:
+    n, used = _write_at(root, rel, offset, buf, length, direct)
+    return n, (_DIRECT if used else 0) | _WRITTEN, []
+
+
+def _replace(root: str, rel: str, buf: mmap.mmap, length: int, size: int, direct: bool) -> bool:
+    """Make ``root/rel`` a new regular file holding ``buf[:length]`` (then zeros up to ``size``), atomically.
+
+    A temporary file is created (O_EXCL | O_NOFOLLOW) in the same directory,
+    written, flushed and renamed over the name: readers see the old file or the
+    new one, never a part of either; a link at the name is replaced, never followed.
+    """
+    head, name = os.path.split(rel)
+    dirfd = _open_dir(root, head)
+    tmp = f".{name}.{os.urandom(6).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dirfd)
+        os.close(fd)
+        try:
+
+            def op(fd: int) -> tuple[int, list[tuple[int, int]]]:
+                n = _transfer(fd, buf, 0, 0, length, write=True) if length else 0
+                if n != length:
+                    raise OSError(errno_mod.EIO, f"short write ({n} of {length} bytes)")
+                os.ftruncate(fd, max(size, length))
+                os.fsync(fd)
+                return n, []
+
+            _, used, _ = _with_fallback(
+                lambda d: _open_in(dirfd, tmp, os.path.join(root, head, tmp), os.O_WRONLY | os.O_DSYNC, d), direct, op
+            )
+            os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dirfd)
+            raise
+        os.fsync(dirfd)
+        return used
+    finally:
+        os.close(dirfd)
+
+
+def _child_create(
+    root: str, rel: str, buf: mmap.mmap, length: int, size: int, direct: bool
+) -> tuple[int, int, list[tuple[int, int]]]:
+    return length, (_DIRECT if _replace(root, rel, buf, length, size, direct) else 0) | _WRITTEN, []
+
+
+def _make_dirs(root: str, rel_dir: str) -> None:
+    """Create the directories of ``rel_dir`` under ``root`` (0755) that are missing, never through a link."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    shown = root
+    try:
+        for part in [p for p in rel_dir.split("/") if p]:
+            shown = os.path.join(shown, part)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            nxt = _open_dir_in(fd, part, shown)
+            os.close(fd)
+            fd = nxt
     finally:
         os.close(fd)
 
 
+def _open_dir_in(fd: int, part: str, shown: str) -> int:
+    try:
+        return os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+    except OSError as exc:
+        raise _nofollow_error(fd, part, shown, exc, directory=True) from None
+
+
+def _lock(root: str, report: Callable[[bytes], None]) -> int:
+    """Open (creating it when missing: temp file + link, never through a link) and lock the domain's lock file."""
+    import fcntl
+
+    head, name = os.path.split(LOCK_FILE)
+    dirfd = _open_dir(root, head)
+    shown = os.path.join(root, LOCK_FILE)
+    try:
+        try:
+            fd, _ = _open_in(dirfd, name, shown, os.O_RDWR, False)
+        except FileNotFoundError:
+            tmp = f".{name}.{os.urandom(6).hex()}.tmp"
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dirfd))
+            try:
+                os.link(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
+            except FileExistsError:  # another host made it first: use theirs
+                pass
+            finally:
+                os.unlink(tmp, dir_fd=dirfd)
+            fd, _ = _open_in(dirfd, name, shown, os.O_RDWR, False)
+    finally:
+        os.close(dirfd)
+    os.set_blocking(fd, True)
+    report(_OPENED)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+    report(_LOCKED)
+    return fd
+
+
+def _child_update(
+    root: str,
+    rel: str,
+    offset: int,
+    length: int,
+    buf: mmap.mmap,
+    change: Callable[[bytes], bytes | None],
+    replace: bool,
+    direct: bool,
+    report: Callable[[bytes], None],
+) -> tuple[int, int, list[tuple[int, int]]]:
+    lock = _lock(root, report)
+    try:
+        try:
+            n, flags, filled = _child_read(root, rel, offset, length, buf, direct)
+        except FileNotFoundError:
+            if not replace:
+                raise
+            n, flags, filled = 0, 0, []
+        old = bytearray(n)
+        for a, b in filled:
+            old[a:b] = buf[a : min(b, n)]
+        try:
+            new = change(bytes(old))
+        except Exception:  # the caller runs ``change`` again on the same bytes and reports what it raises
+            new = None
+        if new is None:
+            return n, flags, filled
+        report(_WRITING)
+        out = mmap.mmap(-1, _aligned(len(new)))
+        out[: len(new)] = new
+        if replace:
+            used = _replace(root, rel, out, len(new), len(new), direct)
+        else:
+            done, used = _write_at(root, rel, offset, out, len(new), direct)
+            if done != len(new):
+                raise OSError(errno_mod.EIO, f"short write ({done} of {len(new)} bytes)")
+        return n, (_DIRECT if used else 0) | _WRITTEN, filled
+    finally:
+        os.close(lock)
+
+
+# --- the bounded child -----------------------------------------------------------------------------
+
+
 def _run_in_child(
-    work: Callable[[], tuple[int, bool, list[tuple[int, int]]]], timeout: float, what: str
-) -> tuple[int, bool, list[tuple[int, int]]]:
-    """Run ``work`` in a forked child; wait at most ``timeout`` s; return (count, flag, ranges)."""
+    work: Callable[[Callable[[bytes], None]], tuple[int, int, list[tuple[int, int]]]], timeout: float, what: str
+) -> tuple[int, int, list[tuple[int, int]]]:
+    """Run ``work(report)`` in a forked child; wait at most ``timeout`` s; return (count, flags, ranges).
+
+    ``report`` sends a progress mark. Waiting for the lock (after
+    ``_OPENED``) and the I/O after ``_LOCKED`` each get ``timeout``; once
+    ``_WRITING`` was reported, a timeout, an interruption or a failure that may
+    have left bytes behind raises ``WriteUncertain`` (the write may still land).
+    """
     reap_abandoned()
     deadline = time.monotonic() + max(0.0, timeout)
     rfd, wfd = os.pipe()
@@ -161,41 +427,78 @@ def _run_in_child(
         code = 1
         try:
             wfd = _detach(wfd)
+
+            sent = [b""]
+
+            def send(data: bytes) -> None:
+                sent[0] += data
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(wfd, view) :]
+
             try:
-                n, flag, ranges = work()
-                msg = _RESULT.pack(0, n, int(flag), len(ranges)) + b"".join(_RANGE.pack(a, b) for a, b in ranges)
+                n, flags, ranges = work(send)
+                msg = _RESULT.pack(0, n, flags, len(ranges)) + b"".join(_RANGE.pack(a, b) for a, b in ranges)
             except OSError as exc:
-                msg = _RESULT.pack(exc.errno or errno_mod.EIO, 0, 0, 0)
-            view = memoryview(msg)
-            while view:
-                view = view[os.write(wfd, view) :]
+                words = (exc.strerror or "").encode("utf-8", "replace") if isinstance(exc, _Refused) else b""
+                maybe = _WRITTEN if getattr(exc, "maybe_written", False) else 0
+                msg = _RESULT.pack(exc.errno or errno_mod.EIO, 0, maybe, len(words)) + words
+            except Exception as exc:  # a bug: say what, rather than "helper died"
+                words = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+                maybe = _WRITTEN if _WRITING in sent[0] else 0
+                msg = _RESULT.pack(errno_mod.EIO, 0, maybe, len(words)) + words
+            send(_DONE + msg)
             code = 0
         finally:
             os._exit(code)
     os.close(wfd)
+    marks = b""
+    msg = b""
     try:
-        msg = b""
         while True:
             ready, _, _ = select.select([rfd], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
-                raise StorageTimeout(f"{what}: no answer from storage within {timeout:g} s")
+                raise _timed_out(what, timeout, marks)
             chunk = os.read(rfd, 65536)
             if not chunk:
                 break
+            if not msg:
+                head, sep, rest = chunk.partition(_DONE)
+                if _LOCKED in head:
+                    deadline = time.monotonic() + max(0.0, timeout)
+                marks += head
+                chunk = sep + rest
             msg += chunk
         os.waitpid(pid, 0)
-    except BaseException:  # timeout, or interrupted: never wait for a child stuck on storage
+    except BaseException as exc:  # timeout, or interrupted: never wait for a child stuck on storage
         _abandon(pid)
+        if isinstance(exc, KeyboardInterrupt) and _WRITING in marks:
+            raise Interrupted(getattr(exc, "signum", 2), f"{what}: interrupted while writing", write_started=True) from exc
         raise
     finally:
         os.close(rfd)
-    if len(msg) < _RESULT.size:
-        raise StorageError(f"{what}: I/O helper process died")
-    err, n, flag, count = _RESULT.unpack_from(msg)
+    if len(msg) < 1 + _RESULT.size:
+        cls = WriteUncertain if _WRITING in marks else StorageError
+        raise cls(f"{what}: I/O helper process died")
+    err, n, flags, count = _RESULT.unpack_from(msg, 1)
     if err:
-        raise StorageError(f"{what}: {os.strerror(err)}", hint=_hint(err), errno=err)
-    ranges = [_RANGE.unpack_from(msg, _RESULT.size + i * _RANGE.size) for i in range(count)]
-    return n, bool(flag), ranges
+        text = msg[1 + _RESULT.size : 1 + _RESULT.size + count].decode("utf-8", "replace")  # a refusal, in words
+        cls = WriteUncertain if flags & _WRITTEN else StorageError
+        said = f"{what.split()[0]} refused: {text}" if text and err == errno_mod.ELOOP else f"{what}: {text or os.strerror(err)}"
+        raise cls(said, hint=_hint(err), errno=err)
+    ranges = [_RANGE.unpack_from(msg, 1 + _RESULT.size + i * _RANGE.size) for i in range(count)]
+    return n, flags, ranges
+
+
+def _timed_out(what: str, timeout: float, marks: bytes) -> StorageError | LockHeld:
+    if _WRITING in marks:
+        return WriteUncertain(f"{what}: no answer from storage within {timeout:g} s while writing")
+    if _OPENED in marks and _LOCKED not in marks:
+        return LockHeld(
+            f"{what}: the domain's update lock ({LOCK_FILE}) was not obtained within {timeout:g} s",
+            hint="another command is changing the domain; nothing was changed: try again",
+        )
+    return StorageTimeout(f"{what}: no answer from storage within {timeout:g} s")
 
 
 def _detach(keep: int) -> int:
@@ -221,6 +524,10 @@ def _hint(err: int) -> str | None:
         return "is the storage domain connected and deployed?"
     if err in (errno_mod.EACCES, errno_mod.EPERM, errno_mod.EROFS):
         return "check permissions and that the storage is mounted read-write"
+    if err == errno_mod.ELOOP:
+        return "something other than hectl put it there: inspect it, and move it away"
+    if err in (errno_mod.ENOSPC, errno_mod.EDQUOT):
+        return "free space on the storage domain"
     return None
 
 
@@ -249,62 +556,145 @@ def _aligned(length: int) -> int:
     return max(ALIGN, (length + ALIGN - 1) // ALIGN * ALIGN)
 
 
-def read(path: str, offset: int, length: int, timeout: float, direct: bool = True) -> IOResult:
-    """Read up to ``length`` bytes at ``offset`` (both multiples of 512); fewer at end of file."""
+def _where(path: str, root: str | None) -> tuple[str, str]:
+    """(root, relative path): inside ``root`` when given, else ``path``'s own directory is the root."""
+    if root is None:
+        return os.path.dirname(path) or ".", os.path.basename(path)
+    return split(root, path)
+
+
+# --- the operations ----------------------------------------------------------------------------------
+
+
+def read(path: str, offset: int, length: int, timeout: float, direct: bool = True, root: str | None = None) -> IOResult:
+    """Read up to ``length`` bytes at ``offset`` (both multiples of 512) of regular file ``path``; fewer at end of file.
+
+    With ``root``, every directory from ``root`` down to ``path`` is opened
+    without following links; without it, only ``path`` itself.
+    """
+    base, rel = _where(path, root)
     buf = mmap.mmap(-1, _aligned(length))
     try:
-        n, used, ranges = _run_in_child(lambda: _child_io(path, offset, length, buf, False, direct), timeout, f"read {path}")
+        n, flags, ranges = _run_in_child(
+            lambda report: _child_read(base, rel, offset, length, buf, direct), timeout, f"read {path}"
+        )
         extents = [(a, buf[a : min(b, n)]) for a, b in ranges if a < n]
-        return IOResult(n, extents, used)
+        return IOResult(n, extents, bool(flags & _DIRECT))
     finally:
         buf.close()
 
 
-def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = True) -> IOResult:
-    """Write ``data`` (a whole number of 512-byte sectors) at ``offset`` and flush it to storage."""
+def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = True, root: str | None = None) -> IOResult:
+    """Write ``data`` (a whole number of 512-byte sectors) at ``offset`` of regular file ``path`` and flush it."""
+    base, rel = _where(path, root)
     buf = mmap.mmap(-1, _aligned(len(data)))
     try:
         buf[: len(data)] = data
-        n, used, _ = _run_in_child(lambda: _child_io(path, offset, len(data), buf, True, direct), timeout, f"write {path}")
+
+        def work(report: Callable[[bytes], None]) -> tuple[int, int, list[tuple[int, int]]]:
+            report(_WRITING)
+            return _child_write(base, rel, offset, buf, len(data), direct)
+
+        n, flags, _ = _run_in_child(work, timeout, f"write {path}")
         if n != len(data):
-            raise StorageError(f"write {path}: short write ({n} of {len(data)} bytes)")
-        return IOResult(n, [], used)
+            raise WriteUncertain(f"write {path}: short write ({n} of {len(data)} bytes)")
+        return IOResult(n, [], bool(flags & _DIRECT), written=True)
     finally:
         buf.close()
 
 
-def _child_create(path: str, size: int) -> tuple[int, bool, list[tuple[int, int]]]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+def create(path: str, data: bytes, size: int, timeout: float, root: str | None = None) -> None:
+    """Make ``path`` a new regular file: ``data``, then zeros (a hole) up to ``size`` bytes; atomically, by rename.
+
+    Whatever was at ``path`` (a file, a link) is replaced, never written through.
+    """
+    base, rel = _where(path, root)
+    buf = mmap.mmap(-1, _aligned(len(data)))
     try:
-        if os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)
-            os.fsync(fd)
+        buf[: len(data)] = data
+        _run_in_child(lambda report: _child_create(base, rel, buf, len(data), size, False), timeout, f"create {path}")
     finally:
+        buf.close()
+
+
+def update(
+    path: str,
+    offset: int,
+    length: int,
+    change: Callable[[bytes], bytes | None],
+    timeout: float,
+    *,
+    root: str,
+    replace: bool = False,
+    direct: bool = True,
+) -> IOResult:
+    """Read-modify-write ``length`` bytes at ``offset`` of ``path`` under the domain's update lock.
+
+    In the child, holding an exclusive OFD lock on ``root/LOCK_FILE``: read the
+    range (missing file: ``b""`` when ``replace``), call ``change(old)``, and
+    when it returns bytes write them at ``offset`` (``replace``: as the new
+    whole file, by rename). ``change`` must be pure: the caller runs it again
+    on the returned old bytes (``data``) to learn what was written, or to raise
+    what it raised. The lock not obtained within ``timeout`` -> ``LockHeld``;
+    the I/O gets ``timeout`` more from then on.
+    """
+    base, rel = split(root, path)
+    buf = mmap.mmap(-1, _aligned(length))
+    try:
+        try:
+            n, flags, ranges = _run_in_child(
+                lambda report: _child_update(base, rel, offset, length, buf, change, replace, direct, report),
+                timeout,
+                f"update {path}",
+            )
+        except (WriteUncertain, Interrupted) as exc:
+            if isinstance(exc, WriteUncertain) or exc.write_started:
+                exc.before = bytes(buf[:length])  # the helper read it (holes are zeros) before it started writing
+            raise
+        extents = [(a, buf[a : min(b, n)]) for a, b in ranges if a < n]
+        return IOResult(n, extents, bool(flags & _DIRECT), written=bool(flags & _WRITTEN))
+    finally:
+        buf.close()
+
+
+def make_dirs(root: str, rel_dir: str, timeout: float) -> None:
+    """Create the missing directories of ``rel_dir`` under ``root`` (0755), never through a link."""
+
+    def work(report: Callable[[bytes], None]) -> tuple[int, int, list[tuple[int, int]]]:
+        _make_dirs(root, rel_dir)
+        return 0, 0, []
+
+    _run_in_child(work, timeout, f"create {os.path.join(root, rel_dir)}")
+
+
+def check_file(path: str, timeout: float, root: str) -> None:
+    """Raise ``StorageError`` naming ``path`` unless it is a regular file reached inside ``root`` without links."""
+    base, rel = split(root, path)
+
+    def work(report: Callable[[bytes], None]) -> tuple[int, int, list[tuple[int, int]]]:
+        fd, _ = _open(base, rel, os.O_RDONLY, False)
         os.close(fd)
-    return 0, False, []
+        return 0, 0, []
 
-
-def ensure_file(path: str, size: int, timeout: float) -> None:
-    """Create ``path`` (mode 0644) at least ``size`` bytes long, within ``timeout``; existing data is kept."""
-    _run_in_child(lambda: _child_create(path, size), timeout, f"create {path}")
+    _run_in_child(work, timeout, f"check {path}")
 
 
 _KINDS = {1: "dir", 2: "file", 3: "other"}
 
 
-def _child_kind(path: str) -> tuple[int, bool, list[tuple[int, int]]]:
+def _child_kind(path: str) -> tuple[int, int, list[tuple[int, int]]]:
     import stat
 
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return 0, False, []
-    return (1 if stat.S_ISDIR(mode) else 2 if stat.S_ISREG(mode) else 3), False, []
+        return 0, 0, []
+    return (1 if stat.S_ISDIR(mode) else 2 if stat.S_ISREG(mode) else 3), 0, []
 
 
 def path_kind(path: str, timeout: float) -> str | None:
-    """``"dir"``, ``"file"``, ``"other"`` or ``None`` (missing), found within ``timeout``."""
-    code, _, _ = _run_in_child(lambda: _child_kind(path), timeout, f"stat {path}")
+    """``"dir"``, ``"file"``, ``"other"`` or ``None`` (missing), found within ``timeout`` (links followed)."""
+    code, _, _ = _run_in_child(lambda report: _child_kind(path), timeout, f"stat {path}")
     return _KINDS.get(code)
 
 

@@ -14,6 +14,8 @@ from hectl.storage import directio, records
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hectl.clock import Clock
     from hectl.storage.backend import StorageBackend
 
@@ -98,6 +100,24 @@ class MetadataStore:
 
     def write_global(self, record: records.GlobalRecord) -> bool:
         return self._write(0, records.encode_global(record))
+
+    def update_global(self, change: Callable[[records.Slot], records.GlobalRecord | None]) -> directio.IOResult:
+        """Read slot 0, apply ``change`` (pure; ``None``: leave it) and write the result, under the domain's update lock.
+
+        The result's ``data`` is slot 0 as it was read: ``change(decode_slot(0, data))`` is what was written.
+        """
+
+        def on_bytes(old: bytes) -> bytes | None:
+            new = change(records.decode_slot(0, old))
+            return None if new is None else records.encode_global(new)
+
+        try:
+            return self.backend.update(self.path, 0, records.SLOT_SIZE, on_bytes, self.timeout)
+        except StorageError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            self._read(0, records.SECTOR_SIZE)  # says "not deployed" or what is missing
+            raise
 
     def clear_slot(self, index: int) -> bool:
         _check_index(index)

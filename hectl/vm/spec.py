@@ -19,6 +19,7 @@ import zlib
 from hectl import parse
 from hectl.errors import ConfigError, NotDeployed, StorageError
 from hectl.frozen import Frozen
+from hectl.storage.directio import WriteUncertain
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -235,24 +236,32 @@ def read(backend: StorageBackend, timeout: float) -> EngineSpec:
 
 
 def update(backend: StorageBackend, changes: Mapping[str, str], timeout: float) -> EngineSpec:
-    """Apply ``changes`` (key -> text) to the stored spec (or to the defaults when none is stored) and store it."""
-    try:
-        current: dict[str, object] = read(backend, timeout).to_dict()
-    except NotDeployed:
-        current = {}
+    """Apply ``changes`` (key -> text) to the stored spec (or to the defaults when none is stored) and store it.
+
+    The read-modify-write holds the domain's update lock and the new file
+    replaces the old one by rename: concurrent updates queue (each gets the
+    next version), and readers see the old spec or the new, never a mix.
+    """
     bad = [key for key in changes if key not in FIELDS]
     if bad:
         raise ConfigError(f"engine VM spec: unknown key '{bad[0]}' (known: {', '.join(FIELDS)})")
-    merged = {**current, **changes, "version": int(current.get("version", 0)) + 1}  # type: ignore[call-overload]
-    spec = build(merged)
-    write(backend, spec, timeout)
-    return spec
-
-
-def write(backend: StorageBackend, spec: EngineSpec, timeout: float) -> None:
-    """Store ``spec`` in one direct write (the file is created, 8 KiB, when missing)."""
-    from hectl.storage import directio
-
     where = path(backend)
-    directio.ensure_file(where, SPEC_SIZE, timeout)
-    backend.write(where, 0, encode(spec), timeout)
+
+    def change(old: bytes) -> bytes:
+        current = decode(old, where)
+        base: dict[str, object] = current.to_dict() if current else {}
+        return encode(build({**base, **changes, "version": (current.version if current else 0) + 1}))
+
+    try:
+        result = backend.update(where, 0, SPEC_SIZE, change, timeout, replace=True)
+    except StorageError as exc:
+        if isinstance(exc, WriteUncertain):
+            exc.message = f"the engine VM spec may or may not have been changed (outcome unknown): {exc.message}"
+            exc.hint = "check with 'hectl vm-config show', and repeat the command if needed"
+        else:
+            exc.message = f"the engine VM spec is unchanged: {exc.message}"
+        raise
+    spec = decode(change(result.data), where)  # raises what the helper's run raised (a bad value, a corrupt spec)
+    if spec is None or not result.written:
+        raise StorageError(f"{where}: the engine VM spec was not written")
+    return spec
