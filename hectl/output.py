@@ -330,9 +330,10 @@ def _vm_status_text(data: Any) -> str:
         f"* this host. {s['live']}/{s['hosts']} hosts live; engine up on: " + (", ".join(map(str, s["engine_up_on"])) or "none"),
         f"liveness judged by: {data['liveness']['source']} (window {data['liveness']['window_s']:g}s); local agent: {agent_text}",
         f"storage: {st.get('type', '?')} {st.get('root', '')}, read {st['read_ms']:.1f} ms"
-        + ("" if st["direct_io"] else ", buffered I/O (O_DIRECT refused)")
-        + (", METADATA FILE TRUNCATED" if st["truncated"] else ""),
+        + ("" if st["direct_io"] else ", buffered I/O (O_DIRECT refused)"),
     ]
+    if st.get("problem"):
+        lines.append(f"!! {st['problem']} !!")
     return "\n".join(lines) + "\n"
 
 
@@ -411,6 +412,8 @@ def _explain_text(data: Any) -> str:
         read = f"read {st['read_ms']:.1f} ms" if st.get("read_ok") else f"read FAILED: {st.get('read_error', '?')}"
         write = f"write {st['write_ms']:.1f} ms" if st.get("write_ok") else f"write FAILED: {st.get('write_error', '?')}"
         lines.append(f"storage (last cycle): {read}, {write}" + ("" if st.get("direct_io", True) else ", buffered I/O"))
+        if st.get("metadata_problem"):
+            lines.append(f"storage problem: {st['metadata_problem']}")
     vm = data["vm"]
     engine = vm["engine"]
     if engine:

@@ -187,7 +187,15 @@ def build_report(
     engine_up = [r["host_id"] for r in live if isinstance(r["engine"], dict) and r["engine"]["vm"] == "up"]
     return {
         "this_host": {"host_id": host_id, "hostname": hostname},
-        "storage": dict(storage, direct_io=snapshot.direct_io, read_ms=snapshot.read_ms, truncated=snapshot.truncated),
+        "storage": dict(
+            storage,
+            direct_io=snapshot.direct_io,
+            read_ms=snapshot.read_ms,
+            truncated=snapshot.truncated,
+            metadata_size=snapshot.size,
+            metadata_expected_size=records.METADATA_SIZE,
+            problem=snapshot.truncation() or None,
+        ),
         "global_maintenance": _global_section(snapshot, now_wall, view, now_mono),
         "local_agent": agent,
         "liveness": {"source": "agent" if view is not None else "wall-clock", "window_s": window},
@@ -219,6 +227,8 @@ def check(report: dict[str, object]) -> tuple[int, str]:
         crit.append(f"engine reported up on {len(up)} hosts ({', '.join(map(str, up))})")
     elif not up:
         (warn if g["active"] else crit).append("engine not up on any live host")
+    if report["storage"].get("problem"):  # type: ignore[attr-defined]
+        warn.append(str(report["storage"]["problem"]))  # type: ignore[index]
     if g["record"] not in (SlotKind.VALID, SlotKind.EMPTY):
         warn.append(f"global record {g['record']}: maintenance state unknown")
     if g["active"]:

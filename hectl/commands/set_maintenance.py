@@ -7,6 +7,7 @@ import click
 from hectl import maintenance, notify, parse
 from hectl.commands.options import format_options, pick_format, timeout_option
 from hectl.context import AppContext
+from hectl.errors import signals_interrupt
 from hectl.output import Output
 
 
@@ -51,18 +52,19 @@ def command(app: AppContext, mode: str, reason: str, ttl: float | None, fmt: str
     cfg = app.config
     plugins = app.plugins
     notifier = notify.register(plugins, cfg)
-    result = maintenance.set_maintenance(
-        mode,
-        reason=reason,
-        ttl=ttl,
-        store=app.store,
-        state_dir=cfg.paths.state_dir,
-        audit_log=cfg.audit_log,
-        host_id=cfg.host.id,
-        hostname=cfg.host.hostname,
-        clock=app.clock,
-        notify=plugins.notify_maintenance_change,
-    )
+    with signals_interrupt():  # SIGTERM/SIGHUP mid-write: say "outcome unknown" and log it, like SIGINT
+        result = maintenance.set_maintenance(
+            mode,
+            reason=reason,
+            ttl=ttl,
+            store=app.store,
+            state_dir=cfg.paths.state_dir,
+            audit_log=cfg.audit_log,
+            host_id=cfg.host.id,
+            hostname=cfg.host.hostname,
+            clock=app.clock,
+            notify=plugins.notify_maintenance_change,
+        )
     if notifier is not None:
         notifier.wait(cfg.notify.timeout)
     return Output("set-maintenance", result, pick_format(fmt, as_json), quiet_text=True)

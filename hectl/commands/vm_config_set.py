@@ -6,6 +6,7 @@ import click
 
 from hectl.commands.options import KeyValue, format_options, pick_format
 from hectl.context import AppContext
+from hectl.errors import signals_interrupt
 from hectl.output import Output
 from hectl.vm import spec as vmspec
 
@@ -40,5 +41,6 @@ def command(app: AppContext, changes: dict[str, str], fmt: str, as_json: bool) -
     spec; each set raises its version by one. A running VM keeps its old
     spec until it is restarted.
     """
-    spec = vmspec.update(app.backend(), changes, app.timeout)
+    with signals_interrupt():
+        spec = vmspec.update(app.backend(), changes, app.timeout)
     return Output("vm-config", {"spec": spec.to_dict(), "problems": []}, pick_format(fmt, as_json), quiet_text=True)

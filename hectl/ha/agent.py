@@ -150,7 +150,9 @@ class Agent:
         except StorageError as exc:
             self.storage.update(read_ok=False, read_error=exc.message)
             return False  # keep the last view; the state machine knows it is old
-        self.storage.update(read_ok=True, read_ms=snap.read_ms, direct_io=snap.direct_io, read_error="")
+        self.storage.update(
+            read_ok=True, read_ms=snap.read_ms, direct_io=snap.direct_io, read_error="", metadata_problem=snap.truncation()
+        )
         self.snapshot = snap
         if self.last_read is None or now - self.last_read > self.cfg.liveness_window:
             self.observing_since = now  # a gap in what we saw: a new host's record might be old, watch a while

@@ -42,6 +42,17 @@ class MetadataSnapshot(Frozen):
     def truncated(self) -> bool:
         return self.size < records.METADATA_SIZE
 
+    def truncation(self) -> str:
+        """What a truncated file hides, in words ('' when whole): never read as "fewer hosts"."""
+        if not self.truncated:
+            return ""
+        # The first slot whose record sector is not wholly in the file (details cut short are harmless).
+        first = (self.size - records.SECTOR_SIZE) // records.SLOT_SIZE + 1 if self.size >= records.SECTOR_SIZE else 0
+        what = "the global record and every host slot are" if first == 0 else f"host slots {first} to {records.MAX_HOST_ID} are"
+        return (
+            f"metadata file truncated ({self.size} of {records.METADATA_SIZE} bytes): {what} missing, those hosts cannot be seen"
+        )
+
     def host_slots(self) -> tuple[records.Slot, ...]:
         """Host slots that are not empty, by host id."""
         return tuple(s for i, s in sorted(self.slots.items()) if i)

@@ -17,7 +17,7 @@ import uuid as uuid_mod
 import zlib
 
 from hectl import parse
-from hectl.errors import ConfigError, NotDeployed, StorageError
+from hectl.errors import ConfigError, Interrupted, NotDeployed, StorageError
 from hectl.frozen import Frozen
 from hectl.storage.directio import WriteUncertain
 
@@ -254,6 +254,12 @@ def update(backend: StorageBackend, changes: Mapping[str, str], timeout: float) 
 
     try:
         result = backend.update(where, 0, SPEC_SIZE, change, timeout, replace=True)
+    except Interrupted as exc:
+        exc.message = "the engine VM spec " + (
+            "may or may not have been changed (outcome unknown)" if exc.write_started else "is unchanged"
+        )
+        exc.hint = "check with 'hectl vm-config show', and repeat the command if needed" if exc.write_started else None
+        raise
     except StorageError as exc:
         if isinstance(exc, WriteUncertain):
             exc.message = f"the engine VM spec may or may not have been changed (outcome unknown): {exc.message}"
