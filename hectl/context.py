@@ -98,5 +98,11 @@ class AppContext:
         if self._leases is None:
             from hectl.lease import SanlockLeases
 
-            self._leases = SanlockLeases(self.backend().paths(), self.config.host.id, int(self.config.ha.io_timeout))
+            backend = self.backend()
+            self._leases = SanlockLeases(
+                backend.paths(),
+                self.config.host.id,
+                int(self.config.ha.io_timeout),
+                lambda path: backend.check_file(path, self.timeout),
+            )
         return self._leases

@@ -22,6 +22,8 @@ from hectl.storage.backend import ENGINE_LEASE_NAME, LOCKSPACE_NAME
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hectl.storage.backend import DomainPaths
 
 ALIGN = 1024 * 1024  # 1 MiB per 2000 hosts at 512-byte sectors; 8 MiB at 4096
@@ -68,9 +70,15 @@ def require_binding() -> None:
     _sanlock()
 
 
-def prepare_files(paths: DomainPaths, sector_size: int = 512) -> None:
-    """Create the lockspace and engine lease files, owned by the ``sanlock`` user, mode 0660."""
+def prepare_files(paths: DomainPaths, timeout: float, sector_size: int = 512) -> None:
+    """Create the lockspace and engine lease files, owned by the ``sanlock`` user, mode 0660.
+
+    Each is made new and renamed into place (never written through a link),
+    then owned and permitted through its own descriptor.
+    """
     import pwd
+
+    from hectl.storage import directio
 
     try:
         sl = pwd.getpwnam("sanlock")
@@ -78,26 +86,31 @@ def prepare_files(paths: DomainPaths, sector_size: int = 512) -> None:
         raise HectlError("there is no 'sanlock' user", hint="install Debian's sanlock package") from None
     size = ALIGN * (sector_size // 512)
     for path in (paths.lockspace, paths.engine_lease):
-        with open(path, "ab") as f:
-            f.truncate(size)
-        os.chown(path, sl.pw_uid, sl.pw_gid)
-        os.chmod(path, 0o660)
+        directio.create(path, b"", size, timeout, root=paths.root, owner=(sl.pw_uid, sl.pw_gid), mode=0o660)
 
 
 class SanlockLeases:
     """This host's lockspace membership and its views of the other hosts and of the engine lease."""
 
-    def __init__(self, paths: DomainPaths, host_id: int, io_timeout: int) -> None:
+    def __init__(self, paths: DomainPaths, host_id: int, io_timeout: int, check: Callable[[str], None] | None = None) -> None:
         self.lockspace_path = paths.lockspace
         self.lease_path = paths.engine_lease
         self.host_id = host_id
         self.io_timeout = io_timeout
+        self.check = check  # raises StorageError unless a path is a regular file inside the domain
         self.joined = False
         self.error = ""
+
+    def check_files(self) -> None:
+        """sanlock is handed the files by path: refuse (``StorageError``) a link or a non-file planted there."""
+        if self.check is not None:
+            for path in (self.lockspace_path, self.lease_path):
+                self.check(path)
 
     def initialize(self, sector_size: int = 512) -> None:
         """Write a fresh lockspace and engine lease (deploy, or a repair in global maintenance)."""
         sanlock = _sanlock()
+        self.check_files()
         align = ALIGN * (sector_size // 512)
         try:
             sanlock.write_lockspace(
@@ -115,6 +128,11 @@ class SanlockLeases:
         Raises ``LockHeld`` when another live host uses the id, ``StorageError`` otherwise.
         """
         sanlock = _sanlock()
+        try:
+            self.check_files()
+        except StorageError as exc:
+            self.error = exc.message
+            raise
         try:
             sanlock.add_lockspace(LOCKSPACE_NAME.encode(), self.host_id, self.lockspace_path, iotimeout=self.io_timeout)
             self.error = ""

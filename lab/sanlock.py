@@ -119,7 +119,7 @@ def initialize_domain_leases(root: Path, daemon: Daemon, io_timeout: int) -> Non
     from hectl import lease
     from hectl.storage.backend import DomainPaths
 
-    lease.prepare_files(DomainPaths.under(str(root)))
+    lease.prepare_files(DomainPaths.under(str(root)), 30.0)
     code = (
         "from hectl import lease; from hectl.storage.backend import DomainPaths; "
         f"lease.SanlockLeases(DomainPaths.under({str(root)!r}), 1, {io_timeout}).initialize()"

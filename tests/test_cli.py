@@ -251,7 +251,7 @@ def test_vm_status_reports_every_slot_kind_in_json_and_text(domain: Domain) -> N
     lines = {line.split()[0].rstrip("*"): line for line in text.stdout.splitlines() if line[:1].isdigit()}
     assert "STALE: slot-corrupt (bad CRC)" in lines["3"]
     assert "STALE: version-too-new" in lines["6"] and "STALE: wrong-host-id" in lines["7"]
-    assert "live" in lines["1"] and "METADATA FILE TRUNCATED" in text.stdout
+    assert "live" in lines["1"] and "metadata file truncated (" in text.stdout
 
 
 def test_global_maintenance_banner_and_field(domain: Domain) -> None:

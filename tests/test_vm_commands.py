@@ -40,6 +40,9 @@ class FakeLeases:
     def hosts(self) -> dict[int, str]:
         return self._hosts
 
+    def check_files(self) -> None:
+        pass
+
 
 @pytest.fixture
 def engine(domain: Domain) -> Domain:

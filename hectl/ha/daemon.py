@@ -164,7 +164,9 @@ def run(
     cfg = load_config()
     if leases is None:
         require_binding()
-        leases = SanlockLeases(backend.paths(), cfg.host.id, int(cfg.ha.io_timeout))
+        leases = SanlockLeases(
+            backend.paths(), cfg.host.id, int(cfg.ha.io_timeout), lambda path: backend.check_file(path, cfg.storage.timeout)
+        )
     try:
         exporter = Exporter(cfg.ha.metrics_port) if cfg.ha.metrics_port else None
     except OSError as exc:

@@ -141,9 +141,14 @@ class StorageBackend(abc.ABC):
         """
         return directio.update(path, offset, length, change, timeout, root=self.root(), replace=replace)
 
+    def make_dirs(self, path: str, timeout: float) -> None:
+        """Create the missing directories down to ``path`` (a directory of the domain), never through a link."""
+        directio.make_dirs(self.root(), directio.split(self.root(), path)[1], timeout)
+
     def create(self, path: str, data: bytes, size: int, timeout: float) -> None:
         """Atomically make ``path`` a new regular file (``data``, zeros up to ``size``); its directories too."""
-        directio.make_dirs(self.root(), os.path.dirname(directio.split(self.root(), path)[1]), timeout)
+        if os.path.dirname(path) != self.root():
+            self.make_dirs(os.path.dirname(path), timeout)
         directio.create(path, data, size, timeout, root=self.root())
 
     def check_file(self, path: str, timeout: float) -> None:

@@ -269,7 +269,16 @@ def _child_write(
     return n, (_DIRECT if used else 0) | _WRITTEN, []
 
 
-def _replace(root: str, rel: str, buf: mmap.mmap, length: int, size: int, direct: bool) -> bool:
+def _replace(
+    root: str,
+    rel: str,
+    buf: mmap.mmap,
+    length: int,
+    size: int,
+    direct: bool,
+    owner: tuple[int, int] | None = None,
+    mode: int = 0o644,
+) -> bool:
     """Make ``root/rel`` a new regular file holding ``buf[:length]`` (then zeros up to ``size``), atomically.
 
     A temporary file is created (O_EXCL | O_NOFOLLOW) in the same directory,
@@ -280,8 +289,13 @@ def _replace(root: str, rel: str, buf: mmap.mmap, length: int, size: int, direct
     dirfd = _open_dir(root, head)
     tmp = f".{name}.{os.urandom(6).hex()}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dirfd)
-        os.close(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
+        try:
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         try:
 
             def op(fd: int) -> tuple[int, list[tuple[int, int]]]:
@@ -603,7 +617,15 @@ def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = Tr
         buf.close()
 
 
-def create(path: str, data: bytes, size: int, timeout: float, root: str | None = None) -> None:
+def create(
+    path: str,
+    data: bytes,
+    size: int,
+    timeout: float,
+    root: str | None = None,
+    owner: tuple[int, int] | None = None,
+    mode: int = 0o644,
+) -> None:
     """Make ``path`` a new regular file: ``data``, then zeros (a hole) up to ``size`` bytes; atomically, by rename.
 
     Whatever was at ``path`` (a file, a link) is replaced, never written through.
@@ -612,7 +634,12 @@ def create(path: str, data: bytes, size: int, timeout: float, root: str | None =
     buf = mmap.mmap(-1, _aligned(len(data)))
     try:
         buf[: len(data)] = data
-        _run_in_child(lambda report: _child_create(base, rel, buf, len(data), size, False), timeout, f"create {path}")
+
+        def work(report: Callable[[bytes], None]) -> tuple[int, int, list[tuple[int, int]]]:
+            _replace(base, rel, buf, len(data), size, False, owner, mode)
+            return len(data), _WRITTEN, []
+
+        _run_in_child(work, timeout, f"create {path}")
     finally:
         buf.close()
 

@@ -97,6 +97,7 @@ def start(
                 hint="stop it there first, or move it with maintenance",
             )
         leases = app.leases()
+        leases.check_files()  # the engine lease goes to sanlock by path: it must be a regular file of the domain
         if leases.state() != "held":
             raise OperationFailed(
                 f"this host (id {cfg.host.id}) has not joined the sanlock lockspace, so it cannot take the engine lease",
