@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
                 emit_error(exc.exit_code, exc.format_message())
             return exc.exit_code
         except click.Abort as exc:  # a prompt got ^C or end of input
-            if isinstance(exc.__context__, KeyboardInterrupt):
-                raise KeyboardInterrupt from None
+            if isinstance(exc.__context__, KeyboardInterrupt):  # ``run`` says what the interrupt left behind
+                raise exc.__context__ from None
             click.echo("hectl: aborted", err=True)
             if app.json_output:
                 emit_error(int(ExitCode.FAILED), "aborted")
