@@ -16,7 +16,7 @@ import pytest
 
 from hectl.cli import root as cli
 from hectl.clock import VirtualClock
-from hectl.errors import HypervisorError, LockHeld, WaitTimeout
+from hectl.errors import ExitCode, HypervisorError, LockHeld, WaitTimeout
 from hectl.lease import LEASE_FREE
 from hectl.vm import spec as vmspec
 from hectl.vm.hypervisor import VMInfo
@@ -39,9 +39,6 @@ class FakeLeases:
 
     def hosts(self) -> dict[int, str]:
         return self._hosts
-
-    def check_files(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -68,6 +65,20 @@ def test_vm_start_starts_and_reports(engine: Domain, capsys: pytest.CaptureFixtu
     assert data["result"] == "started" and data["state"] == "up" and data["vm"] == "engine"
     assert data["accel"] in ("kvm", "tcg") and data["accel_reason"]
     assert hyper.calls == [("start", (False, 120.0))]
+
+
+@pytest.mark.parametrize("planted", ["images/vmlinuz", "ha/engine.lease"])
+def test_vm_start_refuses_a_link_planted_for_libvirt_or_sanlock(
+    engine: Domain, capsys: pytest.CaptureFixture[str], tmp_path: Path, planted: str
+) -> None:
+    """libvirt, QEMU and sanlock get domain files by path: a link there would hand them any file of the host."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"secret")
+    (engine.root / planted).symlink_to(victim)
+    hyper = FakeHypervisor()
+    code, _, err = run(engine, ["vm-start"], capsys, hyper)
+    assert code == ExitCode.STORAGE and f"{engine.root / planted} is a symbolic link" in err, err
+    assert hyper.calls == []
 
 
 def test_vm_start_is_idempotent(engine: Domain, capsys: pytest.CaptureFixture[str]) -> None:

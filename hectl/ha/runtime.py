@@ -170,7 +170,7 @@ class EngineRuntime:
             return
         spec = self._spec(refresh=True)
         accel, _why = choose_accel(self.cfg.vm.accelerator)
-        xml = control.host_domain_xml(self.cfg, spec, self.backend.paths(), accel)
+        xml = control.host_domain_xml(self.cfg, spec, self.backend, accel)
         self.start_error, self.stop_requested = "", False
         hyper = self._hypervisor()
 

@@ -8,10 +8,11 @@ the engine runs elsewhere, ``VMStateError`` (6) when it is not here,
 
 from __future__ import annotations
 
+import errno
 import os
 
 from hectl import localstate, status
-from hectl.errors import LockHeld, OperationFailed, VMStateError, WaitTimeout
+from hectl.errors import LockHeld, OperationFailed, StorageError, VMStateError, WaitTimeout
 from hectl.lease import LEASE_FREE, LEASE_UNKNOWN, host_dead_seconds
 from hectl.vm import spec as vmspec
 from hectl.vm import xml as vmxml
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from hectl.config import Config
     from hectl.context import AppContext
-    from hectl.storage.backend import DomainPaths
+    from hectl.storage.backend import StorageBackend
     from hectl.storage.metadata import MetadataSnapshot
     from hectl.vm.hypervisor import Hypervisor, VMInfo
 
@@ -97,7 +98,6 @@ def start(
                 hint="stop it there first, or move it with maintenance",
             )
         leases = app.leases()
-        leases.check_files()  # the engine lease goes to sanlock by path: it must be a regular file of the domain
         if leases.state() != "held":
             raise OperationFailed(
                 f"this host (id {cfg.host.id}) has not joined the sanlock lockspace, so it cannot take the engine lease",
@@ -114,7 +114,7 @@ def start(
                 f"{who} still holds the engine lease (sanlock sees it {seen}); waiting for the lease to expire, "
                 f"up to about {host_dead_seconds(cfg.ha.io_timeout):.0f} s after its last renewal (giving up after {limit:g} s)"
             )
-        xml = host_domain_xml(cfg, spec, app.backend().paths(), accel)
+        xml = host_domain_xml(cfg, spec, app.backend(), accel)
         t0 = app.clock.monotonic()
         hyper.start(xml, paused=paused, timeout=limit)
         result.update(result="started", accel=accel, waited_for_lease_s=round(app.clock.monotonic() - t0, 3))
@@ -130,8 +130,21 @@ def start(
     return result
 
 
-def host_domain_xml(cfg: Config, spec: vmspec.EngineSpec, paths: DomainPaths, accel: str) -> str:
-    """The engine's libvirt XML on this host (its console log directory created), for ``vm-start`` and the agent."""
+def host_domain_xml(cfg: Config, spec: vmspec.EngineSpec, backend: StorageBackend, accel: str) -> str:
+    """The engine's libvirt XML on this host (its console log directory created), for ``vm-start`` and the agent.
+
+    libvirt, QEMU and sanlock get the domain's files by path: each must be a
+    regular file inside the domain (``StorageError`` naming it), not a link
+    planted there. A missing image is left for libvirt to report.
+    """
+    paths = backend.paths()
+    images = [os.path.join(paths.images_dir, rel) for rel in (spec.kernel, spec.initrd, spec.disk) if rel]
+    for path in (paths.engine_lease, *images):
+        try:
+            backend.check_file(path, cfg.storage.timeout)
+        except StorageError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
     os.makedirs(os.path.dirname(cfg.console_log), exist_ok=True)
     return vmxml.domain_xml(spec, paths, accel=accel, console_log=cfg.console_log, console_lock=vmxml.console_lock())
 
