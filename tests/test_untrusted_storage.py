@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from conftest import HECTL, Domain, run_hectl, write_config
 
-from hectl import directio, maintenance, records, vmspec
-from hectl.domain import init_domain
+from hectl import maintenance
 from hectl.errors import ExitCode, StorageError
 from hectl.lease import SanlockLeases
+from hectl.storage import directio, records
+from hectl.storage.domain import init_domain
+from hectl.vm import spec as vmspec
 
 SPEC = ["name=engine", "memory_mib=256", "vcpus=1", "disk=engine.qcow2", "host_port=28080"]
 
