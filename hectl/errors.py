@@ -6,7 +6,12 @@ Exit codes are public API: scripts depend on them. The table is rendered into
 
 from __future__ import annotations
 
+import contextlib
 import enum
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class ExitCode(enum.IntEnum):
@@ -127,25 +132,21 @@ class Interrupted(KeyboardInterrupt):
         self.before = b""  # an interrupted update: the range as read before the write
 
 
-def signals_interrupt():  # type: ignore[no-untyped-def]
-    """Context manager: SIGTERM and SIGHUP raise ``Interrupted`` (as SIGINT raises KeyboardInterrupt) while in force.
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While in force, SIGTERM and SIGHUP raise ``Interrupted`` (as SIGINT raises KeyboardInterrupt).
 
-    For commands that change shared storage: they say what a signal left behind
-    (and log it) instead of dying silently mid-write.
+    For commands that change shared storage: they say what a signal left
+    behind (and log it) instead of dying silently mid-write.
     """
-    import contextlib
     import signal
 
     def raise_interrupted(signum: int, _frame: object) -> None:
         raise Interrupted(signum)
 
-    @contextlib.contextmanager
-    def scope():  # type: ignore[no-untyped-def]
-        old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
-        try:
-            yield
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
-
-    return scope()
+    old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

@@ -168,14 +168,15 @@ def _set_global(
         exc.message = f"global maintenance may or may not have been set to '{target}' (outcome unknown): {exc.message}"
         exc.hint = "check with 'hectl vm-status' once the storage answers, and repeat the command if needed"
         raise
-    except Interrupted as exc:
-        if not exc.write_started:
-            exc.message = "global maintenance unchanged"
-            raise
-        unknown(exc.before)
-        exc.message = f"global maintenance may or may not have been set to '{target}' (outcome unknown)"
-        exc.hint = "check with 'hectl vm-status', and repeat the command if needed"
-        raise
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP under errors.signals_interrupt
+        stop = exc if isinstance(exc, Interrupted) else Interrupted()
+        if not stop.write_started:
+            stop.message = "global maintenance unchanged"
+            raise stop from None
+        unknown(stop.before)
+        stop.message = f"global maintenance may or may not have been set to '{target}' (outcome unknown)"
+        stop.hint = "check with 'hectl vm-status', and repeat the command if needed"
+        raise stop from None
     except (StorageError, LockHeld) as exc:
         exc.message = f"global maintenance unchanged: {exc.message}"
         raise

@@ -128,3 +128,49 @@ def test_storage_check_contract(case) -> None:  # type: ignore[no-untyped-def]
     gone = factory(missing, SystemClock())
     report = doctor.run(gone, MetadataStore(gone, SystemClock(), 2.0).read_all, HAConfig(), 2.0)
     assert (report["status"], report["code"]) == ("unreachable", 4)
+
+
+def test_domain_files_never_lead_out_of_the_domain(case, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Links and special files planted in the domain are refused by every file operation, naming the file."""
+    factory, good, _, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    init_domain(backend, SystemClock(), 5.0)
+    paths = backend.paths()
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.write_bytes(b"v" * 8192)
+    spec = f"{paths.config_dir}/engine-vm.json"
+    Path(spec).symlink_to(victim)
+    for op in (
+        lambda: backend.read(spec, 0, 4096, 5.0),
+        lambda: backend.write(spec, 0, bytes(4096), 5.0),
+        lambda: backend.update(spec, 0, 4096, lambda old: bytes(4096), 5.0, replace=True),
+        lambda: backend.check_file(spec, 5.0),
+    ):
+        with pytest.raises(StorageError, match=f"{spec} is a symbolic link"):
+            op()
+    with pytest.raises(StorageError, match="outside the storage domain"):
+        backend.read(str(victim), 0, 4096, 5.0)
+    assert victim.read_bytes() == b"v" * 8192
+    backend.create(spec, b"x" * 512, 8192, 5.0)  # creation replaces the link, never follows it
+    assert not Path(spec).is_symlink() and backend.read(spec, 0, 512, 5.0).data == b"x" * 512
+    assert victim.read_bytes() == b"v" * 8192
+
+
+def test_update_reads_changes_and_writes_under_the_lock(case) -> None:  # type: ignore[no-untyped-def]
+    factory, good, _, _ = case
+    backend = factory(good, SystemClock())
+    backend.connect(5.0)
+    init_domain(backend, SystemClock(), 5.0)
+    where = f"{backend.paths().config_dir}/counter"
+
+    def bump(old: bytes) -> bytes:
+        return str(int(old.strip() or b"0") + 1).encode().ljust(512)
+
+    first = backend.update(where, 0, 512, bump, 5.0, replace=True)
+    assert first.written and first.data == b""
+    second = backend.update(where, 0, 512, bump, 5.0, replace=True)
+    assert second.written and second.data.strip() == b"1"
+    assert backend.read(where, 0, 512, 5.0).data.strip() == b"2"
+    unchanged = backend.update(where, 0, 512, lambda old: None, 5.0, replace=True)
+    assert not unchanged.written and unchanged.data.strip() == b"2"

@@ -151,3 +151,29 @@ def test_who_prefers_the_sudo_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     assert maintenance.who("h1") == "alice@h1"
     monkeypatch.delenv("SUDO_USER")
     assert maintenance.who("h1").endswith("@h1") and os.getuid() >= 0
+
+
+class _FullStore:
+    """A metadata store on a full filesystem: the update is refused before anything is written."""
+
+    def update_global(self, change: Any) -> Any:
+        import errno
+
+        raise StorageError("update metadata: No space left on device", errno=errno.ENOSPC)
+
+
+def test_a_storage_failure_wins_over_an_audit_failure(domain: Domain, tmp_path: Any) -> None:
+    clock = VirtualClock()
+    apply(domain, "local", clock)
+    (tmp_path / "file").write_text("")
+    broken = str(tmp_path / "file" / "audit.log")  # cannot be created: its directory is a file
+    app = domain.app(clock=clock)
+    with pytest.raises(StorageError) as info:
+        maintenance.set_maintenance(
+            "none", reason="", ttl=None, store=lambda: _FullStore(), state_dir=app.config.paths.state_dir,  # type: ignore[arg-type,return-value]
+            audit_log=broken, host_id=1, hostname="h", clock=clock,
+        )  # fmt: skip
+    msg = info.value.message
+    assert msg.startswith("global maintenance unchanged: update metadata: No space left on device"), msg
+    assert "local maintenance was cleared" in msg and f"the audit log {broken} could not be written" in msg
+    assert "changed, but" not in msg
