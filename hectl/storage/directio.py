@@ -103,7 +103,7 @@ def split(root: str, path: str) -> tuple[str, str]:
 
 def _nofollow_error(dirfd: int, name: str, shown: str, exc: OSError, directory: bool) -> OSError:
     """Say why ``name`` (in ``dirfd``) could not be opened without following links."""
-    if exc.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR, errno_mod.ENXIO, errno_mod.EMLINK):
+    if exc.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR, errno_mod.ENXIO, errno_mod.EMLINK, errno_mod.EISDIR):
         return exc
     import stat
 
@@ -314,16 +314,14 @@ def _replace(
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dirfd)
             raise
-        os.fsync(dirfd)
+        try:
+            os.fsync(dirfd)
+        except OSError as exc:
+            exc.maybe_written = True  # type: ignore[attr-defined]  # renamed: the new file may be in place
+            raise
         return used
     finally:
         os.close(dirfd)
-
-
-def _child_create(
-    root: str, rel: str, buf: mmap.mmap, length: int, size: int, direct: bool
-) -> tuple[int, int, list[tuple[int, int]]]:
-    return length, (_DIRECT if _replace(root, rel, buf, length, size, direct) else 0) | _WRITTEN, []
 
 
 def _make_dirs(root: str, rel_dir: str) -> None:
@@ -389,6 +387,10 @@ def _child_update(
     direct: bool,
     report: Callable[[bytes], None],
 ) -> tuple[int, int, list[tuple[int, int]]]:
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the caller decides; this finishes what it began
+        signal.signal(signum, signal.SIG_IGN)
     lock = _lock(root, report)
     try:
         try:
@@ -414,7 +416,9 @@ def _child_update(
         else:
             done, used = _write_at(root, rel, offset, out, len(new), direct)
             if done != len(new):
-                raise OSError(errno_mod.EIO, f"short write ({done} of {len(new)} bytes)")
+                short = OSError(errno_mod.EIO, f"short write ({done} of {len(new)} bytes)")
+                short.maybe_written = True  # type: ignore[attr-defined]
+                raise short
         return n, (_DIRECT if used else 0) | _WRITTEN, filled
     finally:
         os.close(lock)
