@@ -229,3 +229,17 @@ def test_a_wall_clock_an_hour_ahead_does_not_end_global_maintenance_early(domain
     view = localstate.read_agent_view(str(domain.state_dir))
     assert view is not None and view.state == fsm.S.GLOBAL_MAINTENANCE
     assert 600 - 400 - 6 * 10 <= dict(view.timers)["global maintenance ends (its TTL, on this host's monotonic clock)"] <= 200
+
+
+def test_the_storage_monitor_reports_a_truncated_metadata_file(domain: Domain) -> None:
+    import os
+
+    os.truncate(domain.root / "ha" / "metadata", 6000)
+    stop, reload = threading.Event(), threading.Event()
+    clock = StopAfter(stop, reload, cycles=2, reload_at=99, on_reload=lambda: None)
+    app = domain.app(clock=clock)
+    daemon.run(lambda: config.load(str(domain.config), {}), app.backend(), clock, stop, reload, None, FakeLeases())  # type: ignore[arg-type]
+    view = localstate.read_agent_view(str(domain.state_dir))
+    assert view is not None
+    problem = dict(view.storage)["metadata_problem"]
+    assert isinstance(problem, str) and problem.startswith("metadata file truncated (") and "host slots 2 to 2000" in problem
