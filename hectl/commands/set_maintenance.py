@@ -45,6 +45,11 @@ def command(app: AppContext, mode: str, reason: str, ttl: float | None, fmt: str
     Global maintenance is stored on shared storage and seen by every host;
     local maintenance is this host's and its agent publishes it. Each change is
     appended to the audit log.
+
+    Concurrent changes queue on the domain's update lock (exit 5 when it is not
+    obtained within the timeout; nothing changed). A write that times out or is
+    interrupted (SIGINT 130, SIGTERM 143, SIGHUP 129) may still land: the
+    outcome is reported as unknown and logged so.
     """
     if ttl is not None and mode == "none":
         raise click.BadParameter("--ttl makes no sense with --mode none", param_hint="--ttl")

@@ -39,7 +39,8 @@ def command(app: AppContext, changes: dict[str, str], fmt: str, as_json: bool) -
     guest_port, graphics (vnc|spice|none), graphics_listen. Image paths are
     relative to the domain's images/ directory. The first set creates the
     spec; each set raises its version by one. A running VM keeps its old
-    spec until it is restarted.
+    spec until it is restarted. Concurrent sets queue on the domain's update
+    lock (exit 5 when it is not obtained within the storage timeout).
     """
     with signals_interrupt():
         spec = vmspec.update(app.backend(), changes, app.timeout)
