@@ -101,6 +101,24 @@ def test_vm_status(domain: Domain) -> None:
     assert doc["status"] == "WARNING"
 
 
+def test_vm_status_and_explain_of_a_truncated_metadata_file(domain: Domain) -> None:
+    import os
+
+    domain.publish(1, vm="up", health="good")
+    os.truncate(domain.root / "ha" / "metadata", 6000)
+    doc = valid(run_hectl(["vm-status", "--json"], env=domain.env).stdout, "vm-status")
+    assert doc["storage"]["metadata_size"] == 6000 and "truncated" in doc["storage"]["problem"]
+    monitor = {
+        "read_ok": True,
+        "read_ms": 1.0,
+        "direct_io": True,
+        "read_error": "",
+        "metadata_problem": doc["storage"]["problem"],
+    }
+    storage_schema = load_schema("explain")["properties"]["storage"]  # the agent's storage monitor, as explain shows it
+    assert list(jsonschema.Draft202012Validator(storage_schema).iter_errors(monitor)) == []
+
+
 def test_explain(domain: Domain) -> None:
     domain.publish(1, vm="up", health="bad")
     valid(run_hectl(["explain", "--json"], env=domain.env).stdout, "explain")
