@@ -294,20 +294,22 @@ def test_full_storage_leaves_the_spec_unchanged(fuse_domain) -> None:  # type: i
 def test_a_signal_mid_write_says_outcome_unknown_and_is_audited(fuse_domain, signum: int, code: int) -> None:  # type: ignore[no-untyped-def]
     dom, mount = fuse_domain
     mount.stall(("write",))  # the lock and the read answer; the write hangs in the storage
-    proc = _spawn(["set-maintenance", "--mode", "global", "--reason", "mid-write", "--timeout", "60"], dom.env)
+    proc = _spawn(["set-maintenance", "--mode", "global", "--reason", "mid-write", "--timeout", "60", "--json"], dom.env)
     try:
         deadline = time.monotonic() + 60
         while mount.blocked_count() == 0:  # the write has reached the storage
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
         mount.release()
     assert proc.returncode == code, err
     assert "outcome unknown" in err and "global maintenance may or may not have been set to 'global'" in err, err
+    error = json.loads(out)["error"]  # --json: the error document says the same
+    assert (error["code"], error["name"]) == (code, ExitCode(code).name) and "outcome unknown" in error["message"]
     audit = maintenance.read_audit(dom.app().config.audit_log)
     assert [(e["scope"], e["new_mode"], e.get("outcome")) for e in audit] == [("global", "global", "unknown")]
     deadline = time.monotonic() + 30  # the abandoned write lands once the storage answers: "unknown" was right
