@@ -192,7 +192,8 @@ def _finish(changes: list[dict[str, object]], audit_log: str, host_id: int, noti
     """Log and announce ``changes``; return what went wrong with the audit log ('' when nothing)."""
     problem = ""
     for change in changes:
-        problem = problem or _audit(audit_log, change, host_id)
+        failed = _audit(audit_log, change, host_id)
+        problem = problem or failed
         if notify is not None and change.get("outcome") != "unknown":
             notify(**{k: change[k] for k in _EVENT_KEYS})
     return problem
