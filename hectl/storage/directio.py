@@ -729,12 +729,12 @@ def path_kind(path: str, timeout: float) -> str | None:
     return _KINDS.get(code)
 
 
-def _child_free(path: str) -> tuple[int, bool, list[tuple[int, int]]]:
+def _child_free(path: str) -> tuple[int, int, list[tuple[int, int]]]:
     st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize, False, []
+    return st.f_bavail * st.f_frsize, 0, []
 
 
 def free_bytes(path: str, timeout: float) -> int:
     """Bytes free for unprivileged users on the filesystem of ``path``, found within ``timeout``."""
-    n, _, _ = _run_in_child(lambda: _child_free(path), timeout, f"statvfs {path}")
+    n, _, _ = _run_in_child(lambda report: _child_free(path), timeout, f"statvfs {path}")
     return n

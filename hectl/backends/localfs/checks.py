@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
+from hectl.errors import StorageError, StorageTimeout
 from hectl.storage import directio
 from hectl.storage.doctor import FAIL, OK, WARN, Finding, latency_finding
 
@@ -20,23 +22,27 @@ def checks(backend: LocalFSBackend, timeout: float, io_timeout: float) -> list[F
     """Findings for ``backend``'s domain; every operation bounded by ``timeout``."""
     paths = backend.paths()
     out = [
-        _lease_file(name, path, timeout) for name, path in (("lockspace", paths.lockspace), ("engine-lease", paths.engine_lease))
+        _lease_file(backend, name, path, timeout)
+        for name, path in (("lockspace", paths.lockspace), ("engine-lease", paths.engine_lease))
     ]
     out.append(_free_space(paths.root, directio.free_bytes(paths.root, timeout)))
     probe = os.path.join(paths.root, PROBE_FILE)
-    directio.ensure_file(probe, directio.ALIGN, timeout)
+    backend.create(probe, b"", directio.ALIGN, timeout)  # a new file, renamed into place: never through a planted link
     start = backend.clock.monotonic()
-    directio.write(probe, 0, bytes(directio.ALIGN), timeout)
+    backend.write(probe, 0, bytes(directio.ALIGN), timeout)
     ms = (backend.clock.monotonic() - start) * 1000.0
     out.append(latency_finding("write-latency", f"a direct write to {probe}", ms, io_timeout))
     return out
 
 
-def _lease_file(name: str, path: str, timeout: float) -> Finding:
-    kind = directio.path_kind(path, timeout)
-    if kind == "file":
+def _lease_file(backend: LocalFSBackend, name: str, path: str, timeout: float) -> Finding:
+    try:
+        backend.check_file(path, timeout)  # sanlock gets it by path: a regular file inside the domain, not a link
         return Finding(name, OK, f"{path} is a regular file")
-    what = f"{path} is missing" if kind is None else f"{path} is not a regular file ({kind})"
+    except StorageError as exc:
+        if isinstance(exc, StorageTimeout):
+            raise
+        what = f"{path} is missing" if exc.errno == errno.ENOENT else exc.message
     why = "sanlock keeps the host ids and the engine VM's lease there: no agent can join, no host can start the engine"
     return Finding(name, FAIL, what, why, "hectl deploy   (writes the lockspace and the engine lease)")
 
