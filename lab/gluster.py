@@ -52,6 +52,7 @@ class Glusterd:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.proc: subprocess.Popen[bytes] | None = None
+        self.mounts: list[Path] = []
 
     @property
     def pid(self) -> int:
@@ -109,7 +110,10 @@ class Glusterd:
         return pids
 
     def stop(self) -> None:
-        """glusterd first (it would react to brick deaths), then bricks and shd; SIGKILL after 5 s."""
+        """Lab mounts, then glusterd (it would react to brick deaths), then bricks and shd; SIGKILL after 5 s."""
+        for mnt in self.mounts:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+        self.mounts.clear()
         pids = [self.pid] if self.proc else []
         pids += self.service_pids()
         for pid in pids:
@@ -172,6 +176,26 @@ class Volume:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             wait_gone(pid, 10.0)
+
+    def mount(self) -> Path:
+        """The lab's own FUSE mount of the volume (for inspecting and clearing it), unmounted by ``stop()``."""
+        mnt = self.glusterd.base / "mnt" / self.name
+        if mnt not in self.glusterd.mounts:
+            mnt.mkdir(parents=True, exist_ok=True)
+            log = self.glusterd.base / "log" / f"lab-mnt-{self.name}.log"
+            argv = ["glusterfs", f"--volfile-server={HOST}", f"--volfile-id={self.name}", f"--log-file={log}", str(mnt)]
+            subprocess.run(argv, check=True, timeout=30)
+            self.glusterd.mounts.append(mnt)
+        return mnt
+
+    def clear(self) -> None:
+        """Remove everything in the volume (a fresh, empty domain root)."""
+        mnt = self.mount()
+        for entry in mnt.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def restart_bricks(self) -> None:
         self.glusterd.cli("volume", "start", self.name, "force")

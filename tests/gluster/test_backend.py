@@ -1,0 +1,72 @@
+"""The glusterfs backend against the session's real replica-3 volume, through the CLI as a real process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hectl.storage.domain import init_domain
+from lab import gluster
+from tests.conftest import Domain, run_hectl
+
+
+def gluster_config(path: Path, state_dir: Path, storage: str, host_id: int = 1) -> Path:
+    path.write_text(
+        f"[host]\nid = {host_id}\nhostname = host{host_id}.example\n\n"
+        f"[storage]\ntype = glusterfs\n{storage}timeout = 5\n\n"
+        f"[paths]\nstate_dir = {state_dir}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def gdomain(tmp_path: Path, gluster_volume: gluster.Volume) -> Iterator[Domain]:
+    """A deployed domain on the emptied volume, mounted under ``tmp_path/mnt``; unmounted afterwards."""
+    gluster_volume.clear()
+    storage = f"connection = {gluster_volume.connection}\nmount_base = {tmp_path / 'mnt'}\n"
+    dom = Domain(tmp_path / "mnt", gluster_config(tmp_path / "hectl.conf", tmp_path / "state", storage), tmp_path / "state", 1)
+    app = dom.app()
+    init_domain(app.backend(), app.clock, 5.0)
+    yield dom
+    dom.app().backend(connect=False).disconnect(10.0)
+
+
+def test_vm_status_and_set_maintenance_on_the_volume(gdomain: Domain, gluster_volume: gluster.Volume) -> None:
+    gdomain.publish(1, vm="up", health="good")
+    gdomain.publish(2)
+    done = run_hectl(["set-maintenance", "--mode", "global", "--reason", "gluster test"], env=gdomain.env)
+    assert done.returncode == 0, done.stderr
+    done = run_hectl(["vm-status", "--json"], env=gdomain.env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert sorted(h["host_id"] for h in report["hosts"]) == [1, 2]
+    assert report["global_maintenance"]["active"] is True
+    # the records are on the volume: the lab's own mount sees the metadata file
+    assert (gluster_volume.mount() / "ha" / "metadata").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("storage", "key"),
+    [
+        ("connection = 127.0.0.2:/hectl,log-file=/tmp/x\n", "connection"),
+        ("connection = --volfile-id=x:/hectl\n", "connection"),
+        ("connection = 127.0.0.2:/hectl\nbackup_servers = 127.0.0.3 /etc\n", "backup_servers"),
+        ("connection = 127.0.0.2:/hectl\nmount_options = log-level=INFO,direct-io-mode=disable\n", "mount_options"),
+        ("connection = 127.0.0.2:/hectl\nmount_base = ../x\n", "mount_base"),
+        ("connection = 127.0.0.2:/hectl\nmount_opts = x\n", "mount_opts"),
+    ],
+)
+def test_bad_storage_options_exit_3_naming_the_key_and_mount_nothing(tmp_path: Path, storage: str, key: str) -> None:
+    if "mount_base" not in storage:
+        storage += f"mount_base = {tmp_path / 'mnt'}\n"
+    config = gluster_config(tmp_path / "hectl.conf", tmp_path / "state", storage)
+    env = Domain(tmp_path, config, tmp_path / "state", 1).env
+    for args in (["vm-status", "--json"], ["set-maintenance", "--mode", "global"]):
+        done = run_hectl(args, env=env)
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
+        assert key in done.stderr or key in done.stdout
+    assert not (tmp_path / "mnt").exists()
+    assert f"{tmp_path}" not in Path("/proc/self/mounts").read_text()
