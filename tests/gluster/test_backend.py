@@ -70,3 +70,39 @@ def test_bad_storage_options_exit_3_naming_the_key_and_mount_nothing(tmp_path: P
         assert key in done.stderr or key in done.stdout
     assert not (tmp_path / "mnt").exists()
     assert f"{tmp_path}" not in Path("/proc/self/mounts").read_text()
+
+
+def _mounted(dom: Domain) -> bool:
+    return dom.app().backend(connect=False).is_connected()
+
+
+def test_gfapi_reads_the_same_bytes_as_the_fuse_mount(gdomain: Domain) -> None:
+    gdomain.publish(1, vm="up", health="good")
+    gdomain.publish(3)
+    backend = gdomain.app().backend()
+    metadata = backend.paths().metadata
+    through_fuse = backend.read(metadata, 0, 8 * 4096, 5.0)
+    backend.disconnect(5.0)
+    through_gfapi = backend.read(metadata, 0, 8 * 4096, 5.0)
+    assert not backend.is_connected()  # read without mounting
+    assert through_gfapi.size == through_fuse.size and through_gfapi.data == through_fuse.data
+    assert through_gfapi.data[4096:4100] != bytes(4)  # slot 1 holds a record (not an all-zero comparison)
+
+
+def test_vm_status_and_metrics_read_through_gfapi_without_mounting(gdomain: Domain) -> None:
+    gdomain.publish(1, vm="up", health="good")
+    gdomain.publish(2)
+    with_mount = run_hectl(["vm-status", "--json"], env=gdomain.env)
+    gdomain.app().backend(connect=False).disconnect(5.0)
+    without = run_hectl(["vm-status", "--json"], env=gdomain.env)
+    assert without.returncode == with_mount.returncode == 0, without.stderr
+    assert not _mounted(gdomain)
+    hosts = [json.loads(out.stdout)["hosts"] for out in (with_mount, without)]
+    assert [json.loads(out.stdout)["storage"]["access"] for out in (with_mount, without)] == ["fuse", "gfapi"]
+    for report in hosts:
+        for host in report:
+            del host["age_s"], host["live"]  # time passes between the two calls
+    assert hosts[0] == hosts[1] and len(hosts[0]) == 2
+    metrics = run_hectl(["metrics"], env=gdomain.env)
+    assert metrics.returncode == 0, metrics.stderr
+    assert not _mounted(gdomain)

@@ -64,6 +64,7 @@ class GlusterFSBackend(StorageBackend):
             "root": self._root,
             "volume": self.conn.volume,
             "servers": list(self.conn.servers),
+            "access": "fuse" if mounted(self._root) else "gfapi",
         }
 
     def is_connected(self) -> bool:
@@ -92,6 +93,17 @@ class GlusterFSBackend(StorageBackend):
             run(["umount", self._root], timeout, "unmount")
             if mounted(self._root):
                 raise StorageError(f"{self._root} is still mounted")
+
+    def read(self, path: str, offset: int, length: int, timeout: float) -> directio.IOResult:
+        """Through the mount when mounted, otherwise mount-free through libgfapi (same bytes, same bounds)."""
+        if mounted(self._root):
+            return super().read(path, offset, length, timeout)
+        from hectl.backends.glusterfs import gfapi
+
+        rel = os.path.relpath(path, self._root)
+        if rel.startswith(".."):
+            raise StorageError(f"{path} is not in the domain at {self._root}")
+        return gfapi.read(self.conn.volume, self.conn.servers, "/" + rel, offset, length, timeout)
 
     @property
     def connection(self) -> str:
