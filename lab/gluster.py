@@ -170,12 +170,15 @@ class Volume:
             time.sleep(0.1)
 
     def kill_brick(self, index: int) -> None:
-        """SIGKILL one brick and wait until it has left /proc (glusterd takes a zombie for a running brick)."""
+        """SIGKILL one brick and wait until it has left /proc: glusterd takes a zombie (PID 1 reaps lazily
+        here) for a running brick and would not restart it."""
         pid = self.brick_pids()[index]
         if pid > 0:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            wait_gone(pid, 10.0)
+            deadline = time.monotonic() + 20.0
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def mount(self) -> Path:
         """The lab's own FUSE mount of the volume (for inspecting and clearing it), unmounted by ``stop()``."""
@@ -198,8 +201,27 @@ class Volume:
                 entry.unlink()
 
     def restart_bricks(self) -> None:
+        for pid in self.brick_pids():  # a brick killed by someone else: wait for it to leave /proc too
+            deadline = time.monotonic() + 20.0
+            while pid > 0 and not alive(pid) and os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.05)
         self.glusterd.cli("volume", "start", self.name, "force")
         self.wait_bricks(3)
+        for mnt in self.glusterd.mounts:  # FUSE clients find restarted bricks (new ports) within a few seconds
+            wait_usable(mnt)
+
+
+def wait_usable(path: Path, timeout: float = 30.0) -> None:
+    """Wait until a FUSE-mounted directory answers again (ENOTCONN while the client lacks quorum)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.listdir(path)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager

@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hectl.storage.domain import init_domain
 from lab import gluster
 from tests.conftest import Domain, run_hectl
-
-
-def gluster_config(path: Path, state_dir: Path, storage: str, host_id: int = 1) -> Path:
-    path.write_text(
-        f"[host]\nid = {host_id}\nhostname = host{host_id}.example\n\n"
-        f"[storage]\ntype = glusterfs\n{storage}timeout = 5\n\n"
-        f"[paths]\nstate_dir = {state_dir}\n"
-    )
-    return path
-
-
-@pytest.fixture
-def gdomain(tmp_path: Path, gluster_volume: gluster.Volume) -> Iterator[Domain]:
-    """A deployed domain on the emptied volume, mounted under ``tmp_path/mnt``; unmounted afterwards."""
-    gluster_volume.clear()
-    storage = f"connection = {gluster_volume.connection}\nmount_base = {tmp_path / 'mnt'}\n"
-    dom = Domain(tmp_path / "mnt", gluster_config(tmp_path / "hectl.conf", tmp_path / "state", storage), tmp_path / "state", 1)
-    app = dom.app()
-    init_domain(app.backend(), app.clock, 5.0)
-    yield dom
-    dom.app().backend(connect=False).disconnect(10.0)
+from tests.gluster.conftest import gluster_config
 
 
 def test_vm_status_and_set_maintenance_on_the_volume(gdomain: Domain, gluster_volume: gluster.Volume) -> None:
