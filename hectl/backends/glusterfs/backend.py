@@ -110,6 +110,18 @@ class GlusterFSBackend(StorageBackend):
             raise StorageError(f"{path} is not in the domain at {self._root}")
         return gfapi.read(self.conn.volume, self.conn.servers, "/" + rel, offset, length, timeout)
 
+    def volume_findings(self, timeout: float, io_timeout: float, owner: tuple[int, int] | None = None) -> list[dict[str, str]]:
+        """Checks of the volume from the gluster CLI (hectl/backends/glusterfs/checks.py), for ``storage check``."""
+        from hectl.backends.glusterfs import checks
+
+        server = self.conn.servers[0]
+        info = checks.query(server, ["volume", "info", self.conn.volume], timeout)
+        try:
+            status = checks.query(server, ["volume", "status", self.conn.volume], timeout)
+        except StorageError:
+            status = None  # not started: volume info says so
+        return checks.findings(info, status, io_timeout, owner)
+
     @property
     def connection(self) -> str:
         return f"{self.conn.servers[0]}:/{self.conn.volume}"
