@@ -25,9 +25,11 @@ from hectl.storage.backend import StorageBackend
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
     from collections.abc import Mapping
 
     from hectl.clock import Clock
+    from hectl.storage.doctor import Finding, Stall
 
 MOUNT_BASE = "/run/hectl/mnt"
 LOG_DIR = "/var/log/glusterfs"
@@ -110,17 +112,31 @@ class GlusterFSBackend(StorageBackend):
             raise StorageError(f"{path} is not in the domain at {self._root}")
         return gfapi.read(self.conn.volume, self.conn.servers, "/" + rel, offset, length, timeout)
 
-    def volume_findings(self, timeout: float, io_timeout: float, owner: tuple[int, int] | None = None) -> list[dict[str, str]]:
-        """Checks of the volume from the gluster CLI (hectl/backends/glusterfs/checks.py), for ``storage check``."""
+    def checks(self, timeout: float, io_timeout: float) -> list[Finding]:
+        """The volume's checks from the gluster CLI (hectl/backends/glusterfs/checks.py), for ``storage check``."""
+        return self.volume_findings(timeout)
+
+    def volume_findings(self, timeout: float, owner: tuple[int, int] | None = None) -> list[Finding]:
+        """``checks``, with the uid/gid QEMU runs as when known (the volume root must belong to it)."""
         from hectl.backends.glusterfs import checks
 
-        server = self.conn.servers[0]
-        info = checks.query(server, ["volume", "info", self.conn.volume], timeout)
+        info = self._cli(["volume", "info", self.conn.volume], timeout)
         try:
-            status = checks.query(server, ["volume", "status", self.conn.volume], timeout)
+            status = self._cli(["volume", "status", self.conn.volume], timeout)
         except StorageError:
             status = None  # not started: volume info says so
-        return checks.findings(info, status, io_timeout, owner)
+        return checks.findings(info, status, owner)
+
+    def stall_budget(self, timeout: float) -> list[Stall]:
+        """A server that stops answering stalls I/O for the volume's network.ping-timeout + up to 5 s."""
+        from hectl.backends.glusterfs import checks
+
+        return [checks.stall(self._cli(["volume", "info", self.conn.volume], timeout))]
+
+    def _cli(self, args: list[str], timeout: float) -> ET.Element:
+        from hectl.backends.glusterfs import checks
+
+        return checks.query(self.conn.servers[0], args, timeout)
 
     @property
     def connection(self) -> str:

@@ -1,11 +1,11 @@
 """Checks of a Gluster volume from the gluster CLI's ``--xml`` output, as findings (what, why, how to fix).
 
-``findings`` is pure: it takes the parsed ``volume info`` and ``volume status``
-documents. ``query`` runs the CLI (``gluster --remote-host=SERVER``, argv
-only, bounded) and reads ``opRet``: the CLI exits 0 even when the command
-failed. Each finding is a plain dict with the fields of ``hectl storage
-check``'s findings: ``check``, ``severity`` (ok | warn | fail), ``what``,
-``why``, ``fix``.
+``findings`` and ``stall`` are pure: they take the parsed ``volume info``
+and ``volume status`` documents. ``query`` runs the CLI (``gluster
+--remote-host=SERVER``, argv only, bounded) and reads ``opRet``: the CLI exits
+0 even when the command failed. Findings are those of ``hectl storage
+check``: ``hectl.storage.doctor.Finding`` (what, why, how to fix); ``stall``
+gives the stall a silent server causes, for the doctor's timing budget.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 from hectl.errors import StorageError, StorageTimeout
+from hectl.storage.doctor import FAIL, OK, WARN, Finding, Stall
 
-OK, WARN, FAIL = "ok", "warn", "fail"
 DEFAULT_PING_TIMEOUT = 42.0  # GlusterFS's default network.ping-timeout
 PARTITION_EXTRA = 5.0  # measured: a partitioned server stalls I/O for ping-timeout + up to 5 s
 VIRT_OPTIONS = {"performance.strict-o-direct": "on", "network.remote-dio": "disable"}
 
 
-def _finding(check: str, severity: str, what: str, why: str = "", fix: str = "") -> dict[str, str]:
-    return {"check": check, "severity": severity, "what": what, "why": why, "fix": fix}
+_finding = Finding
 
 
 def parse(text: str, what: str) -> ET.Element:
@@ -62,14 +61,10 @@ def ping_timeout(info: ET.Element) -> float:
         return DEFAULT_PING_TIMEOUT
 
 
-def findings(
-    info: ET.Element, status: ET.Element | None, io_timeout: float, owner: tuple[int, int] | None = None
-) -> list[dict[str, str]]:
+def findings(info: ET.Element, status: ET.Element | None, owner: tuple[int, int] | None = None) -> list[Finding]:
     """Findings about one volume: ``info`` from ``volume info VOL --xml``, ``status`` from ``volume status VOL
-    --xml`` (None: the volume is not started), sanlock's ``io_timeout``, the uid/gid QEMU runs as if known."""
-    vol = info.find(".//volInfo/volumes/volume")
-    if vol is None:
-        raise StorageError("gluster volume info: no volume in the answer")
+    --xml`` (None: the volume is not started), the uid/gid QEMU runs as if known."""
+    vol = _volume(info)
     name = vol.findtext("name") or "?"
     opts = options(vol)
     out = []
@@ -177,19 +172,24 @@ def findings(
         )
     elif owner is not None:
         out.append(_finding("owner", OK, f"the volume root belongs to {owner[0]}:{owner[1]}"))
-    stall = ping_timeout(vol) + PARTITION_EXTRA
-    limit = 6 * io_timeout
-    source = f"network.ping-timeout {ping_timeout(vol):g} + up to {PARTITION_EXTRA:g} s"
-    out.append(
-        _finding("ping-timeout", OK, f"a silent server stalls I/O for up to {stall:g} s ({source})")
-        if stall < limit
-        else _finding(
-            "ping-timeout",
-            FAIL if stall >= 8 * io_timeout else WARN,
-            f"a silent server stalls I/O for up to {stall:g} s ({source})",
-            f"sanlock warns after {limit:g} s and kills the engine after {8 * io_timeout:g} s without a renewal"
-            f" (io_timeout {io_timeout:g})",
-            f"gluster volume set {name} network.ping-timeout {max(1, int(limit - PARTITION_EXTRA) - 1)}",
-        )
-    )
     return out
+
+
+def _volume(info: ET.Element) -> ET.Element:
+    vol = info.find(".//volInfo/volumes/volume")
+    if vol is None:
+        raise StorageError("gluster volume info: no volume in the answer")
+    return vol
+
+
+def stall(info: ET.Element) -> Stall:
+    """How long a server that stops answering (partition, freeze) stalls I/O: ping-timeout + up to 5 s."""
+    vol = _volume(info)
+    ping = ping_timeout(vol)
+    name = vol.findtext("name") or "VOLUME"
+    return Stall(
+        "gluster",
+        ping + PARTITION_EXTRA,
+        f"network.ping-timeout {ping:g} s + up to {PARTITION_EXTRA:g} s (measured)",
+        f"gluster volume set {name} network.ping-timeout SECONDS   (below 6 x io_timeout - {PARTITION_EXTRA:g})",
+    )
