@@ -88,7 +88,8 @@ class Glusterd:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """The gluster CLI, as seen from inside glusterd's namespace."""
-        argv = ["nsenter", "-t", str(self.pid), "-m", "gluster", "--mode=script", *args]
+        log = f"--log-file={self.base / 'log' / 'cli.log'}"  # also before the namespace's bind mounts are up
+        argv = ["nsenter", "-t", str(self.pid), "-m", "gluster", "--mode=script", log, *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise GlusterError(f"gluster {' '.join(args)}: {done.stdout.strip()} {done.stderr.strip()}")

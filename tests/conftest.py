@@ -120,12 +120,14 @@ def glusterd():  # type: ignore[no-untyped-def]
     reason = gluster.missing()
     if reason:
         pytest.skip(reason)  # a failure under CI=true
+    cli_log_before = os.path.exists("/var/log/glusterfs/cli.log")
     with gluster.running() as daemon:
         pids = [daemon.pid]
         yield daemon
         pids += daemon.service_pids()
     for log in glob.glob(f"/var/log/glusterfs/hectl-{gluster.HOST}:*.log"):  # the backend's client logs
         os.unlink(log)
+    assert not os.path.exists("/var/log/glusterfs/cli.log") or cli_log_before  # the lab's CLI logs to its own dir
     assert not any(alive(pid) for pid in pids) and not daemon.base.exists()
     assert not {"glusterd.info", "vols", "peers"} & set(os.listdir("/var/lib/glusterd"))  # the host's state untouched
     assert "fuse.glusterfs" not in Path("/proc/self/mounts").read_text()
