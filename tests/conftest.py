@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,12 +122,15 @@ def glusterd():  # type: ignore[no-untyped-def]
     if reason:
         pytest.skip(reason)  # a failure under CI=true
     cli_log_before = os.path.exists("/var/log/glusterfs/cli.log")
+    georep_before = os.path.exists("/var/lib/glusterd/geo-replication")  # every gluster CLI run creates it
     with gluster.running() as daemon:
         pids = [daemon.pid]
         yield daemon
         pids += daemon.service_pids()
     for log in glob.glob(f"/var/log/glusterfs/hectl-{gluster.HOST}:*.log"):  # the backend's client logs
         os.unlink(log)
+    if not georep_before:  # left by storage check's `gluster --remote-host` (an empty gsyncd template)
+        shutil.rmtree("/var/lib/glusterd/geo-replication", ignore_errors=True)
     assert not os.path.exists("/var/log/glusterfs/cli.log") or cli_log_before  # the lab's CLI logs to its own dir
     assert not any(alive(pid) for pid in pids) and not daemon.base.exists()
     assert not {"glusterd.info", "vols", "peers"} & set(os.listdir("/var/lib/glusterd"))  # the host's state untouched
