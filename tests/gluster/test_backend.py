@@ -84,3 +84,20 @@ def test_vm_status_and_metrics_read_through_gfapi_without_mounting(gdomain: Doma
     metrics = run_hectl(["metrics"], env=gdomain.env)
     assert metrics.returncode == 0, metrics.stderr
     assert not _mounted(gdomain)
+
+
+def test_a_mount_whose_client_died_is_mounted_again(gdomain: Domain) -> None:
+    import os
+    import signal
+
+    from hectl.backends.glusterfs.backend import client_pids
+
+    backend = gdomain.app().backend()
+    (pid,) = client_pids(backend.root())
+    os.kill(pid, signal.SIGKILL)
+    gluster.wait_gone(pid)
+    with pytest.raises(OSError):  # stale: Transport endpoint is not connected
+        os.listdir(backend.root())
+    done = run_hectl(["set-maintenance", "--mode", "global"], env=gdomain.env)
+    assert done.returncode == 0, done.stderr
+    assert backend.is_connected() and client_pids(backend.root()) != [pid]

@@ -67,15 +67,18 @@ class GlusterFSBackend(StorageBackend):
             "root": self._root,
             "volume": self.conn.volume,
             "servers": list(self.conn.servers),
-            "access": "fuse" if mounted(self._root) else "gfapi",
+            "access": "fuse" if self.is_connected() else "gfapi",
         }
 
     def is_connected(self) -> bool:
-        return mounted(self._root)
+        """Mounted, and its FUSE client alive (no storage I/O: /proc only)."""
+        return mounted(self._root) and bool(client_pids(self._root))
 
     def connect(self, timeout: float) -> None:
         """Mount the volume (unless mounted) and check the domain root answers, all within ``timeout``."""
         deadline = self.clock.monotonic() + timeout
+        if mounted(self._root) and not client_pids(self._root):  # its FUSE client died: a stale mount (ENOTCONN)
+            run(["umount", "-l", self._root], timeout, "unmount of a stale mount")
         if not mounted(self._root):
             os.makedirs(self._root, mode=0o755, exist_ok=True)
             servers = reachable_first(self.conn.servers, min(1.0, timeout / (len(self.conn.servers) + 1)))
@@ -103,7 +106,7 @@ class GlusterFSBackend(StorageBackend):
 
     def read(self, path: str, offset: int, length: int, timeout: float) -> directio.IOResult:
         """Through the mount when mounted, otherwise mount-free through libgfapi (same bytes, same bounds)."""
-        if mounted(self._root):
+        if self.is_connected():
             return super().read(path, offset, length, timeout)
         from hectl.backends.glusterfs import gfapi
 
