@@ -80,10 +80,12 @@ class AppContext:
             return getattr(importlib.import_module(module), attr)
         return self.plugins.backend_factory(name)
 
-    def store(self) -> MetadataStore:
+    def store(self, connect: bool = True) -> MetadataStore:
+        """The domain's metadata; ``connect=False`` for readers a backend can serve without connecting
+        (glusterfs reads through libgfapi when the volume is not mounted)."""
         from hectl.storage.metadata import MetadataStore
 
-        return MetadataStore(self.backend(), self.clock, self.timeout)
+        return MetadataStore(self.backend(connect), self.clock, self.timeout)
 
     def hypervisor(self) -> Hypervisor:
         """This host's hypervisor (libvirt at ``[vm] uri``), connected on first use."""

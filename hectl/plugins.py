@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ENTRYPOINT_GROUP = "hectl"
 # Built-in plugins: name (what HECTL_DISABLE_PLUGINS blocks) -> module with the hookimpls.
-BUILTIN_PLUGINS = {"localfs": "hectl.backends.localfs.plugin", "monitors": "hectl.ha.monitors"}
+BUILTIN_PLUGINS = {
+    "glusterfs": "hectl.backends.glusterfs.plugin",
+    "localfs": "hectl.backends.localfs.plugin",
+    "monitors": "hectl.ha.monitors",
+}
 
 
 class PluginInfo(NamedTuple):

@@ -276,10 +276,10 @@ def _check(app: AppContext, fmt: str, host_filter: frozenset[int]) -> Output:
 
 
 def build(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
-    """The vm-status report (reads the domain and the local state)."""
+    """The vm-status report (reads the domain and the local state; connects only if the backend must)."""
     cfg = app.config
-    backend = app.backend()
-    snapshot = app.store().read_all()
+    backend = app.backend(connect=False)
+    snapshot = app.store(connect=False).read_all()
     agent_view = localstate.read_agent_view(cfg.paths.state_dir)
     report = report_for(cfg, snapshot, app.clock, agent_view, backend.describe(), host_filter)
     hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined]

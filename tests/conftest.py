@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,40 @@ def run_hectl(
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hectl`` console script as a real process."""
     return subprocess.run([HECTL, *args], env=env, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="session")
+def glusterd():  # type: ignore[no-untyped-def]
+    """One real glusterd for the session (lab/gluster.py); teardown is checked to leave nothing behind."""
+    import glob
+
+    from lab import gluster
+    from lab.sanlock import alive
+
+    reason = gluster.missing()
+    if reason:
+        pytest.skip(reason)  # a failure under CI=true
+    cli_log_before = os.path.exists("/var/log/glusterfs/cli.log")
+    georep_before = os.path.exists("/var/lib/glusterd/geo-replication")  # every gluster CLI run creates it
+    with gluster.running() as daemon:
+        pids = [daemon.pid]
+        yield daemon
+        pids += daemon.service_pids()
+    for log in glob.glob(f"/var/log/glusterfs/hectl-{gluster.HOST}:*.log"):  # the backend's client logs
+        os.unlink(log)
+    if not georep_before:  # left by storage check's `gluster --remote-host` (an empty gsyncd template)
+        shutil.rmtree("/var/lib/glusterd/geo-replication", ignore_errors=True)
+    assert not os.path.exists("/var/log/glusterfs/cli.log") or cli_log_before  # the lab's CLI logs to its own dir
+    assert not any(alive(pid) for pid in pids) and not daemon.base.exists()
+    assert not {"glusterd.info", "vols", "peers"} & set(os.listdir("/var/lib/glusterd"))  # the host's state untouched
+    assert "fuse.glusterfs" not in Path("/proc/self/mounts").read_text()
+
+
+@pytest.fixture(scope="session")
+def gluster_volume(glusterd):  # type: ignore[no-untyped-def]
+    """A started replica-3 virt-group volume (owner 0:0 so that tests as root may write its root)."""
+    from lab import gluster
+
+    vol = gluster.Volume(glusterd, "hectl")
+    vol.create(virt=True, owner=(0, 0), ping_timeout=10)
+    return vol

@@ -29,6 +29,21 @@ CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dic
         {"path": str(tmp / "missing")},
         [{}, {"path": "relative/dir"}, {"path": str(tmp), "bogus": "1"}],
     ),
+    # the session's real replica-3 volume (conftest.py gluster_volume), emptied for each test
+    "glusterfs": lambda tmp: (
+        {"connection": "127.0.0.2:/hectl", "mount_base": str(tmp / "mnt")},
+        {"connection": "127.0.0.2:/nosuchvolume", "mount_base": str(tmp / "mnt")},
+        [
+            {},
+            {"connection": "127.0.0.2:/hectl", "bogus": "1"},
+            {"connection": "-o:/hectl"},
+            {"connection": "127.0.0.2:/vol/../x"},
+            {"connection": "127.0.0.2:/hectl", "backup_servers": "a,--volfile-id=x"},
+            {"connection": "127.0.0.2:/hectl", "mount_options": "log-file=/etc/passwd"},
+            {"connection": "127.0.0.2:/hectl", "mount_options": "log-level=INFO --x"},
+            {"connection": "127.0.0.2:/hectl", "mount_base": "relative"},
+        ],
+    ),
 }
 
 
@@ -42,6 +57,9 @@ def case(
 ) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
     factory = make_plugin_manager(load_entrypoints=False, environ={}).backend_factory(request.param)
     good, missing, bad = CASES[request.param](tmp_path)
+    if request.param == "glusterfs":
+        request.getfixturevalue("gluster_volume").clear()
+        request.addfinalizer(lambda: factory(good, SystemClock()).disconnect(10.0))
     return factory, good, missing, bad
 
 

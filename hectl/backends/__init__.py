@@ -6,4 +6,7 @@ paths can build a built-in backend without loading pluggy and the entry
 points; a test keeps it in step with what the hooks register.
 """
 
-BUILTIN_BACKENDS = {"localfs": "hectl.backends.localfs.backend:LocalFSBackend"}
+BUILTIN_BACKENDS = {
+    "glusterfs": "hectl.backends.glusterfs.backend:GlusterFSBackend",
+    "localfs": "hectl.backends.localfs.backend:LocalFSBackend",
+}

@@ -25,5 +25,5 @@ def command(app: AppContext, fmt: str, as_json: bool, timeout: float | None) -> 
     1 warnings, 2 failures, 4 storage unreachable.
     """
     app.storage_timeout = timeout
-    report = doctor.run(app.backend(connect=False), lambda: app.store().read_all(), app.config.ha, app.timeout)
+    report = doctor.run(app.backend(connect=False), lambda: app.store(connect=False).read_all(), app.config.ha, app.timeout)
     return Output("storage-check", report, pick_format(fmt, as_json), exit_code=int(report["code"]))  # type: ignore[call-overload]

@@ -40,7 +40,7 @@ LOCK_FILE = "ha/update.lock"  # the lock of every read-modify-write (``update``)
 _RESULT = struct.Struct("!iqBI")  # errno (0 = ok), bytes transferred, flags, ranges (or message bytes on error)
 _RANGE = struct.Struct("!qq")
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux: type, whence, start, len, pid (0 for OFD locks)
-_DIRECT, _WRITTEN = 1, 2  # result flags
+DIRECT, _WRITTEN = 1, 2  # result flags
 _OPENED, _LOCKED, _WRITING, _DONE = b"O", b"L", b"W", b"R"  # progress the child reports before its result
 # A write that failed with one of these wrote nothing (any other failure may have left some bytes).
 _NOTHING_WRITTEN = frozenset(
@@ -76,7 +76,7 @@ class IOResult:
         return bytes(out)
 
 
-class _Refused(OSError):
+class Refused(OSError):
     """A domain path that is not what it must be (a link, not a regular file...): the message names it."""
 
 
@@ -112,11 +112,11 @@ def _nofollow_error(dirfd: int, name: str, shown: str, exc: OSError, directory: 
     except OSError:
         return exc
     if stat.S_ISLNK(mode):
-        return _Refused(errno_mod.ELOOP, f"{shown} is a symbolic link; domain files must be regular files inside the domain")
+        return Refused(errno_mod.ELOOP, f"{shown} is a symbolic link; domain files must be regular files inside the domain")
     want = "a directory" if directory else "a regular file"
     if stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode):
         return exc
-    return _Refused(errno_mod.ELOOP, f"{shown} is not {want}; refusing to use it")
+    return Refused(errno_mod.ELOOP, f"{shown} is not {want}; refusing to use it")
 
 
 def _open_dir(root: str, rel_dir: str) -> int:
@@ -149,7 +149,7 @@ def _open_in(dirfd: int, name: str, shown: str, flags: int, direct: bool) -> tup
         raise _nofollow_error(dirfd, name, shown, exc, directory=False) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise _Refused(errno_mod.ELOOP, f"{shown} is not a regular file; refusing to use it")
+        raise Refused(errno_mod.ELOOP, f"{shown} is not a regular file; refusing to use it")
     return fd, used
 
 
@@ -245,7 +245,7 @@ def _child_read(
     n, used, filled = _with_fallback(
         lambda d: _open(root, rel, os.O_RDONLY, d), direct, lambda fd: _read_into(fd, buf, offset, length)
     )
-    return n, _DIRECT if used else 0, filled
+    return n, DIRECT if used else 0, filled
 
 
 def _write_at(root: str, rel: str, offset: int, buf: mmap.mmap, length: int, direct: bool) -> tuple[int, bool]:
@@ -266,7 +266,7 @@ def _child_write(
     root: str, rel: str, offset: int, buf: mmap.mmap, length: int, direct: bool
 ) -> tuple[int, int, list[tuple[int, int]]]:
     n, used = _write_at(root, rel, offset, buf, length, direct)
-    return n, (_DIRECT if used else 0) | _WRITTEN, []
+    return n, (DIRECT if used else 0) | _WRITTEN, []
 
 
 def _replace(
@@ -419,7 +419,7 @@ def _child_update(
                 short = OSError(errno_mod.EIO, f"short write ({done} of {len(new)} bytes)")
                 short.maybe_written = True  # type: ignore[attr-defined]
                 raise short
-        return n, (_DIRECT if used else 0) | _WRITTEN, filled
+        return n, (DIRECT if used else 0) | _WRITTEN, filled
     finally:
         os.close(lock)
 
@@ -427,7 +427,7 @@ def _child_update(
 # --- the bounded child -----------------------------------------------------------------------------
 
 
-def _run_in_child(
+def run_in_child(
     work: Callable[[Callable[[bytes], None]], tuple[int, int, list[tuple[int, int]]]], timeout: float, what: str
 ) -> tuple[int, int, list[tuple[int, int]]]:
     """Run ``work(report)`` in a forked child; wait at most ``timeout`` s; return (count, flags, ranges).
@@ -458,7 +458,7 @@ def _run_in_child(
                 n, flags, ranges = work(send)
                 msg = _RESULT.pack(0, n, flags, len(ranges)) + b"".join(_RANGE.pack(a, b) for a, b in ranges)
             except OSError as exc:
-                words = (exc.strerror or "").encode("utf-8", "replace") if isinstance(exc, _Refused) else b""
+                words = (exc.strerror or "").encode("utf-8", "replace") if isinstance(exc, Refused) else b""
                 maybe = _WRITTEN if getattr(exc, "maybe_written", False) else 0
                 msg = _RESULT.pack(exc.errno or errno_mod.EIO, 0, maybe, len(words)) + words
             except Exception as exc:  # a bug: say what, rather than "helper died"
@@ -593,11 +593,11 @@ def read(path: str, offset: int, length: int, timeout: float, direct: bool = Tru
     base, rel = _where(path, root)
     buf = mmap.mmap(-1, _aligned(length))
     try:
-        n, flags, ranges = _run_in_child(
+        n, flags, ranges = run_in_child(
             lambda report: _child_read(base, rel, offset, length, buf, direct), timeout, f"read {path}"
         )
         extents = [(a, buf[a : min(b, n)]) for a, b in ranges if a < n]
-        return IOResult(n, extents, bool(flags & _DIRECT))
+        return IOResult(n, extents, bool(flags & DIRECT))
     finally:
         buf.close()
 
@@ -613,10 +613,10 @@ def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = Tr
             report(_WRITING)
             return _child_write(base, rel, offset, buf, len(data), direct)
 
-        n, flags, _ = _run_in_child(work, timeout, f"write {path}")
+        n, flags, _ = run_in_child(work, timeout, f"write {path}")
         if n != len(data):
             raise WriteUncertain(f"write {path}: short write ({n} of {len(data)} bytes)")
-        return IOResult(n, [], bool(flags & _DIRECT), written=True)
+        return IOResult(n, [], bool(flags & DIRECT), written=True)
     finally:
         buf.close()
 
@@ -643,7 +643,7 @@ def create(
             _replace(base, rel, buf, len(data), size, False, owner, mode)
             return len(data), _WRITTEN, []
 
-        _run_in_child(work, timeout, f"create {path}")
+        run_in_child(work, timeout, f"create {path}")
     finally:
         buf.close()
 
@@ -673,7 +673,7 @@ def update(
     buf = mmap.mmap(-1, _aligned(length))
     try:
         try:
-            n, flags, ranges = _run_in_child(
+            n, flags, ranges = run_in_child(
                 lambda report: _child_update(base, rel, offset, length, buf, change, replace, direct, report),
                 timeout,
                 f"update {path}",
@@ -683,7 +683,7 @@ def update(
                 exc.before = bytes(buf[:length])  # the helper read it (holes are zeros) before it started writing
             raise
         extents = [(a, buf[a : min(b, n)]) for a, b in ranges if a < n]
-        return IOResult(n, extents, bool(flags & _DIRECT), written=bool(flags & _WRITTEN))
+        return IOResult(n, extents, bool(flags & DIRECT), written=bool(flags & _WRITTEN))
     finally:
         buf.close()
 
@@ -695,7 +695,7 @@ def make_dirs(root: str, rel_dir: str, timeout: float) -> None:
         _make_dirs(root, rel_dir)
         return 0, 0, []
 
-    _run_in_child(work, timeout, f"create {os.path.join(root, rel_dir)}")
+    run_in_child(work, timeout, f"create {os.path.join(root, rel_dir)}")
 
 
 def check_file(path: str, timeout: float, root: str) -> None:
@@ -707,7 +707,7 @@ def check_file(path: str, timeout: float, root: str) -> None:
         os.close(fd)
         return 0, 0, []
 
-    _run_in_child(work, timeout, f"check {path}")
+    run_in_child(work, timeout, f"check {path}")
 
 
 _KINDS = {1: "dir", 2: "file", 3: "other"}
@@ -725,7 +725,7 @@ def _child_kind(path: str) -> tuple[int, int, list[tuple[int, int]]]:
 
 def path_kind(path: str, timeout: float) -> str | None:
     """``"dir"``, ``"file"``, ``"other"`` or ``None`` (missing), found within ``timeout`` (links followed)."""
-    code, _, _ = _run_in_child(lambda report: _child_kind(path), timeout, f"stat {path}")
+    code, _, _ = run_in_child(lambda report: _child_kind(path), timeout, f"stat {path}")
     return _KINDS.get(code)
 
 
@@ -736,5 +736,5 @@ def _child_free(path: str) -> tuple[int, int, list[tuple[int, int]]]:
 
 def free_bytes(path: str, timeout: float) -> int:
     """Bytes free for unprivileged users on the filesystem of ``path``, found within ``timeout``."""
-    n, _, _ = _run_in_child(lambda report: _child_free(path), timeout, f"statvfs {path}")
+    n, _, _ = run_in_child(lambda report: _child_free(path), timeout, f"statvfs {path}")
     return n

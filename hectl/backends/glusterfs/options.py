@@ -1,0 +1,69 @@
+"""Validation of the ``[storage]`` keys of the glusterfs backend: strict character sets, nothing smuggled.
+
+Every value ends up in the argv of ``glusterfs`` (the FUSE client) or in a
+path, so each part is matched against a whitelist: a host name, an IPv4
+address or a bracketed IPv6 address; a volume name; a few known client
+options with typed values. Anything else is a ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hectl.errors import ConfigError
+from hectl.frozen import Frozen
+
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
+_VOLUME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_UINT = r"[0-9]{1,6}"
+# client options a domain may need, passed to glusterfs as --NAME=VALUE (values fully matched)
+MOUNT_OPTIONS = {
+    "log-level": r"(?:CRITICAL|ERROR|WARNING|INFO|DEBUG|TRACE|NONE)",
+    "attribute-timeout": _UINT,
+    "entry-timeout": _UINT,
+    "negative-timeout": _UINT,
+    "background-qlen": _UINT,
+    "reader-thread-count": _UINT,
+}
+
+
+class GlusterOptions(Frozen):
+    """The validated connection: volfile servers in configured order, the volume, client options."""
+
+    servers: tuple[str, ...]
+    volume: str
+    mount_options: tuple[tuple[str, str], ...] = ()
+
+
+def host(value: str, key: str) -> str:
+    if len(value) <= 253 and (_HOST.fullmatch(value) or _IPV6.fullmatch(value)):
+        return value
+    raise ConfigError(f"[storage] {key}: {value!r} is not a host name or address")
+
+
+def parse(options: dict[str, str]) -> GlusterOptions:
+    connection = options.get("connection", "")
+    if not connection:
+        raise ConfigError("[storage] connection is required for type glusterfs (server:/volume)")
+    server, sep, volume = connection.rpartition(":/")
+    if not sep:
+        raise ConfigError(f"[storage] connection = {connection!r}: expected server:/volume")
+    if not _VOLUME.fullmatch(volume):
+        raise ConfigError(f"[storage] connection = {connection!r}: the volume name allows A-Z a-z 0-9 _ - only")
+    servers = [host(server, "connection")]
+    for backup in options.get("backup_servers", "").replace(",", " ").split():
+        if host(backup, "backup_servers") not in servers:
+            servers.append(backup)
+    mount_options = []
+    for item in options.get("mount_options", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        pattern = MOUNT_OPTIONS.get(name)
+        if pattern is None or not re.fullmatch(pattern, value):
+            known = ", ".join(MOUNT_OPTIONS)
+            raise ConfigError(f"[storage] mount_options: {item!r} is not allowed (known: {known}, each NAME=VALUE)")
+        mount_options.append((name, value))
+    return GlusterOptions(servers=tuple(servers), volume=volume, mount_options=tuple(mount_options))
