@@ -489,7 +489,7 @@ def run_in_child(
             msg += chunk
         os.waitpid(pid, 0)
     except BaseException as exc:  # timeout, or interrupted: never wait for a child stuck on storage
-        _abandon(pid)
+        abandon(pid)
         if isinstance(exc, KeyboardInterrupt) and _WRITING in marks:
             raise Interrupted(getattr(exc, "signum", 2), f"{what}: interrupted while writing", write_started=True) from exc
         raise
@@ -549,7 +549,8 @@ def _hint(err: int) -> str | None:
     return None
 
 
-def _abandon(pid: int) -> None:
+def abandon(pid: int) -> None:
+    """Kill child ``pid`` and leave it to ``reap_abandoned`` (never wait on a child stuck on storage)."""
     try:
         os.kill(pid, _SIGKILL)
     except ProcessLookupError:

@@ -35,7 +35,6 @@ MOUNT_BASE = "/run/hectl/mnt"
 LOG_DIR = "/var/log/glusterfs"
 VOLFILE_PORT = 24007
 FSTYPE = "fuse.glusterfs"
-_abandoned: list[int] = []
 
 
 class GlusterFSBackend(StorageBackend):
@@ -199,7 +198,7 @@ def reachable_first(servers: tuple[str, ...], probe_timeout: float) -> list[str]
 
 def run(argv: list[str], timeout: float, what: str, log: str | None = None) -> None:
     """Run ``argv`` for at most ``timeout`` seconds; on timeout kill it and abandon it (never wait on storage)."""
-    _reap()
+    directio.reap_abandoned()
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
@@ -208,8 +207,7 @@ def run(argv: list[str], timeout: float, what: str, log: str | None = None) -> N
         deadline = time.monotonic() + timeout
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                proc.kill()
-                _abandoned.append(proc.pid)
+                directio.abandon(proc.pid)
                 raise StorageTimeout(f"{what} did not finish within {timeout:g} s")
             time.sleep(0.01)
         if proc.returncode != 0:
@@ -217,13 +215,3 @@ def run(argv: list[str], timeout: float, what: str, log: str | None = None) -> N
             message = err.read(2000).decode(errors="replace").strip().splitlines()
             detail = message[-1] if message else f"exit status {proc.returncode}"
             raise StorageError(f"{what} failed: {detail}", hint=f"see {log}" if log else None)
-
-
-def _reap() -> None:
-    for pid in list(_abandoned):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _abandoned.remove(pid)
