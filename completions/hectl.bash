@@ -3,9 +3,12 @@
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 declare -gA _hectl_commands=(
-    [hectl]='add-console-password check-liveliness console deploy explain ha metrics plugins set-maintenance storage vm-config vm-poweroff vm-shutdown vm-start vm-status'
+    [hectl]='add-console-password check-liveliness cluster-config console deploy explain ha metrics plugins set-maintenance storage vm-config vm-poweroff vm-shutdown vm-start vm-status'
     ['hectl add-console-password']=''
     ['hectl check-liveliness']=''
+    ['hectl cluster-config']='set show'
+    ['hectl cluster-config set']=''
+    ['hectl cluster-config show']=''
     ['hectl console']=''
     ['hectl deploy']=''
     ['hectl explain']=''
@@ -31,6 +34,9 @@ declare -gA _hectl_options=(
     [hectl]='--config --help --quiet --verbose --version -h -q -v'
     ['hectl add-console-password']='--expire --format --help --json --password-file --password-stdin -h'
     ['hectl check-liveliness']='--ca --format --help --json --nagios --timeout --url --warn -h'
+    ['hectl cluster-config']='--help -h'
+    ['hectl cluster-config set']='--format --help --json --replace -h'
+    ['hectl cluster-config show']='--format --help --json -h'
     ['hectl console']='--help --log -h'
     ['hectl deploy']='--help --host-id --storage-type -h'
     ['hectl explain']='--format --help --json --timeout -h'
@@ -62,6 +68,8 @@ declare -gA _hectl_values=(
     ['hectl check-liveliness --timeout']=''
     ['hectl check-liveliness --url']=''
     ['hectl check-liveliness --warn']=''
+    ['hectl cluster-config set --format']='choice table json'
+    ['hectl cluster-config show --format']='choice table json'
     ['hectl deploy --host-id']=''
     ['hectl deploy --storage-type']='dynamic backends'
     ['hectl explain --format']='choice table json'
@@ -97,6 +105,7 @@ declare -gA _hectl_values=(
     ['hectl vm-status --timeout']=''
 )
 declare -gA _hectl_args=(
+    ['hectl cluster-config set']='choice score.base= score.network_penalty= score.config_penalty= score.bridge_penalty= score.memory_penalty= score.cpu_penalty= score.cpu_min= score.cpu_max= score.retry_penalty= ha.loop= ha.history= ha.starting= ha.bad_health= ha.stop= ha.maybe_away= ha.retry_window= ha.yield_margin= ha.io_timeout= ha.engine_mem_mib= timeouts.liveness_window= timeouts.agent_silent_after= notify.smtp_server= notify.smtp_port= notify.timeout= notify.source= notify.destinations= notify.events= notify.starttls= notify.implicit_tls= notify.username= engine.fqdn= engine.health_url= engine.health_timeout='
     ['hectl ha simulate']=file
     ['hectl vm-config set']='choice uuid= name= memory_mib= vcpus= kernel= initrd= cmdline= disk= disk_format= network= bridge= mac= host_port= guest_port= graphics= graphics_listen='
 )

@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.cli.scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl storage' 'hectl storage check' 'hectl storage connect' 'hectl storage disconnect' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl cluster-config' 'hectl cluster-config set' 'hectl cluster-config show' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl storage' 'hectl storage check' 'hectl storage connect' 'hectl storage disconnect' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl cluster-config set --format' 'hectl cluster-config show --format' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -45,6 +45,7 @@ complete -c hectl -f
 # hectl
 complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a temporary password on the engine VM\'s graphical console (VNC or SPICE)'
 complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page: healthy when it answers HTTP 200 with "DB Up"'
+complete -c hectl -n '__hectl_at hectl' -a cluster-config -d 'The configuration every host shares (,,,,), on the domain'
 complete -c hectl -n '__hectl_at hectl' -a console -d 'Attach to the engine VM\'s serial console (leave with Ctrl+])'
 complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Create the storage domain, the engine VM and this host\'s configuration (not available yet)'
 complete -c hectl -n '__hectl_at hectl' -a explain -d 'Why this host does what it does: state, score term by term, timers, and each host\'s liveness by'
@@ -81,6 +82,23 @@ complete -c hectl -n '__hectl_at hectl check-liveliness' -l nagios -d 'One Nagio
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l timeout -x -d 'Give up after this long, everything included'
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l url -x -d 'The engine\'s health page'
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l warn -x -d 'With --nagios: WARNING when the healthy answer took longer than this'
+
+# hectl cluster-config
+complete -c hectl -n '__hectl_at hectl cluster-config' -a set -d 'Change keys every host shares; every agent applies the new version within one cycle'
+complete -c hectl -n '__hectl_at hectl cluster-config' -a show -d 'Print the cluster configuration as stored on the domain (keys not listed have their defaults)'
+complete -c hectl -n '__hectl_at hectl cluster-config' -l help -s h -d 'Show this message and exit'
+
+# hectl cluster-config set
+complete -c hectl -n '__hectl_at hectl cluster-config set' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl cluster-config set' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl cluster-config set' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl cluster-config set' -l replace -d 'Replace the whole cluster configuration (keys not given return to defaults)'
+complete -c hectl -n '__hectl_at hectl cluster-config set' -a '(__hectl_keyvalue score.base score.network_penalty score.config_penalty score.bridge_penalty score.memory_penalty score.cpu_penalty score.cpu_min score.cpu_max score.retry_penalty ha.loop ha.history ha.starting ha.bad_health ha.stop ha.maybe_away ha.retry_window ha.yield_margin ha.io_timeout ha.engine_mem_mib timeouts.liveness_window timeouts.agent_silent_after notify.smtp_server notify.smtp_port notify.timeout notify.source notify.destinations notify.events notify.starttls notify.implicit_tls notify.username engine.fqdn engine.health_url engine.health_timeout)' -d 'SECTION.KEY=VALUE...'
+
+# hectl cluster-config show
+complete -c hectl -n '__hectl_at hectl cluster-config show' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl cluster-config show' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl cluster-config show' -l json -d 'Same as --format json'
 
 # hectl console
 complete -c hectl -n '__hectl_at hectl console' -l help -s h -d 'Show this message and exit'

@@ -373,6 +373,22 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
 }
 _OPEN_SECTIONS = ("storage",)  # may hold keys for the backend
 
+# Keys every host must agree on: once a domain carries a cluster configuration (``hectl deploy``,
+# ``hectl cluster-config set``) they come from there, and a local file that sets one is refused.
+# Paths to local files (secrets, CA bundles) and the metrics port stay host-local.
+_HOST_LOCAL = {("ha", "metrics_port"), ("notify", "password_file"), ("notify", "smtp_ca"), ("engine", "health_ca")}
+SHARED_SECTIONS = ("score", "ha", "timeouts", "notify", "engine")
+
+
+def is_shared(section: str, key: str) -> bool:
+    """Whether ``[section] key`` belongs to the cluster configuration on the domain."""
+    return section in SHARED_SECTIONS and key in _SCHEMA[section] and (section, key) not in _HOST_LOCAL
+
+
+def shared_keys() -> list[str]:
+    """Every shared key as ``section.key`` (for completion and docs)."""
+    return [f"{s}.{k}" for s in SHARED_SECTIONS for k in _SCHEMA[s] if is_shared(s, k)]
+
 
 def parse_value(section: str, key: str, text: str) -> object:
     """``text`` as the value of ``[section] key``, in its range; ``ValueError`` says why not."""
@@ -388,8 +404,17 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
     return explicit or environ.get("HECTL_CONFIG") or DEFAULT_PATH
 
 
-def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read the configuration once; raise ``ConfigError`` naming the file and key on any problem."""
+def load(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    shared: Mapping[str, Mapping[str, str]] | None = None,
+    shared_source: str = "the cluster configuration",
+) -> Config:
+    """Read the configuration once; raise ``ConfigError`` naming the file and key on any problem.
+
+    ``shared``: the domain's cluster configuration (section -> key -> text), when it has one: its keys
+    win, and the local file must not set any shared key (hosts could disagree again).
+    """
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
     parser = configparser.ConfigParser(interpolation=None, default_section="\0none", inline_comment_prefixes=("#", ";"))
@@ -419,7 +444,15 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         for key, value in parser.items(section):
             if key not in _SCHEMA[section] and section not in _OPEN_SECTIONS:
                 raise ConfigError(f"{path}: [{section}] unknown key '{key}' (known: {', '.join(sorted(_SCHEMA[section]))})")
+            if shared is not None and is_shared(section, key):
+                raise ConfigError(
+                    f"{path}: [{section}] {key} is shared by every host and kept on the storage domain",
+                    hint=f"remove it here; change it with 'hectl cluster-config set {section}.{key}=VALUE'",
+                )
             raw.setdefault(section, {})[key] = (value, f"{path}: [{section}] {key}")
+    for section, keys in (shared or {}).items():
+        for key, value in keys.items():
+            raw.setdefault(section, {})[key] = (value, f"{shared_source}: [{section}] {key}")
     for var, (section, key) in ENV_OVERRIDES.items():
         if var in environ:
             raw.setdefault(section, {})[key] = (environ[var], f"environment {var}")

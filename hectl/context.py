@@ -8,6 +8,7 @@ import os
 from hectl import config as config_mod
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import Clock, SystemClock
+from hectl.errors import HectlError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -40,17 +41,56 @@ class AppContext:
         self.quiet = quiet
         self.storage_timeout: float | None = None  # a --timeout flag overrides [storage] timeout
         self.json_output = False  # --json / --format json was given: errors are JSON documents too
+        self._local: Config | None = None
         self._config: Config | None = None
+        self.cluster_version = 0  # of the cluster configuration merged into ``config`` (0: none)
+        self.cluster_problem = ""  # why the domain's copy was not read (the cached copy was used)
         self._plugins: Plugins | None = None
         self._backend: StorageBackend | None = None
         self._hypervisor: Hypervisor | None = None
         self._leases: SanlockLeases | None = None
 
     @property
+    def local_config(self) -> Config:
+        """This host's file (and environment) alone: enough to reach the storage."""
+        if self._local is None:
+            self._local = config_mod.load(self.config_path, self.environ)
+        return self._local
+
+    @property
     def config(self) -> Config:
+        """The local configuration with the domain's cluster configuration merged in (``load_config``)."""
         if self._config is None:
-            self._config = config_mod.load(self.config_path, self.environ)
+            self._config = self.load_config()
         return self._config
+
+    def load_config(self) -> Config:
+        """Read the configuration anew: the local file, then the cluster configuration on the domain.
+
+        When the domain cannot be read, the copy this host saw last (in the
+        state directory) is used and ``cluster_problem`` says why; with no such
+        copy the storage error is raised.
+        """
+        from hectl.storage import cluster
+
+        self._local = None
+        local = self.local_config
+        cache = os.path.join(local.paths.state_dir, "cluster-config.json")
+        try:
+            shared = cluster.read(self.backend(connect=False), self.timeout)
+            self.cluster_problem = ""
+            cluster.save_copy(cache, shared)
+        except HectlError as exc:
+            shared = cluster.load_copy(cache)
+            if shared is None:
+                raise
+            self.cluster_problem = f"{exc.message} (using this host's copy of version {shared.version})"
+        self.cluster_version = shared.version if shared else 0
+        if shared is None:
+            return local
+        return config_mod.load(
+            self.config_path, self.environ, shared=shared.sections, shared_source=f"cluster configuration v{shared.version}"
+        )
 
     @property
     def plugins(self) -> Plugins:
@@ -62,18 +102,18 @@ class AppContext:
 
     @property
     def timeout(self) -> float:
-        return self.storage_timeout if self.storage_timeout is not None else self.config.storage.timeout
+        return self.storage_timeout if self.storage_timeout is not None else self.local_config.storage.timeout
 
     def backend(self, connect: bool = True) -> StorageBackend:
         """The configured storage backend, connected (within the storage timeout) unless asked not to."""
         if self._backend is None:
-            self._backend = self._backend_factory()(self.config.storage.option_map(), self.clock)
+            self._backend = self._backend_factory()(self.local_config.storage.option_map(), self.clock)
         if connect and not self._backend.is_connected():
             self._backend.connect(self.timeout)
         return self._backend
 
     def _backend_factory(self) -> Callable[[Mapping[str, str], Clock], StorageBackend]:
-        name = self.config.storage.type
+        name = self.local_config.storage.type
         # Built-in backends are built without pluggy and entry points: status and completion stay fast.
         if self._plugins is None and name in BUILTIN_BACKENDS and name not in config_mod.disabled_plugins(self.environ):
             module, _, attr = BUILTIN_BACKENDS[name].partition(":")

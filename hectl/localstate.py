@@ -75,7 +75,7 @@ def boot_id() -> str:
         return ""
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str) -> None:
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, exist_ok=True)
@@ -94,7 +94,12 @@ def _write_atomic(path: str, text: str) -> None:
         raise
 
 
-def _read_json(path: str) -> dict[str, object] | None:
+def write_json(path: str, doc: object) -> None:
+    """Replace ``path`` with ``doc`` as JSON, atomically (mode 0644)."""
+    write_atomic(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def read_json(path: str) -> dict[str, object] | None:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -104,7 +109,7 @@ def _read_json(path: str) -> dict[str, object] | None:
 
 
 def read_local_maintenance(state_dir: str) -> LocalMaintenance:
-    data = _read_json(os.path.join(state_dir, LOCAL_MAINTENANCE))
+    data = read_json(os.path.join(state_dir, LOCAL_MAINTENANCE))
     if data is None:
         return LocalMaintenance()
     try:
@@ -121,11 +126,11 @@ def read_local_maintenance(state_dir: str) -> LocalMaintenance:
 
 
 def write_local_maintenance(state_dir: str, value: LocalMaintenance) -> None:
-    _write_atomic(os.path.join(state_dir, LOCAL_MAINTENANCE), json.dumps(value._asdict()) + "\n")
+    write_atomic(os.path.join(state_dir, LOCAL_MAINTENANCE), json.dumps(value._asdict()) + "\n")
 
 
 def read_agent_view(state_dir: str) -> AgentView | None:
-    data = _read_json(os.path.join(state_dir, AGENT_VIEW))
+    data = read_json(os.path.join(state_dir, AGENT_VIEW))
     if data is None:
         return None
     try:
@@ -164,23 +169,23 @@ def _float_or_none(value: object) -> float | None:
 def write_agent_view(state_dir: str, view: AgentView) -> None:
     data = view._asdict()
     data["hosts"] = {str(k): v._asdict() for k, v in view.hosts.items()}
-    _write_atomic(os.path.join(state_dir, AGENT_VIEW), json.dumps(data) + "\n")
+    write_atomic(os.path.join(state_dir, AGENT_VIEW), json.dumps(data) + "\n")
 
 
 def read_completion_cache(state_dir: str) -> dict[str, object]:
     """What completion may offer without touching storage: ``hosts`` [[id, name]], ``backends`` [name]."""
-    return _read_json(os.path.join(state_dir, COMPLETION_CACHE)) or {}
+    return read_json(os.path.join(state_dir, COMPLETION_CACHE)) or {}
 
 
 def update_completion_cache(state_dir: str, **values: object) -> bool:
     """Merge ``values`` into the completion cache; write only on change; never raise. Return whether written."""
     path = os.path.join(state_dir, COMPLETION_CACHE)
-    old = _read_json(path) or {}
+    old = read_json(path) or {}
     new = dict(old, **values)
     if new == old:
         return False
     try:
-        _write_atomic(path, json.dumps(new, sort_keys=True) + "\n")
+        write_atomic(path, json.dumps(new, sort_keys=True) + "\n")
     except OSError:
         return False
     return True

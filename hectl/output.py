@@ -35,6 +35,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "liveliness": 1,
     "console-password": 1,
     "vm-config": 1,
+    "cluster-config": 1,
     "simulate": 1,
     "storage-check": 1,
     "storage-connect": 1,
@@ -474,6 +475,11 @@ def _vm_config_text(data: Any) -> str:
     return text
 
 
+def _cluster_config_text(data: Any) -> str:
+    rows = [[f"{section}.{key}", value] for section, keys in data["sections"].items() for key, value in keys.items()]
+    return f"cluster configuration version {data['version']}\n" + (_table(rows, ["key", "value"]) + "\n" if rows else "")
+
+
 def _simulate_text(data: Any) -> str:
     return "\n".join(data["lines"]) + "\n"
 
@@ -490,6 +496,7 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "liveliness": _liveliness_text,
     "console-password": _console_password_text,
     "vm-config": _vm_config_text,
+    "cluster-config": _cluster_config_text,
     "storage-check": _storage_check_text,
     "storage-connect": _storage_connect_text,
 }

@@ -48,7 +48,8 @@ class Domain:
         return env
 
     def app(self, **kwargs: object) -> AppContext:
-        return AppContext(config_path=str(self.config), environ=self.env, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("config_path", str(self.config))
+        return AppContext(environ=self.env, **kwargs)  # type: ignore[arg-type]
 
     def store(self):  # type: ignore[no-untyped-def]
         return self.app().store()

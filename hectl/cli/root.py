@@ -24,6 +24,7 @@ COMMANDS = {
     "check-liveliness": "hectl.commands.check_liveliness:command",
     "console": "hectl.commands.console:command",
     "vm-config": "hectl.commands.vm_config:group",
+    "cluster-config": "hectl.commands.cluster_config:group",
     "ha": "hectl.commands.ha:group",
     "explain": "hectl.commands.explain:command",
     "metrics": "hectl.commands.metrics:command",

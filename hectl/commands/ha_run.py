@@ -11,6 +11,7 @@ import click
 
 from hectl import notify
 from hectl.context import AppContext
+from hectl.errors import HectlError
 
 
 @click.command("run")
@@ -23,8 +24,8 @@ def command(app: AppContext) -> int:
     readiness and status and pings the watchdog; log lines carry syslog
     priorities when stderr is the journal.
     """
-    from hectl.config import load
     from hectl.ha import daemon, logs, sdnotify
+    from hectl.storage import cluster
 
     logs.log_to(sys.stderr, logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO, app.environ)
     cfg = app.config  # fail early (exit 3) on a bad configuration
@@ -35,8 +36,17 @@ def command(app: AppContext) -> int:
     signal.signal(signal.SIGHUP, lambda *_: reload.set())
     mailer = notify.register(app.plugins, cfg)
     manager = sdnotify.Notifier(app.environ)
+
+    def changed() -> bool:
+        """The cluster configuration on the domain has another version than the one in force."""
+        try:
+            shared = cluster.read(backend, app.timeout)
+        except HectlError:
+            return False  # the cycle's own storage access reports the problem
+        return (shared.version if shared else 0) != app.cluster_version
+
     try:
-        daemon.run(lambda: load(cfg.source, app.environ), backend, app.clock, stop, reload, app.plugins, notifier=manager)
+        daemon.run(app.load_config, backend, app.clock, stop, reload, app.plugins, notifier=manager, changed=changed)
     finally:
         manager.close()
     if mailer is not None:

@@ -158,8 +158,13 @@ def run(
     leases: SanlockLeases | None = None,
     runtime: EngineRuntime | None = None,
     notifier: sdnotify.Notifier | None = None,
+    changed: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon, ``runtime``: libvirt, unless given)."""
+    """Run the agent until ``stop`` is set (``leases``: sanlock through the local daemon, ``runtime``: libvirt, unless given).
+
+    The configuration is loaded again on SIGHUP (``reload``) and whenever ``changed()`` says so
+    (the cluster configuration on the domain has a new version), checked once a cycle.
+    """
     notifier = notifier or sdnotify.Notifier({})
     cfg = load_config()
     if leases is None:
@@ -187,7 +192,7 @@ def run(
     immediate = 0
     ready = {"READY": "1"}  # sent with the first cycle's status
     while not stop.is_set():
-        if reload.is_set():
+        if reload.is_set() or changed():
             reload.clear()
             try:
                 cfg = load_config()

@@ -10,15 +10,14 @@ with, which is how an outdated host is told apart (the config penalty).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import uuid as uuid_mod
-import zlib
 
 from hectl import parse
 from hectl.errors import ConfigError, Interrupted, NotDeployed, StorageError
 from hectl.frozen import Frozen
+from hectl.storage import sealed
 from hectl.storage.directio import WriteUncertain
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
 SPEC_FILE = "engine-vm.json"  # in the domain's config/ directory
 SPEC_SIZE = 8192
-FORMAT = 1
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _BRIDGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
@@ -189,26 +187,17 @@ def check(spec: EngineSpec) -> list[str]:
 
 
 def encode(spec: EngineSpec) -> bytes:
-    body = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
-    doc = json.dumps({"format": FORMAT, "crc32": zlib.crc32(body.encode()), "spec": spec.to_dict()}, sort_keys=True)
-    data = doc.encode() + b"\n"
-    if len(data) > SPEC_SIZE:
-        raise ConfigError(f"engine VM spec is too large ({len(data)} bytes, at most {SPEC_SIZE})")
-    return data.ljust(SPEC_SIZE, b" ")
+    try:
+        return sealed.seal("spec", spec.to_dict(), SPEC_SIZE)
+    except sealed.Corrupt as exc:
+        raise ConfigError(f"engine VM spec is {exc}") from None
 
 
 def decode(data: bytes, where: str) -> EngineSpec | None:
     """The spec in ``data``; ``None`` when nothing was ever written (all zeros or empty)."""
-    text = data.rstrip(b"\0 \n")
-    if not text:
-        return None
     try:
-        doc = json.loads(text)
-        spec_doc = doc["spec"]
-        body = json.dumps(spec_doc, sort_keys=True, separators=(",", ":"))
-        if doc.get("format") != FORMAT or doc.get("crc32") != zlib.crc32(body.encode()):
-            raise ValueError("checksum or format mismatch")
-        return build(spec_doc)
+        body = sealed.unseal("spec", data)
+        return None if body is None else build(body)
     except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
         raise StorageError(
             f"{where}: the engine VM spec is corrupt ({exc})", hint="rewrite it with 'hectl vm-config set' (global maintenance)"
