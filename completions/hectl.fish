@@ -3,7 +3,7 @@
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl cluster-config' 'hectl cluster-config set' 'hectl cluster-config show' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl storage' 'hectl storage check' 'hectl storage connect' 'hectl storage disconnect' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl cluster-config set --format' 'hectl cluster-config show --format' 'hectl deploy --host-id' 'hectl deploy --storage-type' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl cluster-config set --format' 'hectl cluster-config show --format' 'hectl deploy --answers' 'hectl deploy --answers-out' 'hectl deploy --appliance-image' 'hectl deploy --appliance-initrd' 'hectl deploy --appliance-kernel' 'hectl deploy --cloud-init-enabled' 'hectl deploy --cloud-init-hostname' 'hectl deploy --cloud-init-root-password-file' 'hectl deploy --cloud-init-ssh-key' 'hectl deploy --engine-fqdn' 'hectl deploy --engine-health-ca' 'hectl deploy --engine-health-timeout' 'hectl deploy --engine-health-url' 'hectl deploy --engine-vm-bridge' 'hectl deploy --engine-vm-cmdline' 'hectl deploy --engine-vm-graphics' 'hectl deploy --engine-vm-graphics-listen' 'hectl deploy --engine-vm-guest-port' 'hectl deploy --engine-vm-host-port' 'hectl deploy --engine-vm-mac' 'hectl deploy --engine-vm-memory-mib' 'hectl deploy --engine-vm-name' 'hectl deploy --engine-vm-network' 'hectl deploy --engine-vm-vcpus' 'hectl deploy --format' 'hectl deploy --host-hostname' 'hectl deploy --host-id' 'hectl deploy --storage-option' 'hectl deploy --storage-timeout' 'hectl deploy --storage-type' 'hectl deploy --timeout' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -47,7 +47,7 @@ complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a tempor
 complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page: healthy when it answers HTTP 200 with "DB Up"'
 complete -c hectl -n '__hectl_at hectl' -a cluster-config -d 'The configuration every host shares (,,,,), on the domain'
 complete -c hectl -n '__hectl_at hectl' -a console -d 'Attach to the engine VM\'s serial console (leave with Ctrl+])'
-complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Create the storage domain, the engine VM and this host\'s configuration (not available yet)'
+complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Make this host a working HA host: the first one, or (--join) one more; --remove undoes it'
 complete -c hectl -n '__hectl_at hectl' -a explain -d 'Why this host does what it does: state, score term by term, timers, and each host\'s liveness by'
 complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on every host'
 complete -c hectl -n '__hectl_at hectl' -a metrics -d 'Print the cluster status as OpenMetrics text (for node_exporter\'s textfile collector)'
@@ -105,9 +105,42 @@ complete -c hectl -n '__hectl_at hectl console' -l help -s h -d 'Show this messa
 complete -c hectl -n '__hectl_at hectl console' -l log -d 'Print the serial console\'s log instead of attaching'
 
 # hectl deploy
+complete -c hectl -n '__hectl_at hectl deploy' -l answers -x -d 'Answers file (INI; docs/deploy.md lists every key)'
+complete -c hectl -n '__hectl_at hectl deploy' -l answers-out -x -d 'Write the effective answers here (secrets left out)'
+complete -c hectl -n '__hectl_at hectl deploy' -l appliance-image -x -d 'engine disk image to import (raw or qcow2; a backing file is refused)'
+complete -c hectl -n '__hectl_at hectl deploy' -l appliance-initrd -x -d 'initrd for direct boot (with kernel)'
+complete -c hectl -n '__hectl_at hectl deploy' -l appliance-kernel -x -d 'kernel for direct boot of the engine (with initrd; optional)'
+complete -c hectl -n '__hectl_at hectl deploy' -l cloud-init-enabled -x -d 'build a NoCloud seed (hostname, root password, ssh key) for the engine'
+complete -c hectl -n '__hectl_at hectl deploy' -l cloud-init-hostname -x -d 'the engine\'s hostname in the seed'
+complete -c hectl -n '__hectl_at hectl deploy' -l cloud-init-root-password-file -x -d 'the engine\'s root password (from --cloud-init-root-password-file or a hidden prompt only) (a root-only file, 0600)'
+complete -c hectl -n '__hectl_at hectl deploy' -l cloud-init-ssh-key -x -d 'an OpenSSH public key for the engine\'s root'
+complete -c hectl -n '__hectl_at hectl deploy' -l dry-run -d 'Print the plan with each step\'s state; change nothing'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-fqdn -x -d 'fqdn of the configuration (shared: kept on the domain); docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-health-ca -x -d 'health_ca of the configuration; docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-health-timeout -x -d 'health_timeout of the configuration (shared: kept on the domain); docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-health-url -x -d 'health_url of the configuration (shared: kept on the domain); docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-bridge -x -d 'host bridge of the engine\'s NIC (network = bridge)'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-cmdline -x -d 'kernel command line for direct boot'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-graphics -x -a 'vnc spice none' -d 'vnc | spice | none'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-graphics-listen -x -d 'address the console listens on'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-guest-port -x -d 'network = user: the guest port forwarded'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-host-port -x -d 'network = user: 127.0.0.1:host_port reaches guest_port'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-mac -x -d 'the engine\'s MAC: unicast; default: locally administered 52:54:00:xx:xx:xx from the VM\'s uuid'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-memory-mib -x -d 'the engine VM\'s memory (checked against this host\'s)'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-name -x -d 'the engine VM\'s libvirt name'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-network -x -a 'user bridge none' -d 'user (NAT with a port forward, one host) | bridge | none'
+complete -c hectl -n '__hectl_at hectl deploy' -l engine-vm-vcpus -x -d 'the engine VM\'s vCPUs (checked against this host\'s)'
+complete -c hectl -n '__hectl_at hectl deploy' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl deploy' -l help -s h -d 'Show this message and exit'
-complete -c hectl -n '__hectl_at hectl deploy' -l host-id -x -d 'This host\'s id (1..2000)'
-complete -c hectl -n '__hectl_at hectl deploy' -l storage-type -x -a '(__hectl_complete backends)' -d 'Storage backend of the new domain'
+complete -c hectl -n '__hectl_at hectl deploy' -l host-hostname -x -d 'hostname of the configuration; docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l host-id -x -d 'id of the configuration; docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l join -d 'Join a domain deployed by another host (storage and host id only)'
+complete -c hectl -n '__hectl_at hectl deploy' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl deploy' -l remove -d 'Remove this host from the cluster (refused while the engine runs here)'
+complete -c hectl -n '__hectl_at hectl deploy' -l storage-option -x -d 'A backend option of (path=..., connection=...); repeatable'
+complete -c hectl -n '__hectl_at hectl deploy' -l storage-timeout -x -d 'timeout of the configuration; docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l storage-type -x -a '(__hectl_complete backends)' -d 'type of the configuration; docs/configuration.md'
+complete -c hectl -n '__hectl_at hectl deploy' -l timeout -x -d 'Longest wait of one step (lockspace, engine start, health page)'
 
 # hectl explain
 complete -c hectl -n '__hectl_at hectl explain' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
@@ -180,7 +213,7 @@ complete -c hectl -n '__hectl_at hectl vm-config' -l help -s h -d 'Show this mes
 complete -c hectl -n '__hectl_at hectl vm-config set' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl vm-config set' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl vm-config set' -l json -d 'Same as --format json'
-complete -c hectl -n '__hectl_at hectl vm-config set' -a '(__hectl_keyvalue uuid name memory_mib vcpus kernel initrd cmdline disk disk_format network bridge mac host_port guest_port graphics graphics_listen disk_format=qcow2,raw network=user,bridge,none graphics=vnc,spice,none)' -d 'KEY=VALUE...'
+complete -c hectl -n '__hectl_at hectl vm-config set' -a '(__hectl_keyvalue uuid name memory_mib vcpus kernel initrd cmdline disk disk_format seed network bridge mac host_port guest_port graphics graphics_listen disk_format=qcow2,raw network=user,bridge,none graphics=vnc,spice,none)' -d 'KEY=VALUE...'
 
 # hectl vm-config show
 complete -c hectl -n '__hectl_at hectl vm-config show' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'

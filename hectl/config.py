@@ -390,6 +390,24 @@ def shared_keys() -> list[str]:
     return [f"{s}.{k}" for s in SHARED_SECTIONS for k in _SCHEMA[s] if is_shared(s, k)]
 
 
+def schema() -> dict[str, tuple[str, ...]]:
+    """Every section and its keys."""
+    return {section: tuple(keys) for section, keys in _SCHEMA.items()}
+
+
+def default_text(section: str, key: str) -> str:
+    """A key's default as the text a file would hold ('' when it has none or depends on the host)."""
+    records: dict[str, type[Frozen]] = {"storage": StorageConfig, "paths": PathsConfig, "timeouts": TimeoutsConfig}
+    records["score"] = ScoreConfig
+    records |= {"ha": HAConfig, "monitors": MonitorsConfig, "notify": NotifyConfig, "vm": VMConfig, "engine": EngineConfig}
+    value = records[section]._field_defaults.get(key, "") if section in records else ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def parse_value(section: str, key: str, text: str) -> object:
     """``text`` as the value of ``[section] key``, in its range; ``ValueError`` says why not."""
     return _SCHEMA[section].get(key, str)(text)
@@ -409,18 +427,23 @@ def load(
     environ: Mapping[str, str] | None = None,
     shared: Mapping[str, Mapping[str, str]] | None = None,
     shared_source: str = "the cluster configuration",
+    text: str | None = None,
 ) -> Config:
     """Read the configuration once; raise ``ConfigError`` naming the file and key on any problem.
 
     ``shared``: the domain's cluster configuration (section -> key -> text), when it has one: its keys
     win, and the local file must not set any shared key (hosts could disagree again).
+    ``text``: the file's content, not read from ``path`` (deploy checks a file before writing it).
     """
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
     parser = configparser.ConfigParser(interpolation=None, default_section="\0none", inline_comment_prefixes=("#", ";"))
     try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f)
+        if text is not None:
+            parser.read_string(text, source=path)
+        else:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
     except FileNotFoundError:
         raise ConfigError(
             f"configuration file {path} not found",

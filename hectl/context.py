@@ -8,7 +8,7 @@ import os
 from hectl import config as config_mod
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import Clock, SystemClock
-from hectl.errors import HectlError
+from hectl.errors import HectlError, StorageTimeout
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -29,12 +29,14 @@ class AppContext:
         self,
         *,
         config_path: str | None = None,
+        config_text: str | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         verbose: int = 0,
         quiet: bool = False,
     ) -> None:
         self.config_path = config_path
+        self.config_text = config_text  # the configuration file's content, when it is not (yet) on disk
         self.environ = os.environ if environ is None else environ
         self.clock = clock or SystemClock()
         self.verbose = verbose
@@ -45,6 +47,7 @@ class AppContext:
         self._config: Config | None = None
         self.cluster_version = 0  # of the cluster configuration merged into ``config`` (0: none)
         self.cluster_problem = ""  # why the domain's copy was not read (the cached copy was used)
+        self.storage_hung: StorageTimeout | None = None  # storage did not answer in this command: fail at once next time
         self._plugins: Plugins | None = None
         self._backend: StorageBackend | None = None
         self._hypervisor: Hypervisor | None = None
@@ -54,7 +57,7 @@ class AppContext:
     def local_config(self) -> Config:
         """This host's file (and environment) alone: enough to reach the storage."""
         if self._local is None:
-            self._local = config_mod.load(self.config_path, self.environ)
+            self._local = config_mod.load(self.config_path, self.environ, text=self.config_text)
         return self._local
 
     @property
@@ -67,9 +70,9 @@ class AppContext:
     def load_config(self) -> Config:
         """Read the configuration anew: the local file, then the cluster configuration on the domain.
 
-        When the domain cannot be read, the copy this host saw last (in the
-        state directory) is used and ``cluster_problem`` says why; with no such
-        copy the storage error is raised.
+        When the domain's copy cannot be read (or is unusable), the copy this host saw last (in
+        the state directory) is used, else the local file alone, and ``cluster_problem`` says why:
+        a command that needs the storage fails on its own access (at once, if this one timed out).
         """
         from hectl.storage import cluster
 
@@ -81,16 +84,30 @@ class AppContext:
             self.cluster_problem = ""
             cluster.save_copy(cache, shared)
         except HectlError as exc:
+            if isinstance(exc, StorageTimeout):
+                self.storage_hung = exc
             shared = cluster.load_copy(cache)
-            if shared is None:
-                raise
-            self.cluster_problem = f"{exc.message} (using this host's copy of version {shared.version})"
+            kept = f"using this host's copy of version {shared.version}" if shared else "using the local file alone"
+            self.cluster_problem = f"{exc.message} ({kept})"
         self.cluster_version = shared.version if shared else 0
         if shared is None:
             return local
         return config_mod.load(
-            self.config_path, self.environ, shared=shared.sections, shared_source=f"cluster configuration v{shared.version}"
+            self.config_path,
+            self.environ,
+            shared=shared.sections,
+            shared_source=f"cluster configuration v{shared.version}",
+            text=self.config_text,
         )
+
+    def _fail_if_hung(self) -> None:
+        """A second storage wait in one command would double its --timeout: report the first one's error now."""
+        if self.storage_hung is not None:
+            raise self.storage_hung
+
+    def forget_config(self) -> None:
+        """Read the configuration again at the next use (the file or the domain's copy changed)."""
+        self._config = None
 
     @property
     def plugins(self) -> Plugins:
@@ -109,6 +126,7 @@ class AppContext:
         if self._backend is None:
             self._backend = self._backend_factory()(self.local_config.storage.option_map(), self.clock)
         if connect and not self._backend.is_connected():
+            self._fail_if_hung()
             self._backend.connect(self.timeout)
         return self._backend
 
@@ -125,6 +143,7 @@ class AppContext:
         (glusterfs reads through libgfapi when the volume is not mounted)."""
         from hectl.storage.metadata import MetadataStore
 
+        self._fail_if_hung()
         return MetadataStore(self.backend(connect), self.clock, self.timeout)
 
     def hypervisor(self) -> Hypervisor:

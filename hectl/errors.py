@@ -66,6 +66,12 @@ class OperationFailed(HectlError):
     exit_code = ExitCode.FAILED
 
 
+class UsageError(HectlError):
+    """A command was given too little or contradicting input (what click cannot see by itself)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(HectlError):
     """Missing or invalid configuration, or the domain is not deployed."""
 

@@ -36,6 +36,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "console-password": 1,
     "vm-config": 1,
     "cluster-config": 1,
+    "deploy": 1,
     "simulate": 1,
     "storage-check": 1,
     "storage-connect": 1,
@@ -480,6 +481,16 @@ def _cluster_config_text(data: Any) -> str:
     return f"cluster configuration version {data['version']}\n" + (_table(rows, ["key", "value"]) + "\n" if rows else "")
 
 
+def _deploy_text(data: Any) -> str:
+    rows = [
+        [row["step"], row["state"], _dash(row.get("seconds")), _short(str(row.get("detail") or ""), 70)] for row in data["steps"]
+    ]
+    text = _table(rows, ["step", "state", "seconds", "detail"]) + "\n"
+    if data["result"] != "planned":
+        text += f"{data['mode']}: {data['result']}" + (f" in {data['seconds']:.1f} s" if "seconds" in data else "") + "\n"
+    return text
+
+
 def _simulate_text(data: Any) -> str:
     return "\n".join(data["lines"]) + "\n"
 
@@ -497,6 +508,7 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "console-password": _console_password_text,
     "vm-config": _vm_config_text,
     "cluster-config": _cluster_config_text,
+    "deploy": _deploy_text,
     "storage-check": _storage_check_text,
     "storage-connect": _storage_connect_text,
 }

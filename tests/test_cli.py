@@ -28,9 +28,6 @@ COMMAND_PATHS = [[name] for name in cli.COMMANDS if name not in ("ha", "vm-confi
     ["vm-config", "show"],
     ["vm-config", "set"],
 ]
-NOT_AVAILABLE = [["deploy"]]
-
-
 def in_process(args: list[str], capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> tuple[int, str, str]:
     from hectl.context import AppContext
 
@@ -152,13 +149,6 @@ def test_exit_4_storage_unreachable(domain: Domain) -> None:
         assert res.stderr == f"hectl: error: {prefix}domain directory {domain.root} does not exist\n"
     res = run_hectl(["vm-status", "--check"], env=domain.env)
     assert res.returncode == 2 and res.stdout.startswith("HECTL CRITICAL - storage unreachable")
-
-
-@pytest.mark.parametrize("path", NOT_AVAILABLE, ids=" ".join)
-def test_exit_8_not_available(path: list[str], domain: Domain) -> None:
-    res = run_hectl(path, env=domain.env)
-    assert res.returncode == ExitCode.NOT_AVAILABLE
-    assert "is not available yet" in res.stderr and res.stdout == ""
 
 
 @pytest.mark.parametrize(

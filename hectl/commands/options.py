@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hectl import __version__, parse
+from hectl import parse
 from hectl.cli import completion
 from hectl.context import AppContext
-from hectl.errors import NotAvailable
 from hectl.output import FORMATS
 
 if TYPE_CHECKING:
@@ -117,12 +116,4 @@ def host_id_option(help_text: str, multiple: bool = False) -> Callable[[F], F]:
         metavar="ID",
         help=help_text,
         shell_complete=completion.complete_host_ids,
-    )
-
-
-def not_available(command: str, capability: str) -> NotAvailable:
-    """The error of a command that is part of the CLI contract but not built yet."""
-    return NotAvailable(
-        f"'hectl {command}' is not available yet in hectl {__version__}: {capability} is still being built",
-        hint="see the README's roadmap",
     )

@@ -35,7 +35,7 @@ def command(app: AppContext, changes: dict[str, str], fmt: str, as_json: bool) -
     """Change the engine VM's specification on the domain (every host uses it at its next start).
 
     Keys: uuid, name, memory_mib, vcpus, kernel, initrd, cmdline, disk,
-    disk_format, network (user|bridge|none), bridge, mac, host_port,
+    disk_format, seed, network (user|bridge|none), bridge, mac, host_port,
     guest_port, graphics (vnc|spice|none), graphics_listen. Image paths are
     relative to the domain's images/ directory. The first set creates the
     spec; each set raises its version by one. A running VM keeps its old

@@ -48,6 +48,7 @@ class EngineSpec(Frozen):
     cmdline: str = ""
     disk: str = ""  # ... or a boot disk image
     disk_format: str = "qcow2"  # qcow2 | raw
+    seed: str = ""  # a cloud-init NoCloud seed image (read-only CD-ROM)
     network: str = "user"  # user: NAT with a port forward (single host) | bridge | none
     bridge: str = ""  # network = bridge: the host bridge the NIC joins
     mac: str = ""  # default: derived from the uuid
@@ -136,6 +137,7 @@ FIELDS: dict[str, object] = {
     "cmdline": _cmdline,
     "disk": _image,
     "disk_format": _choice(*CHOICES["disk_format"]),
+    "seed": _image,
     "network": _choice(*CHOICES["network"]),
     "bridge": _match(_BRIDGE, "a bridge name of 1..15 characters"),
     "mac": _match(_MAC, "a MAC address 52:54:00:xx:xx:xx (lower case)"),
@@ -175,8 +177,8 @@ def build(values: Mapping[str, object]) -> EngineSpec:
 def check(spec: EngineSpec) -> list[str]:
     """Whole-spec consistency problems (empty when the spec can be started)."""
     problems = []
-    if bool(spec.kernel) == bool(spec.disk):
-        problems.append("set either kernel (with initrd) or disk, not both and not neither")
+    if not spec.kernel and not spec.disk:
+        problems.append("set kernel (with initrd) or disk, or both (kernel boot with a disk)")
     if spec.kernel and not spec.initrd:
         problems.append("kernel needs an initrd")
     if spec.network == "bridge" and not spec.bridge:

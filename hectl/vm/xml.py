@@ -74,6 +74,12 @@ def domain_xml(spec: EngineSpec, paths: DomainPaths, *, accel: str, console_log:
         _sub(disk, "driver", name="qemu", type=spec.disk_format, cache="none")
         _sub(disk, "source", file=image(spec.disk))
         _sub(disk, "target", dev="vda", bus="virtio")
+    if spec.seed:  # cloud-init's NoCloud seed, read-only
+        cdrom = _sub(dev, "disk", type="file", device="cdrom")
+        _sub(cdrom, "driver", name="qemu", type="raw")
+        _sub(cdrom, "source", file=image(spec.seed))
+        _sub(cdrom, "target", dev="sda", bus="sata")
+        _sub(cdrom, "readonly")
     lease = _sub(dev, "lease")
     _sub(lease, "lockspace", LOCKSPACE_NAME)
     _sub(lease, "key", ENGINE_LEASE_NAME)

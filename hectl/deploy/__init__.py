@@ -1,0 +1,1 @@
+"""``hectl deploy``: a bare host to a running HA engine, more hosts joining from the domain, one host leaving."""
