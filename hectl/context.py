@@ -105,6 +105,10 @@ class AppContext:
         if self.storage_hung is not None:
             raise self.storage_hung
 
+    def use_config(self, cfg: Config) -> None:
+        """Use ``cfg`` as this command's configuration (deploy: the one it is about to write)."""
+        self._config = cfg
+
     def forget_config(self) -> None:
         """Read the configuration again at the next use (the file or the domain's copy changed)."""
         self._config = None

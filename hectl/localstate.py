@@ -75,11 +75,16 @@ def boot_id() -> str:
         return ""
 
 
-def write_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(path)
+def _ensure_dir(directory: str) -> None:
+    """The state directory, made 0755 whatever the umask (vm-status reads it as any user)."""
     if not os.path.isdir(directory):
         os.makedirs(directory, exist_ok=True)
         os.chmod(directory, 0o755)
+
+
+def write_atomic(path: str, text: str) -> None:
+    directory = os.path.dirname(path)
+    _ensure_dir(directory)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -189,3 +194,48 @@ def update_completion_cache(state_dir: str, **values: object) -> bool:
     except OSError:
         return False
     return True
+
+
+LOCK_DIR = "/run/hectl"  # local, never on storage that may hang: forked children close a copy of the lock's fd
+
+
+def _agent_lock(state_dir: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:16]
+    return os.path.join(LOCK_DIR, f"agent-{digest}.lock")
+
+
+def lock_agent(state_dir: str) -> int:
+    """Hold the agent lock of the host whose state lives in ``state_dir`` for the life of the process (its
+    descriptor); ``LockHeld`` when an agent already runs. The kernel releases it however the agent ends."""
+    import fcntl
+
+    from hectl.errors import LockHeld
+
+    _ensure_dir(LOCK_DIR)
+    path = _agent_lock(state_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockHeld(f"an HA agent already runs for state directory {state_dir} (it holds {path})") from None
+    return fd
+
+
+def agent_running(state_dir: str) -> bool:
+    """Whether an agent holds the agent lock of ``state_dir``."""
+    import fcntl
+
+    try:
+        fd = os.open(_agent_lock(state_dir), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

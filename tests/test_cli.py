@@ -28,6 +28,8 @@ COMMAND_PATHS = [[name] for name in cli.COMMANDS if name not in ("ha", "vm-confi
     ["vm-config", "show"],
     ["vm-config", "set"],
 ]
+
+
 def in_process(args: list[str], capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> tuple[int, str, str]:
     from hectl.context import AppContext
 

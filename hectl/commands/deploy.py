@@ -145,7 +145,11 @@ def command(
     if dry_run:
         data.update(result="planned", steps=plan.preview(steps))
         return Output("deploy", data, fmt)
-    report = lambda row: progress(f"{row['step']}: {row['state']} ({row['detail']}) {row.get('seconds', 0):.1f} s")  # noqa: E731
+
+    def report(row: dict[str, object]) -> None:
+        took = f" in {row['seconds']:.1f} s" if row.get("seconds") else ""
+        progress(f"{row['step']}: {row['state']}" + (f" ({row['detail']})" if row["detail"] else "") + took)
+
     t0 = app.clock.monotonic()
     try:
         with signals_interrupt():

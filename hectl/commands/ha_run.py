@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from hectl import notify
+from hectl import localstate, notify
 from hectl.context import AppContext
 from hectl.errors import HectlError
 
@@ -29,6 +29,7 @@ def command(app: AppContext) -> int:
 
     logs.log_to(sys.stderr, logging.DEBUG if app.verbose else logging.WARNING if app.quiet else logging.INFO, app.environ)
     cfg = app.config  # fail early (exit 3) on a bad configuration
+    localstate.lock_agent(cfg.paths.state_dir)  # exit 5 when an agent already runs here
     backend = app.backend()
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

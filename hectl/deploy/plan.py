@@ -47,15 +47,20 @@ class StepFailed(HectlError):
         self.exit_code = cause.exit_code
 
 
-def preview(steps: Sequence[Step], *, after_blocked: bool = True) -> list[dict[str, object]]:
-    """Every step's state, nothing changed. A step after one that is not done may depend on it: it is
-    reported ``to do`` unless it can tell ``done`` by itself."""
+def preview(steps: Sequence[Step]) -> list[dict[str, object]]:
+    """Every step's state, nothing changed. A step after one that is still to do may depend on it:
+    when its check cannot tell (it fails, or says blocked), it is reported ``to do``."""
     rows: list[dict[str, object]] = []
+    pending = ""  # the first step still to do
     for step in steps:
         try:
             check = step.check()
         except HectlError as exc:
             check = Check(BLOCKED, exc.message)
+        if check.state == BLOCKED and pending:
+            check = Check(TODO, f"after {pending}")
+        if check.state == TODO and not pending:
+            pending = step.name
         rows.append({"step": step.name, "title": step.title, "state": check.state, "detail": check.why})
     return rows
 
@@ -63,7 +68,8 @@ def preview(steps: Sequence[Step], *, after_blocked: bool = True) -> list[dict[s
 def run(
     steps: Sequence[Step], clock: Clock, report: Callable[[dict[str, object]], None] = lambda _row: None
 ) -> list[dict[str, object]]:
-    """Do what is not done, in order; every step's row (state, what was done, seconds) goes to ``report``.
+    """Do what is not done, in order; every step's row (state, what was done, seconds) goes to ``report``,
+    and a ``running`` row before a step is applied.
 
     Raises ``StepFailed`` at the first step that fails or is blocked (its row says why).
     """
@@ -78,6 +84,7 @@ def run(
             if check.state in (DONE, SKIPPED):
                 row.update(state=check.state, detail=check.why or "nothing to do", seconds=0.0)
             else:
+                report({"step": step.name, "title": step.title, "state": "running", "detail": check.why})
                 row.update(state="changed", detail=step.apply())
                 row["seconds"] = round(clock.monotonic() - t0, 3)
         except HectlError as exc:

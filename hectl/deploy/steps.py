@@ -87,6 +87,12 @@ class Deployment:
         self.app = AppContext(config_path=config_path, config_text=self.local_text, environ=environ)
         self.app.local_config  # noqa: B018 - check the file's text now (exit 3 names the key)
         self.wanted_shared = shared_sections(answers)
+        if not join:  # the first host's configuration is the one it writes: its file and the shared keys
+            self.app.use_config(
+                config_mod.load(
+                    config_path, environ, shared=self.wanted_shared, shared_source="the answers", text=self.local_text
+                )
+            )
 
     @property
     def host_id(self) -> int:
@@ -207,7 +213,6 @@ class Deployment:
 
     def apply_cluster_config(self) -> str:
         new = cluster.update(self.backend(), self.wanted_shared, self.app.timeout, replace=True)
-        self.app.forget_config()
         return f"version {new.version} written"
 
     def check_cluster_config_present(self) -> Check:
@@ -480,15 +485,11 @@ class Deployment:
     def check_agent_stopped(self) -> Check:
         from hectl import localstate
 
-        cfg = self.app.local_config
-        view = localstate.read_agent_view(cfg.paths.state_dir)
-        if view is not None and view.boot_id == localstate.boot_id():
-            age = self.app.clock.monotonic() - view.written_mono
-            if age < max(30.0, 3 * cfg.ha.loop):
-                raise LockHeld(
-                    f"the HA agent of this host runs (it wrote its view {age:.0f} s ago)",
-                    hint="stop it first (systemctl stop hectl-ha, or end 'hectl ha run'), then remove",
-                )
+        if localstate.agent_running(self.app.local_config.paths.state_dir):
+            raise LockHeld(
+                "the HA agent of this host runs",
+                hint="stop it first (systemctl stop hectl-ha, or end 'hectl ha run'), then remove",
+            )
         return Check(DONE, "no agent runs here")
 
     def check_lockspace_left(self) -> Check:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -139,7 +140,9 @@ def test_duplicate_host_id_is_reported_in_words(lab_hosts: dict[str, Any], tmp_p
     log = lab_hosts["base"] / "agent3.log"
     try:
         with open(log, "w") as out:
-            env = dict(os.environ, HECTL_CONFIG=str(cfg1), **third.env)
+            cfg3 = tmp_path / "hectl-3.conf"  # host id 1 again, on a host of its own (its own state directory)
+            cfg3.write_text(re.sub(r"state_dir = .*", f"state_dir = {tmp_path / 'state3'}", Path(cfg1).read_text()))
+            env = dict(os.environ, HECTL_CONFIG=str(cfg3), **third.env)
             agent = subprocess.Popen([HECTL, "ha", "run"], env=env, stdout=out, stderr=out)
             deadline = time.monotonic() + 150  # sanlock answers after 8 x io_timeout + 60 s
             while "is being used by another host" not in log.read_text() and time.monotonic() < deadline:

@@ -95,6 +95,25 @@ def stop_agent(proc: subprocess.Popen[str], manager: Manager) -> None:
     assert proc.wait(WAIT) == 0
 
 
+def test_a_second_agent_for_the_same_host_is_refused_until_the_first_ends(tmp_path: Path, manager: Manager) -> None:
+    from hectl import localstate
+
+    dom = make_domain(tmp_path / "host")
+    proc, _ = start_agent(dom, tmp_path, manager, journal=False)
+    try:
+        manager.wait_for("READY")
+        assert localstate.agent_running(str(dom.state_dir))
+        env = dict(dom.env, SANLOCK_RUN_DIR=str(tmp_path / "no-sanlock"), HECTL_LIBVIRT_URI="test:///default")
+        second = subprocess.run([HECTL, "ha", "run"], env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 5 and "an HA agent already runs" in second.stderr, second.stderr
+        stop_agent(proc, manager)
+        assert not localstate.agent_running(str(dom.state_dir))  # released when the agent ends
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize("journal", [True, False])
 def test_ready_status_watchdog_stopping_and_log_priorities(tmp_path: Path, manager: Manager, journal: bool) -> None:
     dom = make_domain(tmp_path / "host")

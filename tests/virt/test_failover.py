@@ -8,12 +8,10 @@ after the dead host's last renewal) and vm-status shows it EngineUp and healthy.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,55 +20,11 @@ from typing import Any
 import pytest
 
 from hectl.lease import host_dead_seconds
-from lab import libvirtd as lab_libvirtd
 from lab import sanlock as lab_sanlock
-from tests.conftest import HECTL, write_config
-from tests.virt.vmlab import IO_TIMEOUT, free_port, hectl_env, host_config, install_engine, missing, wait_until
+from tests.conftest import write_config
+from tests.virt.vmlab import IO_TIMEOUT, Host, free_port, host_config, install_engine, missing, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-class Host:
-    """One simulated hypervisor host: a network namespace, a sanlock daemon, a libvirtd, a config, an agent."""
-
-    def __init__(self, host_id: int, base: Path, shim: Path) -> None:
-        self.id = host_id
-        self.netns = f"hectl-h{host_id}-{uuid.uuid4().hex[:6]}"
-        self.daemon = lab_sanlock.Daemon(base / f"sanlock{host_id}", shim)
-        self.libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=self.daemon.run_dir, netns=self.netns)
-        self.config = base / f"hectl-{host_id}.conf"
-        self.log = base / f"agent{host_id}.log"
-        self.agent: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
-        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
-        self.daemon.start()
-        self.libvirtd.start()
-
-    @property
-    def env(self) -> dict[str, str]:
-        return hectl_env(self.config, self.daemon)
-
-    def hectl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """hectl on this host (in its network namespace: the engine's port forward is there)."""
-        argv = ["ip", "netns", "exec", self.netns, HECTL, *args]
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=60)
-
-    def start_agent(self) -> None:
-        out = open(self.log, "w")  # noqa: SIM115 - closed with the process
-        argv = ["ip", "netns", "exec", self.netns, HECTL, "ha", "run"]
-        self.agent = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
-
-    def close(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.kill()
-        if self.agent is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.agent.wait(10)
-        self.libvirtd.stop()
-        self.daemon.stop()
-        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
 
 
 @pytest.fixture

@@ -173,3 +173,46 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.25):  # ty
             return time.monotonic() - start, value
         assert time.monotonic() - start < timeout, f"{what}: not within {timeout} s"
         time.sleep(every)
+
+
+class Host:
+    """One simulated hypervisor host: a network namespace, a sanlock daemon, a libvirtd, a config, an agent."""
+
+    def __init__(self, host_id: int, base: Path, shim: Path) -> None:
+        self.id = host_id
+        self.netns = f"hectl-h{host_id}-{uuid.uuid4().hex[:6]}"
+        self.daemon = lab_sanlock.Daemon(base / f"sanlock{host_id}", shim)
+        self.libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=self.daemon.run_dir, netns=self.netns)
+        self.config = base / f"hectl-{host_id}.conf"
+        self.log = base / f"agent{host_id}.log"
+        self.agent: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
+        self.daemon.start()
+        self.libvirtd.start()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return hectl_env(self.config, self.daemon)
+
+    def hectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """hectl on this host (in its network namespace: the engine's port forward is there)."""
+        argv = ["ip", "netns", "exec", self.netns, HECTL, *args]
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=60)
+
+    def start_agent(self) -> None:
+        out = open(self.log, "w")  # noqa: SIM115 - closed with the process
+        argv = ["ip", "netns", "exec", self.netns, HECTL, "ha", "run"]
+        self.agent = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    def close(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.kill()
+        if self.agent is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.agent.wait(10)
+        self.libvirtd.stop()
+        self.daemon.stop()
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
