@@ -2,8 +2,8 @@
 # Generated from the click commands by `python -m hectl.cli.scripts completions`; do not edit.
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
-set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl cluster-config' 'hectl cluster-config set' 'hectl cluster-config show' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl set-maintenance' 'hectl storage' 'hectl storage check' 'hectl storage connect' 'hectl storage disconnect' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
-set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl cluster-config set --format' 'hectl cluster-config show --format' 'hectl deploy --answers' 'hectl deploy --answers-out' 'hectl deploy --appliance-image' 'hectl deploy --appliance-initrd' 'hectl deploy --appliance-kernel' 'hectl deploy --cloud-init-enabled' 'hectl deploy --cloud-init-hostname' 'hectl deploy --cloud-init-root-password-file' 'hectl deploy --cloud-init-ssh-key' 'hectl deploy --engine-fqdn' 'hectl deploy --engine-health-ca' 'hectl deploy --engine-health-timeout' 'hectl deploy --engine-health-url' 'hectl deploy --engine-vm-bridge' 'hectl deploy --engine-vm-cmdline' 'hectl deploy --engine-vm-graphics' 'hectl deploy --engine-vm-graphics-listen' 'hectl deploy --engine-vm-guest-port' 'hectl deploy --engine-vm-host-port' 'hectl deploy --engine-vm-mac' 'hectl deploy --engine-vm-memory-mib' 'hectl deploy --engine-vm-name' 'hectl deploy --engine-vm-network' 'hectl deploy --engine-vm-vcpus' 'hectl deploy --format' 'hectl deploy --host-hostname' 'hectl deploy --host-id' 'hectl deploy --storage-option' 'hectl deploy --storage-timeout' 'hectl deploy --storage-type' 'hectl deploy --timeout' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
+set -g __hectl_commands 'hectl' 'hectl add-console-password' 'hectl check-liveliness' 'hectl clean-metadata' 'hectl cluster-config' 'hectl cluster-config set' 'hectl cluster-config show' 'hectl console' 'hectl deploy' 'hectl explain' 'hectl ha' 'hectl ha run' 'hectl ha simulate' 'hectl metrics' 'hectl plugins' 'hectl reinitialize-lockspace' 'hectl set-maintenance' 'hectl storage' 'hectl storage check' 'hectl storage connect' 'hectl storage disconnect' 'hectl vm-config' 'hectl vm-config set' 'hectl vm-config show' 'hectl vm-poweroff' 'hectl vm-shutdown' 'hectl vm-start' 'hectl vm-status'
+set -g __hectl_value_options 'hectl --config' 'hectl add-console-password --expire' 'hectl add-console-password --format' 'hectl add-console-password --password-file' 'hectl check-liveliness --ca' 'hectl check-liveliness --format' 'hectl check-liveliness --timeout' 'hectl check-liveliness --url' 'hectl check-liveliness --warn' 'hectl clean-metadata --format' 'hectl clean-metadata --host-id' 'hectl cluster-config set --format' 'hectl cluster-config show --format' 'hectl deploy --answers' 'hectl deploy --answers-out' 'hectl deploy --appliance-image' 'hectl deploy --appliance-initrd' 'hectl deploy --appliance-kernel' 'hectl deploy --cloud-init-enabled' 'hectl deploy --cloud-init-hostname' 'hectl deploy --cloud-init-root-password-file' 'hectl deploy --cloud-init-ssh-key' 'hectl deploy --engine-fqdn' 'hectl deploy --engine-health-ca' 'hectl deploy --engine-health-timeout' 'hectl deploy --engine-health-url' 'hectl deploy --engine-vm-bridge' 'hectl deploy --engine-vm-cmdline' 'hectl deploy --engine-vm-graphics' 'hectl deploy --engine-vm-graphics-listen' 'hectl deploy --engine-vm-guest-port' 'hectl deploy --engine-vm-host-port' 'hectl deploy --engine-vm-mac' 'hectl deploy --engine-vm-memory-mib' 'hectl deploy --engine-vm-name' 'hectl deploy --engine-vm-network' 'hectl deploy --engine-vm-vcpus' 'hectl deploy --format' 'hectl deploy --host-hostname' 'hectl deploy --host-id' 'hectl deploy --storage-option' 'hectl deploy --storage-timeout' 'hectl deploy --storage-type' 'hectl deploy --timeout' 'hectl explain --format' 'hectl explain --timeout' 'hectl ha simulate --format' 'hectl metrics --timeout' 'hectl plugins --format' 'hectl reinitialize-lockspace --format' 'hectl set-maintenance --format' 'hectl set-maintenance --mode' 'hectl set-maintenance --reason' 'hectl set-maintenance --timeout' 'hectl set-maintenance --ttl' 'hectl storage check --format' 'hectl storage check --timeout' 'hectl storage connect --format' 'hectl storage connect --timeout' 'hectl storage disconnect --format' 'hectl storage disconnect --timeout' 'hectl vm-config set --format' 'hectl vm-config show --format' 'hectl vm-poweroff --format' 'hectl vm-shutdown --force-after' 'hectl vm-shutdown --format' 'hectl vm-shutdown --timeout' 'hectl vm-start --format' 'hectl vm-start --timeout' 'hectl vm-start --wait' 'hectl vm-status --format' 'hectl vm-status --host-id' 'hectl vm-status --timeout'
 
 function __hectl_path --description 'hectl command path before the cursor, option values skipped'
     set -l path hectl
@@ -45,6 +45,7 @@ complete -c hectl -f
 # hectl
 complete -c hectl -n '__hectl_at hectl' -a add-console-password -d 'Set a temporary password on the engine VM\'s graphical console (VNC or SPICE)'
 complete -c hectl -n '__hectl_at hectl' -a check-liveliness -d 'Check the engine\'s health page: healthy when it answers HTTP 200 with "DB Up"'
+complete -c hectl -n '__hectl_at hectl' -a clean-metadata -d 'Empty one host\'s metadata slot (a host that left for good, or a corrupt slot)'
 complete -c hectl -n '__hectl_at hectl' -a cluster-config -d 'The configuration every host shares (,,,,), on the domain'
 complete -c hectl -n '__hectl_at hectl' -a console -d 'Attach to the engine VM\'s serial console (leave with Ctrl+])'
 complete -c hectl -n '__hectl_at hectl' -a deploy -d 'Make this host a working HA host: the first one, or (--join) one more; --remove undoes it'
@@ -52,6 +53,7 @@ complete -c hectl -n '__hectl_at hectl' -a explain -d 'Why this host does what i
 complete -c hectl -n '__hectl_at hectl' -a ha -d 'The HA agent that runs on every host'
 complete -c hectl -n '__hectl_at hectl' -a metrics -d 'Print the cluster status as OpenMetrics text (for node_exporter\'s textfile collector)'
 complete -c hectl -n '__hectl_at hectl' -a plugins -d 'List loaded plugins, the hooks they implement, and the storage backends they provide'
+complete -c hectl -n '__hectl_at hectl' -a reinitialize-lockspace -d 'Rewrite the sanlock lockspace and the engine lease on the domain (a repair)'
 complete -c hectl -n '__hectl_at hectl' -a set-maintenance -d 'Set global or local maintenance, or clear it (--mode none)'
 complete -c hectl -n '__hectl_at hectl' -a storage -d 'Check the storage domain and its timing budget; connect or disconnect it by hand'
 complete -c hectl -n '__hectl_at hectl' -a vm-config -d 'The engine VM\'s specification, stored on the domain for every host (docs/vm.md)'
@@ -82,6 +84,13 @@ complete -c hectl -n '__hectl_at hectl check-liveliness' -l nagios -d 'One Nagio
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l timeout -x -d 'Give up after this long, everything included'
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l url -x -d 'The engine\'s health page'
 complete -c hectl -n '__hectl_at hectl check-liveliness' -l warn -x -d 'With --nagios: WARNING when the healthy answer took longer than this'
+
+# hectl clean-metadata
+complete -c hectl -n '__hectl_at hectl clean-metadata' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl clean-metadata' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl clean-metadata' -l host-id -x -d 'The host whose slot to empty'
+complete -c hectl -n '__hectl_at hectl clean-metadata' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl clean-metadata' -l yes -d 'Do it (without: only show what would change)'
 
 # hectl cluster-config
 complete -c hectl -n '__hectl_at hectl cluster-config' -a set -d 'Change keys every host shares; every agent applies the new version within one cycle'
@@ -170,6 +179,12 @@ complete -c hectl -n '__hectl_at hectl metrics' -l timeout -x -d 'Hard limit for
 complete -c hectl -n '__hectl_at hectl plugins' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
 complete -c hectl -n '__hectl_at hectl plugins' -l help -s h -d 'Show this message and exit'
 complete -c hectl -n '__hectl_at hectl plugins' -l json -d 'Same as --format json'
+
+# hectl reinitialize-lockspace
+complete -c hectl -n '__hectl_at hectl reinitialize-lockspace' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'
+complete -c hectl -n '__hectl_at hectl reinitialize-lockspace' -l help -s h -d 'Show this message and exit'
+complete -c hectl -n '__hectl_at hectl reinitialize-lockspace' -l json -d 'Same as --format json'
+complete -c hectl -n '__hectl_at hectl reinitialize-lockspace' -l yes -d 'Do it (without: only show what would change)'
 
 # hectl set-maintenance
 complete -c hectl -n '__hectl_at hectl set-maintenance' -l format -x -a 'table json' -d 'Output format (JSON fields are documented, stable API)'

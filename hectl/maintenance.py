@@ -12,11 +12,10 @@ Every change is appended to the local audit log as one JSON line.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from typing import TYPE_CHECKING
 
-from hectl import localstate
+from hectl import audit, localstate
 from hectl.errors import HectlError, Interrupted, LockHeld, OperationFailed, StorageError
 from hectl.storage import records
 from hectl.storage.directio import WriteUncertain
@@ -224,30 +223,4 @@ def _change(
 def _audit(path: str, change: dict[str, object], host_id: int) -> str:
     entry = dict(change, set_at=records.iso_time(change["set_at"]), expires_at=_iso_or_none(change["expires_at"]))  # type: ignore[arg-type]
     entry["from_host_id"] = host_id
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        return f"the audit log {path} could not be written: {exc.strerror}"
-    return ""
-
-
-def read_audit(path: str) -> list[dict[str, object]]:
-    """Entries of the audit log, oldest first (unparseable lines skipped)."""
-    out = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict):
-                    out.append(entry)
-    except OSError:
-        pass
-    return out
+    return audit.append(path, entry)

@@ -37,6 +37,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "vm-config": 1,
     "cluster-config": 1,
     "deploy": 1,
+    "repair": 1,
     "simulate": 1,
     "storage-check": 1,
     "storage-connect": 1,
@@ -491,6 +492,12 @@ def _deploy_text(data: Any) -> str:
     return text
 
 
+def _repair_text(data: Any) -> str:
+    facts = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("action", "done", "audit_problem"))
+    head = "done" if data["done"] else "would do (add --yes to do it)"
+    return f"{data['action']}: {head}: {facts}\n" + (f"warning: {data['audit_problem']}\n" if data.get("audit_problem") else "")
+
+
 def _simulate_text(data: Any) -> str:
     return "\n".join(data["lines"]) + "\n"
 
@@ -509,6 +516,7 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "vm-config": _vm_config_text,
     "cluster-config": _cluster_config_text,
     "deploy": _deploy_text,
+    "repair": _repair_text,
     "storage-check": _storage_check_text,
     "storage-connect": _storage_connect_text,
 }

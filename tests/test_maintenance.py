@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import Domain
 
-from hectl import localstate, maintenance
+from hectl import audit, localstate, maintenance
 from hectl.clock import VirtualClock
 from hectl.errors import StorageError
 from hectl.storage import records
@@ -95,7 +95,7 @@ def test_audit_log_and_notifications(domain: Domain) -> None:
     apply(domain, "global", clock, reason="r1", notify=lambda **e: events.append(e))
     apply(domain, "local", clock, reason="r2", notify=lambda **e: events.append(e))
     apply(domain, "none", clock, notify=lambda **e: events.append(e))
-    log = maintenance.read_audit(domain.app().config.audit_log)
+    log = audit.read(domain.app().config.audit_log)
     assert [(e["scope"], e["old_mode"], e["new_mode"]) for e in log] == [
         ("global", "none", "global"),
         ("local", "none", "local"),

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import HECTL, Domain, run_hectl, write_config
 
-from hectl import maintenance
+from hectl import audit
 from hectl.errors import ExitCode, StorageError
 from hectl.lease import SanlockLeases
 from hectl.storage import directio, records
@@ -206,7 +206,7 @@ def test_concurrent_updates_are_neither_lost_nor_half_read(domain: Domain) -> No
     assert vmspec.read(backend, 5).version == 1 + won_spec
     assert errors == [] and versions and set(slots) <= {records.SlotKind.VALID, records.SlotKind.EMPTY}, errors
     assert versions == sorted(versions)  # a reader never sees the version go back
-    assert len(maintenance.read_audit(domain.app().config.audit_log)) == won_global
+    assert len(audit.read(domain.app().config.audit_log)) == won_global
 
 
 def _hold_update_lock(domain: Domain) -> int:
@@ -227,7 +227,7 @@ def test_a_lock_not_obtained_in_time_is_exit_5_and_nothing_changes(domain: Domai
     assert done.returncode == ExitCode.LOCKED, done.stderr
     assert "global maintenance unchanged" in done.stderr and "update lock" in done.stderr
     assert domain.store().read_slot(0).kind == records.SlotKind.EMPTY
-    assert maintenance.read_audit(domain.app().config.audit_log) == []
+    assert audit.read(domain.app().config.audit_log) == []
 
 
 # --- a full filesystem, a signal mid-write (on the stalling FUSE filesystem) -------------------------
@@ -310,8 +310,8 @@ def test_a_signal_mid_write_says_outcome_unknown_and_is_audited(fuse_domain, sig
     assert "outcome unknown" in err and "global maintenance may or may not have been set to 'global'" in err, err
     error = json.loads(out)["error"]  # --json: the error document says the same
     assert (error["code"], error["name"]) == (code, ExitCode(code).name) and "outcome unknown" in error["message"]
-    audit = maintenance.read_audit(dom.app().config.audit_log)
-    assert [(e["scope"], e["new_mode"], e.get("outcome")) for e in audit] == [("global", "global", "unknown")]
+    entries = audit.read(dom.app().config.audit_log)
+    assert [(e["scope"], e["new_mode"], e.get("outcome")) for e in entries] == [("global", "global", "unknown")]
     deadline = time.monotonic() + 30  # the abandoned write lands once the storage answers: "unknown" was right
     while not dom.store().read_slot(0).record and time.monotonic() < deadline:
         time.sleep(0.1)

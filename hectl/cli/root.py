@@ -30,6 +30,8 @@ COMMANDS = {
     "metrics": "hectl.commands.metrics:command",
     "plugins": "hectl.commands.plugins:command",
     "storage": "hectl.commands.storage:group",
+    "reinitialize-lockspace": "hectl.commands.reinitialize_lockspace:command",
+    "clean-metadata": "hectl.commands.clean_metadata:command",
 }
 
 

@@ -30,6 +30,8 @@ ENGINE_DISK = "engine.qcow2"  # in the domain's images/
 SEED = "seed.iso"
 KERNEL, INITRD = "vmlinuz", "initrd.img"
 UNIT = "hectl-ha.service"
+SYSTEMD_RUNNING = "/run/systemd/system"  # exists when systemd is the init (sd_booted)
+DROPIN = "/etc/systemd/system/hectl-ha.service.d/hectl-config.conf"  # points the unit at a non-default config
 
 
 def local_config_text(answers: Answers, *, join: bool) -> str:
@@ -453,18 +455,40 @@ class Deployment:
         )  # fmt: skip
         return "global maintenance off"
 
+    def _dropin(self) -> str:
+        """The unit's drop-in for this configuration file ('' for the default path the unit uses)."""
+        if self.config_path == config_mod.DEFAULT_PATH:
+            return ""
+        path = os.path.abspath(self.config_path)
+        if any(c in path for c in "\n\\%\"' "):
+            raise ConfigError(f"configuration path {path!r} cannot be written into a systemd unit (spaces, quotes, %, \\)")
+        return f"[Unit]\nConditionPathExists=\nConditionPathExists={path}\n[Service]\nEnvironment=HECTL_CONFIG={path}\n"
+
     def check_agent_unit(self) -> Check:
-        if not os.path.isdir("/run/systemd/system"):
+        if not os.path.isdir(SYSTEMD_RUNNING):
             return Check(SKIPPED, f"no systemd here: start the agent with 'hectl --config {self.config_path} ha run'")
-        res = _systemctl("is-enabled", UNIT)
-        return Check(DONE, f"{UNIT} enabled") if res.returncode == 0 else Check(TODO)
+        dropin = self._dropin()
+        try:
+            with open(DROPIN, encoding="utf-8") as f:
+                current = f.read()
+        except OSError:
+            current = ""
+        enabled = _systemctl("is-enabled", UNIT).returncode == 0 and _systemctl("is-active", UNIT).returncode == 0
+        return Check(DONE, f"{UNIT} enabled and active") if enabled and current == dropin else Check(TODO)
 
     def apply_agent_unit(self) -> str:
-        for args in (("daemon-reload",), ("enable", "--now", UNIT)):
+        from hectl.localstate import write_atomic
+
+        dropin = self._dropin()
+        if dropin:
+            write_atomic(DROPIN, dropin)
+        elif os.path.exists(DROPIN):
+            os.unlink(DROPIN)
+        for args in (("daemon-reload",), ("enable", UNIT), ("restart", UNIT)):
             res = _systemctl(*args)
             if res.returncode != 0:
                 raise OperationFailed(f"systemctl {' '.join(args)} failed: {res.stderr.strip()[:300]}")
-        return f"{UNIT} enabled and started"
+        return f"{UNIT} enabled and started" + (f" (configuration {self.config_path})" if dropin else "")
 
     # -- removal -------------------------------------------------------------------------------
 
@@ -513,7 +537,7 @@ class Deployment:
         return f"slot {self.host_id} cleared"
 
     def check_unit_removed(self) -> Check:
-        if not os.path.isdir("/run/systemd/system"):
+        if not os.path.isdir(SYSTEMD_RUNNING):
             return Check(SKIPPED, "no systemd here")
         return Check(TODO) if _systemctl("is-enabled", UNIT).returncode == 0 else Check(DONE, f"{UNIT} not enabled")
 
@@ -521,6 +545,8 @@ class Deployment:
         res = _systemctl("disable", "--now", UNIT)
         if res.returncode != 0:
             raise OperationFailed(f"systemctl disable --now {UNIT} failed: {res.stderr.strip()[:300]}")
+        if os.path.exists(DROPIN):
+            os.unlink(DROPIN)
         return f"{UNIT} disabled and stopped"
 
     def check_local_config_removed(self) -> Check:
