@@ -133,7 +133,9 @@ class Libvirtd:
         env = dict(os.environ)
         if self.sanlock_run_dir is not None:
             env["SANLOCK_RUN_DIR"] = str(self.sanlock_run_dir)
-        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", START_SCRIPT, "sh", str(base), str(self.cache_dir), kvm]
+        # slave: mounts made later in a shared mount of the host (a storage domain mounted by deploy) appear
+        # in libvirtd's namespace too; its own bind mounts never leak out
+        argv = ["unshare", "-m", "--propagation", "slave", "sh", "-c", START_SCRIPT, "sh", str(base), str(self.cache_dir), kvm]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         with open(base / "start.log", "w") as out:  # not a pipe: the daemons would inherit it

@@ -136,7 +136,14 @@ def command(
         if answers_out:
             _write_answers(answers_out, answers_mod.render(answers))
         deployment = Deployment(
-            answers, config_path, environ=app.environ, join=join, timeout=timeout, progress=progress, root_password=password
+            answers,
+            config_path,
+            environ=app.environ,
+            join=join,
+            timeout=timeout,
+            progress=progress,
+            meter=_meter(progress, app.quiet),
+            root_password=password,
         )
         deployment.validate()
         steps = deployment.steps()
@@ -163,6 +170,25 @@ def command(
     data.update(result={"deploy": "deployed", "join": "joined", "remove": "removed"}[mode] if changed else "unchanged")
     data.update(steps=rows, seconds=round(app.clock.monotonic() - t0, 3))
     return Output("deploy", data, fmt)
+
+
+def _meter(progress: Callable[[str], None], quiet: bool) -> Callable[[str, float], None]:
+    """A long copy's progress: a bar redrawn in place on a terminal, else a line every 10 %."""
+    last = [-10.0]
+
+    def meter(what: str, percent: float) -> None:
+        if quiet:
+            return
+        if sys.stderr.isatty():
+            done = int(percent // 5)
+            end = "\n" if percent >= 100 else ""
+            sys.stderr.write(f"\r\x1b[Khectl: deploy: {what} [{'#' * done}{'.' * (20 - done)}] {percent:5.1f} %{end}")
+            sys.stderr.flush()
+        elif percent >= last[0] + 10 or (percent >= 100 > last[0]):
+            last[0] = percent // 10 * 10
+            progress(f"{what}: {last[0]:.0f} %")
+
+    return meter
 
 
 def _prompt(key: answers_mod.Key) -> str:

@@ -77,6 +77,7 @@ class Deployment:
         join: bool = False,
         timeout: float = 600.0,
         progress: Callable[[str], None] = lambda _line: None,
+        meter: Callable[[str, float], None] = lambda _what, _percent: None,
         root_password: str = "",
     ) -> None:
         self.answers = answers
@@ -84,6 +85,7 @@ class Deployment:
         self.join = join
         self.timeout = timeout  # for the long waits: lockspace, engine start, health page
         self.progress = progress
+        self.meter = meter  # a long copy's progress: what, percent done
         self.root_password = root_password
         self.local_text = local_config_text(answers, join=join)
         self.app = AppContext(config_path=config_path, config_text=self.local_text, environ=environ)
@@ -293,7 +295,7 @@ class Deployment:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)  # a killed earlier run's leftover
             if name == ENGINE_DISK:
-                _convert(source, tmp, self.progress)
+                _convert(source, tmp, lambda pct: self.meter("importing the engine disk", pct))
             else:
                 _copy(source, tmp)
             os.chmod(tmp, 0o644)
@@ -621,20 +623,20 @@ def _image_info(path: str) -> dict[str, object]:
 _PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
 
 
-def _convert(source: str, target: str, progress: Callable[[str], None]) -> None:
-    """``qemu-img convert`` to qcow2, reporting progress every 10 %."""
+def _convert(source: str, target: str, meter: Callable[[float], None]) -> None:
+    """``qemu-img convert`` to qcow2, reporting its progress (percent) as it grows."""
     fmt = str(_image_info(source)["format"])
     argv = ["qemu-img", "convert", "-p", "-f", fmt, "-O", "qcow2", "--", source, target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
-    reported = -10.0
+    reported = -1.0
     buf = b""
-    while chunk := proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096):
+    while chunk := proc.stdout.read1(4096):  # type: ignore[attr-defined]
         buf = (buf + chunk)[-256:]
         found = _PROGRESS.findall(buf)
-        if found and float(found[-1]) >= reported + 10:
-            reported = float(found[-1]) // 10 * 10
-            progress(f"importing the engine disk: {reported:.0f} %")
+        if found and float(found[-1]) > reported:
+            reported = float(found[-1])
+            meter(reported)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.wait() != 0:
         raise OperationFailed(f"qemu-img convert failed: {err.strip()[:300]}")

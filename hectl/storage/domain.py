@@ -7,13 +7,24 @@ import uuid
 from typing import TYPE_CHECKING
 
 from hectl.errors import ConfigError, StorageError
-from hectl.storage import directio, records
+from hectl.storage import records
 
 if TYPE_CHECKING:
     from hectl.clock import Clock
     from hectl.storage.backend import StorageBackend
 
 DOMAIN_FORMAT = 1
+
+
+def exists(backend: StorageBackend, path: str, timeout: float) -> bool:
+    """Whether the domain file ``path`` exists, asked through the backend (bounded by ``timeout``)."""
+    try:
+        backend.read(path, 0, 1, timeout)
+    except StorageError as exc:
+        if exc.errno == 2:  # ENOENT
+            return False
+        raise
+    return True
 
 
 def init_domain(backend: StorageBackend, clock: Clock, timeout: float, *, force: bool = False) -> dict[str, object]:
@@ -23,7 +34,7 @@ def init_domain(backend: StorageBackend, clock: Clock, timeout: float, *, force:
     slot of the metadata file: all hosts and the global record are lost).
     """
     paths = backend.paths()
-    if directio.path_kind(paths.marker, timeout) is not None and not force:
+    if exists(backend, paths.marker, timeout) and not force:
         raise ConfigError(
             f"a hectl domain already exists at {paths.root}", hint="use --force to re-initialise it (erases all records)"
         )
