@@ -55,10 +55,11 @@ def _unicast_mac(text: str) -> str:
 
 
 def _image_file(text: str) -> str:
-    path = config_mod.parse_value("paths", "state_dir", text)  # an absolute path
-    if not os.path.isfile(str(path)):
+    if not os.path.isabs(text) or "\0" in text:
+        raise ValueError("must be an absolute path")
+    if not os.path.isfile(text):
         raise ValueError("is not a regular file")
-    return str(path)
+    return os.path.normpath(text)
 
 
 def _ssh_key(text: str) -> str:

@@ -34,7 +34,7 @@ SYSTEMD_RUNNING = "/run/systemd/system"  # exists when systemd is the init (sd_b
 DROPIN = "/etc/systemd/system/hectl-ha.service.d/hectl-config.conf"  # points the unit at a non-default config
 
 
-def local_config_text(answers: Answers, *, join: bool) -> str:
+def local_config_text(answers: Answers) -> str:
     """This host's configuration file: host-local keys only (shared ones live on the domain)."""
     lines = ["# written by hectl deploy; shared keys are on the domain: hectl cluster-config show"]
     for section, keys in config_mod.schema().items():
@@ -79,6 +79,7 @@ class Deployment:
         progress: Callable[[str], None] = lambda _line: None,
         meter: Callable[[str, float], None] = lambda _what, _percent: None,
         root_password: str = "",
+        local_text: str | None = None,
     ) -> None:
         self.answers = answers
         self.config_path = config_path
@@ -87,7 +88,7 @@ class Deployment:
         self.progress = progress
         self.meter = meter  # a long copy's progress: what, percent done
         self.root_password = root_password
-        self.local_text = local_config_text(answers, join=join)
+        self.local_text = local_config_text(answers) if local_text is None else local_text
         self.app = AppContext(config_path=config_path, config_text=self.local_text, environ=environ)
         self.app.local_config  # noqa: B018 - check the file's text now (exit 3 names the key)
         self.wanted_shared = shared_sections(answers)
@@ -123,18 +124,14 @@ class Deployment:
                 text = f.read()
         except OSError as exc:
             raise ConfigError(f"cannot read {config_path}: {exc.strerror}", hint="hectl is not deployed on this host") from None
-        self = cls.__new__(cls)
-        self.answers, self.config_path, self.join, self.timeout, self.progress = (
-            Answers({}, {}, {}),
+        return cls(
+            Answers(values={}, sources={}, storage={}),
             config_path,
-            True,
-            600.0,
-            progress,
+            environ=environ,
+            join=True,
+            progress=progress,
+            local_text=text,
         )
-        self.root_password, self.local_text, self.wanted_shared = "", text, {}
-        self.app = AppContext(config_path=config_path, environ=environ)
-        self.app.local_config  # noqa: B018 - exit 3 on a bad file
-        return self
 
     def removal_steps(self) -> list[Step]:
         names = ["engine-not-here", "agent-stopped", "lockspace-left", "slot-cleared", "unit-removed", "local-config-removed"]
