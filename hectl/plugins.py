@@ -31,6 +31,7 @@ ENTRYPOINT_GROUP = "hectl"
 BUILTIN_PLUGINS = {
     "glusterfs": "hectl.backends.glusterfs.plugin",
     "localfs": "hectl.backends.localfs.plugin",
+    "nfs": "hectl.backends.nfs.plugin",
     "monitors": "hectl.ha.monitors",
 }
 

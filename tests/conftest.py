@@ -139,6 +139,22 @@ def glusterd():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def nfs_server():  # type: ignore[no-untyped-def]
+    """One real NFS server (NFS-Ganesha, lab/nfs.py) for the session; teardown is checked to leave nothing behind."""
+    from lab import nfs
+
+    reason = nfs.missing()
+    if reason:
+        pytest.skip(reason)  # a failure under CI=true
+    server = nfs.running()
+    try:
+        yield server
+    finally:
+        server.close()
+    assert nfs.leftovers(server) == []
+
+
+@pytest.fixture(scope="session")
 def gluster_volume(glusterd):  # type: ignore[no-untyped-def]
     """A started replica-3 virt-group volume (owner 0:0 so that tests as root may write its root)."""
     from lab import gluster

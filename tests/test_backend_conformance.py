@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,26 @@ CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dic
             {"connection": "127.0.0.2:/hectl", "mount_base": "relative"},
         ],
     ),
+    # the session's real NFS-Ganesha, emptied for each test; mount_base is where the export directory is, so
+    # the backend's paths are the server's (no kernel client here: everything goes through libnfs)
+    "nfs": lambda tmp: (
+        {"connection": NFS[0].connection, "mount_base": str(NFS[0].base)},
+        {"connection": f"{NFS[0].address}:/nosuchexport", "mount_base": str(NFS[0].base)},
+        [
+            {},
+            {"connection": NFS[0].connection, "bogus": "1"},
+            {"connection": "-o:/hectl"},
+            {"connection": "192.0.2.1:/a/../b"},
+            {"connection": "192.0.2.1:/a b"},
+            {"connection": "[::1]]:/x"},
+            {"connection": NFS[0].connection, "nfs_version": "5"},
+            {"connection": NFS[0].connection, "mount_options": "timeo=600,sec=krb5"},
+            {"connection": NFS[0].connection, "mount_options": "timeo=6 00"},
+            {"connection": NFS[0].connection, "mount_base": "relative"},
+        ],
+    ),
 }
+NFS: list[Any] = []  # the session's server, set by the case fixture
 
 
 def test_every_builtin_backend_runs_the_suite() -> None:
@@ -56,6 +76,9 @@ def case(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
     factory = make_plugin_manager(load_entrypoints=False, environ={}).backend_factory(request.param)
+    if request.param == "nfs":
+        NFS[:] = [request.getfixturevalue("nfs_server")]
+        NFS[0].clear()
     good, missing, bad = CASES[request.param](tmp_path)
     if request.param == "glusterfs":
         request.getfixturevalue("gluster_volume").clear()

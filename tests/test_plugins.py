@@ -35,11 +35,12 @@ def test_builtins_are_registered_and_match_the_fast_path_table() -> None:
 
 def test_disabled_builtin_is_gone() -> None:
     plugins = make_plugin_manager(load_entrypoints=False, environ={"HECTL_DISABLE_PLUGINS": "localfs"})
-    assert set(plugins.backends()) == {"glusterfs"}
+    assert set(plugins.backends()) == {"glusterfs", "nfs"}
     assert sorted((i.name, i.kind) for i in plugins.infos) == [
         ("glusterfs", "builtin"),
         ("localfs", "blocked"),
         ("monitors", "builtin"),
+        ("nfs", "builtin"),
     ]
     with pytest.raises(ConfigError, match="unknown storage type 'localfs'"):
         plugins.backend_factory("localfs")

@@ -9,4 +9,5 @@ points; a test keeps it in step with what the hooks register.
 BUILTIN_BACKENDS = {
     "glusterfs": "hectl.backends.glusterfs.backend:GlusterFSBackend",
     "localfs": "hectl.backends.localfs.backend:LocalFSBackend",
+    "nfs": "hectl.backends.nfs.backend:NFSBackend",
 }

@@ -40,8 +40,8 @@ LOCK_FILE = "ha/update.lock"  # the lock of every read-modify-write (``update``)
 _RESULT = struct.Struct("!iqBI")  # errno (0 = ok), bytes transferred, flags, ranges (or message bytes on error)
 _RANGE = struct.Struct("!qq")
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux: type, whence, start, len, pid (0 for OFD locks)
-DIRECT, _WRITTEN = 1, 2  # result flags
-_OPENED, _LOCKED, _WRITING, _DONE = b"O", b"L", b"W", b"R"  # progress the child reports before its result
+DIRECT, WRITTEN = 1, 2  # result flags
+OPENED, LOCKED, WRITING, _DONE = b"O", b"L", b"W", b"R"  # progress the child reports before its result
 # A write that failed with one of these wrote nothing (any other failure may have left some bytes).
 _NOTHING_WRITTEN = frozenset(
     {errno_mod.ENOSPC, errno_mod.EDQUOT, errno_mod.EROFS, errno_mod.EACCES, errno_mod.EPERM, errno_mod.EBADF}
@@ -266,7 +266,7 @@ def _child_write(
     root: str, rel: str, offset: int, buf: mmap.mmap, length: int, direct: bool
 ) -> tuple[int, int, list[tuple[int, int]]]:
     n, used = _write_at(root, rel, offset, buf, length, direct)
-    return n, (DIRECT if used else 0) | _WRITTEN, []
+    return n, (DIRECT if used else 0) | WRITTEN, []
 
 
 def _replace(
@@ -370,9 +370,9 @@ def _lock(root: str, report: Callable[[bytes], None]) -> int:
     finally:
         os.close(dirfd)
     os.set_blocking(fd, True)
-    report(_OPENED)
+    report(OPENED)
     fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
-    report(_LOCKED)
+    report(LOCKED)
     return fd
 
 
@@ -408,7 +408,7 @@ def _child_update(
             new = None
         if new is None:
             return n, flags, filled
-        report(_WRITING)
+        report(WRITING)
         out = mmap.mmap(-1, _aligned(len(new)))
         out[: len(new)] = new
         if replace:
@@ -419,7 +419,7 @@ def _child_update(
                 short = OSError(errno_mod.EIO, f"short write ({done} of {len(new)} bytes)")
                 short.maybe_written = True  # type: ignore[attr-defined]
                 raise short
-        return n, (DIRECT if used else 0) | _WRITTEN, filled
+        return n, (DIRECT if used else 0) | WRITTEN, filled
     finally:
         os.close(lock)
 
@@ -433,8 +433,8 @@ def run_in_child(
     """Run ``work(report)`` in a forked child; wait at most ``timeout`` s; return (count, flags, ranges).
 
     ``report`` sends a progress mark. Waiting for the lock (after
-    ``_OPENED``) and the I/O after ``_LOCKED`` each get ``timeout``; once
-    ``_WRITING`` was reported, a timeout, an interruption or a failure that may
+    ``OPENED``) and the I/O after ``LOCKED`` each get ``timeout``; once
+    ``WRITING`` was reported, a timeout, an interruption or a failure that may
     have left bytes behind raises ``WriteUncertain`` (the write may still land).
     """
     reap_abandoned()
@@ -459,11 +459,11 @@ def run_in_child(
                 msg = _RESULT.pack(0, n, flags, len(ranges)) + b"".join(_RANGE.pack(a, b) for a, b in ranges)
             except OSError as exc:
                 words = (exc.strerror or "").encode("utf-8", "replace") if isinstance(exc, Refused) else b""
-                maybe = _WRITTEN if getattr(exc, "maybe_written", False) else 0
+                maybe = WRITTEN if getattr(exc, "maybe_written", False) else 0
                 msg = _RESULT.pack(exc.errno or errno_mod.EIO, 0, maybe, len(words)) + words
             except Exception as exc:  # a bug: say what, rather than "helper died"
                 words = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
-                maybe = _WRITTEN if _WRITING in sent[0] else 0
+                maybe = WRITTEN if WRITING in sent[0] else 0
                 msg = _RESULT.pack(errno_mod.EIO, 0, maybe, len(words)) + words
             send(_DONE + msg)
             code = 0
@@ -482,7 +482,7 @@ def run_in_child(
                 break
             if not msg:
                 head, sep, rest = chunk.partition(_DONE)
-                if _LOCKED in head:
+                if LOCKED in head:
                     deadline = time.monotonic() + max(0.0, timeout)
                 marks += head
                 chunk = sep + rest
@@ -490,18 +490,18 @@ def run_in_child(
         os.waitpid(pid, 0)
     except BaseException as exc:  # timeout, or interrupted: never wait for a child stuck on storage
         abandon(pid)
-        if isinstance(exc, KeyboardInterrupt) and _WRITING in marks:
+        if isinstance(exc, KeyboardInterrupt) and WRITING in marks:
             raise Interrupted(getattr(exc, "signum", 2), f"{what}: interrupted while writing", write_started=True) from exc
         raise
     finally:
         os.close(rfd)
     if len(msg) < 1 + _RESULT.size:
-        cls = WriteUncertain if _WRITING in marks else StorageError
+        cls = WriteUncertain if WRITING in marks else StorageError
         raise cls(f"{what}: I/O helper process died")
     err, n, flags, count = _RESULT.unpack_from(msg, 1)
     if err:
         text = msg[1 + _RESULT.size : 1 + _RESULT.size + count].decode("utf-8", "replace")  # a refusal, in words
-        cls = WriteUncertain if flags & _WRITTEN else StorageError
+        cls = WriteUncertain if flags & WRITTEN else StorageError
         said = f"{what.split()[0]} refused: {text}" if text and err == errno_mod.ELOOP else f"{what}: {text or os.strerror(err)}"
         raise cls(said, hint=_hint(err), errno=err)
     ranges = [_RANGE.unpack_from(msg, 1 + _RESULT.size + i * _RANGE.size) for i in range(count)]
@@ -509,9 +509,9 @@ def run_in_child(
 
 
 def _timed_out(what: str, timeout: float, marks: bytes) -> StorageError | LockHeld:
-    if _WRITING in marks:
+    if WRITING in marks:
         return WriteUncertain(f"{what}: no answer from storage within {timeout:g} s while writing")
-    if _OPENED in marks and _LOCKED not in marks:
+    if OPENED in marks and LOCKED not in marks:
         return LockHeld(
             f"{what}: the domain's update lock ({LOCK_FILE}) was not obtained within {timeout:g} s",
             hint="another command is changing the domain; nothing was changed: try again",
@@ -611,7 +611,7 @@ def write(path: str, offset: int, data: bytes, timeout: float, direct: bool = Tr
         buf[: len(data)] = data
 
         def work(report: Callable[[bytes], None]) -> tuple[int, int, list[tuple[int, int]]]:
-            report(_WRITING)
+            report(WRITING)
             return _child_write(base, rel, offset, buf, len(data), direct)
 
         n, flags, _ = run_in_child(work, timeout, f"write {path}")
@@ -642,7 +642,7 @@ def create(
 
         def work(report: Callable[[bytes], None]) -> tuple[int, int, list[tuple[int, int]]]:
             _replace(base, rel, buf, len(data), size, False, owner, mode)
-            return len(data), _WRITTEN, []
+            return len(data), WRITTEN, []
 
         run_in_child(work, timeout, f"create {path}")
     finally:
@@ -684,7 +684,7 @@ def update(
                 exc.before = bytes(buf[:length])  # the helper read it (holes are zeros) before it started writing
             raise
         extents = [(a, buf[a : min(b, n)]) for a, b in ranges if a < n]
-        return IOResult(n, extents, bool(flags & DIRECT), written=bool(flags & _WRITTEN))
+        return IOResult(n, extents, bool(flags & DIRECT), written=bool(flags & WRITTEN))
     finally:
         buf.close()
 
@@ -739,3 +739,28 @@ def free_bytes(path: str, timeout: float) -> int:
     """Bytes free for unprivileged users on the filesystem of ``path``, found within ``timeout``."""
     n, _, _ = run_in_child(lambda report: _child_free(path), timeout, f"statvfs {path}")
     return n
+
+
+def run_command(argv: list[str], timeout: float, what: str, log: str | None = None) -> None:
+    """Run ``argv`` (a mount, an unmount) for at most ``timeout`` seconds; on timeout kill it and abandon it
+    (never wait on storage). ``StorageError`` with the last line it printed when it fails."""
+    import subprocess
+    import tempfile
+
+    reap_abandoned()
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        except OSError as exc:
+            raise StorageError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                abandon(proc.pid)
+                raise StorageTimeout(f"{what} did not finish within {timeout:g} s")
+            time.sleep(0.01)
+        if proc.returncode != 0:
+            err.seek(0)
+            message = err.read(2000).decode(errors="replace").strip().splitlines()
+            detail = message[-1] if message else f"exit status {proc.returncode}"
+            raise StorageError(f"{what} failed: {detail}", hint=f"see {log}" if log else None)

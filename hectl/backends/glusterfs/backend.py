@@ -14,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
-import tempfile
-import time
 
 from hectl.backends.glusterfs import options as gopts
-from hectl.errors import ConfigError, StorageError, StorageTimeout
+from hectl.errors import ConfigError, StorageError
 from hectl.storage import directio
 from hectl.storage.backend import StorageBackend
 
@@ -77,7 +74,7 @@ class GlusterFSBackend(StorageBackend):
         """Mount the volume (unless mounted) and check the domain root answers, all within ``timeout``."""
         deadline = self.clock.monotonic() + timeout
         if mounted(self._root) and not client_pids(self._root):  # its FUSE client died: a stale mount (ENOTCONN)
-            run(["umount", "-l", self._root], timeout, "unmount of a stale mount")
+            directio.run_command(["umount", "-l", self._root], timeout, "unmount of a stale mount")
         if not mounted(self._root):
             os.makedirs(self._root, mode=0o755, exist_ok=True)
             servers = reachable_first(self.conn.servers, min(1.0, timeout / (len(self.conn.servers) + 1)))
@@ -86,7 +83,9 @@ class GlusterFSBackend(StorageBackend):
             argv += [f"--{name}={value}" for name, value in self.conn.mount_options]
             argv.append(self._root)
             try:
-                run(argv, max(0.1, deadline - self.clock.monotonic()), f"mount of {self.connection}", self.log_file)
+                directio.run_command(
+                    argv, max(0.1, deadline - self.clock.monotonic()), f"mount of {self.connection}", self.log_file
+                )
                 if not mounted(self._root):
                     raise StorageError(f"glusterfs volume {self.connection} did not mount at {self._root}")
             except StorageError:
@@ -99,7 +98,7 @@ class GlusterFSBackend(StorageBackend):
     def disconnect(self, timeout: float) -> None:
         """Unmount (the FUSE client exits by itself); nothing to do when not mounted."""
         if mounted(self._root):
-            run(["umount", self._root], timeout, "unmount")
+            directio.run_command(["umount", self._root], timeout, "unmount")
             if mounted(self._root):
                 raise StorageError(f"{self._root} is still mounted")
 
@@ -194,24 +193,3 @@ def reachable_first(servers: tuple[str, ...], probe_timeout: float) -> list[str]
         except OSError:
             down.append(server)
     return up + down
-
-
-def run(argv: list[str], timeout: float, what: str, log: str | None = None) -> None:
-    """Run ``argv`` for at most ``timeout`` seconds; on timeout kill it and abandon it (never wait on storage)."""
-    directio.reap_abandoned()
-    with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-        except OSError as exc:
-            raise StorageError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
-                directio.abandon(proc.pid)
-                raise StorageTimeout(f"{what} did not finish within {timeout:g} s")
-            time.sleep(0.01)
-        if proc.returncode != 0:
-            err.seek(0)
-            message = err.read(2000).decode(errors="replace").strip().splitlines()
-            detail = message[-1] if message else f"exit status {proc.returncode}"
-            raise StorageError(f"{what} failed: {detail}", hint=f"see {log}" if log else None)

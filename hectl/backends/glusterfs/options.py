@@ -12,9 +12,8 @@ import re
 
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
+from hectl.storage.netaddr import host
 
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
-_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
 _VOLUME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UINT = r"[0-9]{1,6}"
 # client options a domain may need, passed to glusterfs as --NAME=VALUE (values fully matched)
@@ -34,12 +33,6 @@ class GlusterOptions(Frozen):
     servers: tuple[str, ...]
     volume: str
     mount_options: tuple[tuple[str, str], ...] = ()
-
-
-def host(value: str, key: str) -> str:
-    if len(value) <= 253 and (_HOST.fullmatch(value) or _IPV6.fullmatch(value)):
-        return value
-    raise ConfigError(f"[storage] {key}: {value!r} is not a host name or address")
 
 
 def parse(options: dict[str, str]) -> GlusterOptions:

@@ -1,0 +1,196 @@
+"""A real NFS server for tests: NFS-Ganesha 4.3 (FSAL VFS) in a network namespace of its own.
+
+This kernel has no NFS server (and no client): Ganesha serves a directory of
+this machine from userspace. It runs in the foreground in network namespace
+``hnfs-<id>`` (address 192.0.2.<4n+1>, TEST-NET-1, a veth pair to the root
+namespace, which gets .<4n+2>) and a private mount namespace with a tmpfs on
+``/run`` (its own ``/run/ganesha``). NFSv4 only (no rpcbind, no NLM: NFSv4 locks
+are in the protocol), no UDP, no dbus, grace skipped (``Graceless``): the
+server answers in well under a second. ``freeze``/``thaw`` SIGSTOP/SIGCONT it
+(a hung server), ``stop``/``start`` end and restart it; ``close`` leaves
+nothing: processes, namespace, veth and files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from lab.sanlock import alive, wait_gone
+
+PORT = 2049
+CONFIG = """\
+NFS_CORE_PARAM {{
+    Protocols = 4;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+    Bind_addr = {address};
+}}
+NFS_KRB5 {{ Active_krb5 = false; }}
+NFSV4 {{
+    RecoveryBackend = fs;
+    RecoveryRoot = "{base}/recovery";
+    Graceless = true;
+    Lease_Lifetime = {lease};
+}}
+NFS_LOG {{ Default_Log_Level = EVENT; }}
+MDCACHE {{ Dir_Chunk = 0; }}
+EXPORT {{
+    Attr_Expiration_Time = 0;
+    Export_Id = 1; Path = "{export}"; Pseudo = "{pseudo}";
+    Access_Type = RW; Squash = No_Root_Squash; Protocols = 4; Transports = TCP; SecType = sys;
+    FSAL {{ Name = VFS; }}
+}}
+"""
+
+
+def missing() -> str:
+    """Why Ganesha cannot run here ('' when it can)."""
+    for tool in ("ganesha.nfsd", "ip", "unshare"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (scripts/install.sh installs nfs-ganesha, nfs-ganesha-vfs, iproute2)"
+    if not os.path.exists("/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so") and not list(
+        Path("/usr/lib").glob("*/ganesha/libfsalvfs.so")
+    ):
+        return "Ganesha's VFS FSAL is not installed (nfs-ganesha-vfs)"
+    return ""
+
+
+class Ganesha:
+    """One NFS server exporting a directory of ``base`` as ``pseudo`` at ``address``.
+
+    The directory is ``base/<address>:<pseudo>``: where hectl's nfs backend with ``mount_base = base`` would
+    mount the export, so that tests can plant files (links...) in the domain as the server sees them.
+    """
+
+    def __init__(self, base: Path, pseudo: str = "/hectl", lease: int = 5) -> None:
+        self.base = base
+        self.pseudo = pseudo
+        self.lease = lease
+        n = random.randrange(1, 63)
+        self.address, self.peer = f"192.0.2.{4 * n + 1}", f"192.0.2.{4 * n + 2}"
+        self.netns = f"hnfs-{os.getpid() % 10000}-{n}"
+        self.veth = f"hnfs{os.getpid() % 10000}v{n}"
+        self.export = base / f"{self.address}:{pseudo.strip('/')}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection(self) -> str:
+        return f"{self.address}:{self.pseudo}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    def setup(self) -> None:
+        """The namespace and its link to the root namespace (once)."""
+        for argv in (
+            ["ip", "netns", "add", self.netns],
+            ["ip", "-n", self.netns, "link", "set", "lo", "up"],
+            ["ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns],
+            ["ip", "addr", "add", f"{self.peer}/30", "dev", self.veth],
+            ["ip", "link", "set", self.veth, "up"],
+            ["ip", "-n", self.netns, "addr", "add", f"{self.address}/30", "dev", "eth0"],
+            ["ip", "-n", self.netns, "link", "set", "eth0", "up"],
+        ):
+            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        self.export.mkdir(parents=True, exist_ok=True)
+        (self.base / "recovery").mkdir(parents=True, exist_ok=True)
+        (self.base / "ganesha.conf").write_text(
+            CONFIG.format(address=self.address, base=self.base, lease=self.lease, export=self.export, pseudo=self.pseudo)
+        )
+
+    def start(self, timeout: float = 20.0) -> None:
+        script = 'mount -t tmpfs hnfs-run /run && mkdir -p /run/ganesha && exec ganesha.nfsd -F -f "$1" -L "$2" -p "$3"'
+        argv = ["ip", "netns", "exec", self.netns, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+        argv += [str(self.base / "ganesha.conf"), str(self.base / "ganesha.log"), str(self.base / "ganesha.pid")]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((self.address, PORT), timeout=0.5):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ganesha.nfsd exited ({self.proc.returncode}): {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ganesha.nfsd did not answer on {self.address}:{PORT}: {self.log_tail()}")
+            time.sleep(0.05)
+
+    def clear(self) -> None:
+        """Empty the exported directory."""
+        for entry in self.export.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def log_tail(self) -> str:
+        path = self.base / "ganesha.log"
+        return path.read_text(errors="replace")[-1500:] if path.exists() else ""
+
+    def freeze(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        pid = self.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
+        if not wait_gone(pid, 10):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, 10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self.proc = None
+
+    def close(self) -> None:
+        """Stop the server and remove the namespace, the veth and the files."""
+        self.stop()
+        subprocess.run(["ip", "link", "del", self.veth], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def leftovers(server: Ganesha) -> list[str]:
+    """What a closed server left behind (empty when nothing)."""
+    left = []
+    if server.pid and alive(server.pid):
+        left.append(f"process {server.pid}")
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    if server.netns in names:
+        left.append(f"netns {server.netns}")
+    if os.path.exists(f"/sys/class/net/{server.veth}"):
+        left.append(f"link {server.veth}")
+    if server.base.exists():
+        left.append(f"dir {server.base}")
+    return left
+
+
+def running() -> Ganesha:
+    """A started server exporting a fresh directory (the caller closes it)."""
+    base = Path(tempfile.mkdtemp(prefix="hectl-nfs-", dir="/tmp"))
+    base.chmod(0o755)
+    server = Ganesha(base)
+    try:
+        server.setup()
+        server.start()
+    except BaseException:
+        server.close()
+        raise
+    return server
