@@ -374,8 +374,16 @@ def test_waits_update_one_line_on_a_terminal(
         hyper = FakeHypervisor("up")
         hyper.guest_obeys_shutdown = False
         code, out, _ = run(engine, ["vm-shutdown", "--force-after", "3", "--json"], capsys, hyper)
-    os.set_blocking(master, False)
-    screen = os.read(master, 65536).decode()
+    chunks = []  # the slave is closed: read until the pty says so (EIO), however long the tty layer takes to pass it on
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    screen = b"".join(chunks).decode()
     os.close(master)
     assert code == 0 and json.loads(out)["result"] == "forced"  # stdout stays the result
     updates = screen.split("\r\x1b[K")
