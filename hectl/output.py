@@ -357,6 +357,8 @@ def _maintenance_text(data: Any) -> str:
             if c["reason"]:
                 line += f"; reason: {c['reason']}"
         out.append(line)
+    if data.get("storage_action"):
+        out.append(f"storage: {data['storage_action']}")
     return "\n".join(out) + "\n"
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ENTRYPOINT_GROUP = "hectl"
 # Built-in plugins: name (what HECTL_DISABLE_PLUGINS blocks) -> module with the hookimpls.
 BUILTIN_PLUGINS = {
+    "ctdb": "hectl.backends.ctdb.plugin",
     "glusterfs": "hectl.backends.glusterfs.plugin",
     "localfs": "hectl.backends.localfs.plugin",
     "nfs": "hectl.backends.nfs.plugin",

@@ -32,8 +32,7 @@ NFS_CORE_PARAM {{
     Protocols = 4;
     Enable_NLM = false;
     Enable_RQUOTA = false;
-    Enable_UDP = false;
-    Bind_addr = {address};
+    Enable_UDP = false;{bind}
 }}
 NFS_KRB5 {{ Active_krb5 = false; }}
 NFSV4 {{
@@ -51,6 +50,13 @@ EXPORT {{
     FSAL {{ Name = VFS; }}
 }}
 """
+
+
+def config(base: Path, export: Path, pseudo: str, lease: int, address: str = "") -> str:
+    """Ganesha's configuration: NFSv4 over TCP only, no NLM, no grace, no metadata caching (tests change the
+    exported directory behind its back), recovery state under ``base``; bound to ``address`` if given."""
+    bind = f"\n    Bind_addr = {address};" if address else ""
+    return CONFIG.format(bind=bind, base=base, lease=lease, export=export, pseudo=pseudo)
 
 
 def missing() -> str:
@@ -105,9 +111,7 @@ class Ganesha:
             subprocess.run(argv, check=True, capture_output=True, timeout=30)
         self.export.mkdir(parents=True, exist_ok=True)
         (self.base / "recovery").mkdir(parents=True, exist_ok=True)
-        (self.base / "ganesha.conf").write_text(
-            CONFIG.format(address=self.address, base=self.base, lease=self.lease, export=self.export, pseudo=self.pseudo)
-        )
+        (self.base / "ganesha.conf").write_text(config(self.base, self.export, self.pseudo, self.lease, self.address))
 
     def start(self, timeout: float = 20.0) -> None:
         script = 'mount -t tmpfs hnfs-run /run && mkdir -p /run/ganesha && exec ganesha.nfsd -F -f "$1" -L "$2" -p "$3"'
@@ -125,14 +129,6 @@ class Ganesha:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"ganesha.nfsd did not answer on {self.address}:{PORT}: {self.log_tail()}")
             time.sleep(0.05)
-
-    def clear(self) -> None:
-        """Empty the exported directory."""
-        for entry in self.export.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
 
     def log_tail(self) -> str:
         path = self.base / "ganesha.log"

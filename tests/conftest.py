@@ -104,6 +104,15 @@ def domain(tmp_path: Path) -> Domain:
     return make_domain(tmp_path)
 
 
+def clear_dir(directory: Path) -> None:
+    """Empty ``directory`` (a test server's export), links removed, not followed."""
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def run_hectl(
     args: list[str], env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -152,6 +161,22 @@ def nfs_server():  # type: ignore[no-untyped-def]
     finally:
         server.close()
     assert nfs.leftovers(server) == []
+
+
+@pytest.fixture(scope="session")
+def ctdb_cluster():  # type: ignore[no-untyped-def]
+    """Three real ctdbd nodes with NFS-Ganesha each (lab/ctdb.py) for the session; checked to leave nothing behind."""
+    from lab import ctdb
+
+    reason = ctdb.missing()
+    if reason:
+        pytest.skip(reason)  # a failure under CI=true
+    cluster = ctdb.running()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+    assert ctdb.leftovers(cluster) == []
 
 
 @pytest.fixture(scope="session")

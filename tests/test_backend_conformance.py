@@ -22,6 +22,7 @@ from hectl.storage import doctor, records
 from hectl.storage.backend import StorageBackend
 from hectl.storage.domain import init_domain
 from hectl.storage.metadata import MetadataStore
+from tests.conftest import clear_dir
 
 # backend name -> (options for a reachable root, options whose root is missing, options the factory must refuse)
 CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dict[str, str]]]]] = {
@@ -63,8 +64,20 @@ CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dic
             {"connection": NFS[0].connection, "mount_base": "relative"},
         ],
     ),
+    # the session's three ctdbd + Ganesha; the domain is reached through the public address CTDB moves
+    "ctdb": lambda tmp: (
+        {"connection": NFS[0].connection, "mount_base": str(NFS[0].base), "ctdb_socket": NFS[0].socket(0)},
+        {"connection": f"{NFS[0].public}:/nosuchexport", "mount_base": str(NFS[0].base), "ctdb_socket": NFS[0].socket(0)},
+        [
+            {},
+            {"connection": NFS[0].connection, "ctdb_socket": "relative.sock"},
+            {"connection": NFS[0].connection, "ctdb_socket": "/run/../etc/x"},
+            {"connection": "-o:/hectl"},
+            {"connection": NFS[0].connection, "bogus": "1"},
+        ],
+    ),
 }
-NFS: list[Any] = []  # the session's server, set by the case fixture
+NFS: list[Any] = []  # the session's NFS server (or CTDB cluster), set by the case fixture
 
 
 def test_every_builtin_backend_runs_the_suite() -> None:
@@ -76,9 +89,9 @@ def case(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
     factory = make_plugin_manager(load_entrypoints=False, environ={}).backend_factory(request.param)
-    if request.param == "nfs":
-        NFS[:] = [request.getfixturevalue("nfs_server")]
-        NFS[0].clear()
+    if request.param in ("nfs", "ctdb"):
+        NFS[:] = [request.getfixturevalue("nfs_server" if request.param == "nfs" else "ctdb_cluster")]
+        clear_dir(NFS[0].export)
     good, missing, bad = CASES[request.param](tmp_path)
     if request.param == "glusterfs":
         request.getfixturevalue("gluster_volume").clear()

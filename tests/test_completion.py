@@ -185,7 +185,7 @@ def test_bash_config_completes_files(static_env: dict[str, str], tmp_path: Path)
     [
         ("hectl vm-status --host-id ", ["1", "2"]),
         ("hectl -v vm-status --host-id 1 --host-id=2", ["2"]),
-        ("hectl deploy --storage-type ", ["glusterfs", "localfs", "nfs"]),
+        ("hectl deploy --storage-type ", ["ctdb", "glusterfs", "localfs", "nfs"]),
     ],
 )
 def test_bash_dynamic(line: str, expected: list[str], cache_env: dict[str, str]) -> None:

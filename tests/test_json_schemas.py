@@ -38,7 +38,8 @@ OPTIONAL = {
     "vm-status": {"problem", "local_maintenance_pending", "clock_skew_s", "lease", "root"},
     "vm-action": {"healthy"},
     "explain": {"read_ok", "read_ms", "read_error", "direct_io", "write_ok", "write_ms", "write_error"},
-    "deploy": {"failed_step", "error", "seconds"},  # failed_step and error when it failed; seconds: not a dry run
+    "deploy": {"failed_step", "error", "seconds"},
+    "set-maintenance": {"storage_action"},  # failed_step and error when it failed; seconds: not a dry run
     # each action has its own facts
     "repair": {"lockspace", "engine_lease", "io_timeout", "host_id", "slot", "hostname", "written_at", "state", "audit_problem"},
 }

@@ -35,8 +35,9 @@ def test_builtins_are_registered_and_match_the_fast_path_table() -> None:
 
 def test_disabled_builtin_is_gone() -> None:
     plugins = make_plugin_manager(load_entrypoints=False, environ={"HECTL_DISABLE_PLUGINS": "localfs"})
-    assert set(plugins.backends()) == {"glusterfs", "nfs"}
+    assert set(plugins.backends()) == {"ctdb", "glusterfs", "nfs"}
     assert sorted((i.name, i.kind) for i in plugins.infos) == [
+        ("ctdb", "builtin"),
         ("glusterfs", "builtin"),
         ("localfs", "blocked"),
         ("monitors", "builtin"),

@@ -7,6 +7,7 @@ points; a test keeps it in step with what the hooks register.
 """
 
 BUILTIN_BACKENDS = {
+    "ctdb": "hectl.backends.ctdb.backend:CTDBBackend",
     "glusterfs": "hectl.backends.glusterfs.backend:GlusterFSBackend",
     "localfs": "hectl.backends.localfs.backend:LocalFSBackend",
     "nfs": "hectl.backends.nfs.backend:NFSBackend",

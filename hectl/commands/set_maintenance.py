@@ -70,6 +70,10 @@ def command(app: AppContext, mode: str, reason: str, ttl: float | None, fmt: str
             clock=app.clock,
             notify=plugins.notify_maintenance_change,
         )
+    if any(c["scope"] == "local" for c in result["changes"]):  # type: ignore[attr-defined]
+        handed = app.backend(connect=False).on_local_maintenance(mode == "local", app.timeout)
+        if handed:
+            result["storage_action"] = handed
     if notifier is not None:
         notifier.wait(cfg.notify.timeout)
     return Output("set-maintenance", result, pick_format(fmt, as_json), quiet_text=True)

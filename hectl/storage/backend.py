@@ -184,6 +184,11 @@ class StorageBackend(abc.ABC):
         """
         return []
 
+    def on_local_maintenance(self, on: bool, timeout: float) -> str:
+        """This host went into local maintenance (``on``) or left it: hand over what the storage layer runs here
+        (a floating address...). Returns what was done, in words ('' for nothing). Nothing by default."""
+        return ""
+
 
 def manual(backend: StorageBackend, action: str, timeout: float) -> dict[str, object]:
     """``hectl storage connect|disconnect``: do ``action`` (idempotent) and say whether anything changed."""

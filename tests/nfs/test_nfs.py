@@ -16,7 +16,7 @@ import pytest
 from hectl.context import AppContext
 from hectl.errors import ExitCode
 from hectl.storage.domain import init_domain
-from tests.conftest import HECTL, run_hectl
+from tests.conftest import HECTL, clear_dir, run_hectl
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 2.0
@@ -31,7 +31,7 @@ def write_config(path: Path, state: Path, storage: str) -> Path:
 @pytest.fixture
 def domain(nfs_server: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A deployed domain on the emptied export, reached through libnfs only; the server thawed and running after."""
-    nfs_server.clear()
+    clear_dir(nfs_server.export)
     config = write_config(tmp_path / "hectl.conf", tmp_path / "state", f"connection = {nfs_server.connection}\n"
                           f"mount_base = {nfs_server.base}\n")  # fmt: skip
     app = AppContext(config_path=str(config), environ={})
@@ -133,7 +133,7 @@ def test_bad_options_are_exit_3_naming_the_key_and_nothing_is_contacted(tmp_path
 @pytest.mark.kernel_nfs
 def test_kernel_mount_is_idempotent_and_carries_the_domain(nfs_server: Any, tmp_path: Path) -> None:
     """Only where the kernel has an NFS client (deselected by name on this project's machines: see README)."""
-    nfs_server.clear()
+    clear_dir(nfs_server.export)
     config = write_config(tmp_path / "hectl.conf", tmp_path / "state", f"connection = {nfs_server.connection}\n"
                           f"mount_base = {tmp_path / 'mnt'}\n")  # fmt: skip
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HECTL_CONFIG": str(config)}
