@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from hectl.backends.glusterfs import checks
 from hectl.backends.glusterfs.backend import GlusterFSBackend
 from hectl.clock import SystemClock
-from hectl.errors import StorageError
+from hectl.errors import ConfigError, StorageError
 from hectl.storage import doctor
 from hectl.storage.domain import init_domain
 from lab import gluster
@@ -103,3 +104,26 @@ def test_storage_check_fails_a_volume_without_the_virt_options_and_passes_one_wi
     assert found["virt-options"] == "fail" and report["status"] == "fail" and done.returncode == 2, done.stdout
     assert report["stalls"][0]["seconds"] == 15  # ping-timeout 10 set by the lab
     dom.app().backend(connect=False).disconnect(10.0)
+
+
+def test_heal_backlog_from_the_summary_and_from_info() -> None:
+    assert checks.heal(sample("heal-info-summary.xml"), "v").severity == doctor.OK
+    pending = checks.heal(sample("heal-info-pending.xml"), "v")
+    assert pending.severity == doctor.WARN and "8 entries waiting to heal" in pending.what
+    doc = ET.fromstring(
+        "<cliOutput><healInfo><bricks><brick><name>h:/b1</name><numberOfEntriesInHealPending>0</numberOfEntriesInHealPending>"
+        "<numberOfEntriesInSplitBrain>2</numberOfEntriesInSplitBrain></brick></bricks></healInfo><opRet>0</opRet></cliOutput>"
+    )
+    split = checks.heal(doc, "v")
+    assert split.severity == doctor.FAIL and "2 entries in split brain" in split.what and "split-brain" in split.fix
+
+
+def test_replica_1_fails_unless_explicitly_allowed() -> None:
+    info = sample("volume-info-virt.xml")
+    count = info.find(".//replicaCount")
+    assert count is not None
+    count.text = "1"
+    assert by_check(checks.findings(info, None))["replica"] == doctor.FAIL
+    assert by_check(checks.findings(info, None, allow_replica1=True))["replica"] == doctor.WARN
+    with pytest.raises(ConfigError, match="allow_replica1"):
+        GlusterFSBackend({"connection": "h:/v", "allow_replica1": "maybe"}, SystemClock())

@@ -36,10 +36,10 @@ FSTYPE = "fuse.glusterfs"
 
 class GlusterFSBackend(StorageBackend):
     """``[storage] type = glusterfs``, ``connection = server:/volume``, optional ``backup_servers``,
-    ``mount_options``, ``mount_base``."""
+    ``mount_options``, ``mount_base``, ``allow_replica1`` (a single-copy volume warns instead of failing)."""
 
     name = "glusterfs"
-    KEYS = frozenset({"connection", "backup_servers", "mount_options", "mount_base"})
+    KEYS = frozenset({"connection", "backup_servers", "mount_options", "mount_base", "allow_replica1"})
 
     def __init__(self, options: Mapping[str, str], clock: Clock) -> None:
         super().__init__(options, clock)
@@ -48,6 +48,10 @@ class GlusterFSBackend(StorageBackend):
             known = ", ".join(sorted(self.KEYS))
             raise ConfigError(f"[storage] unknown key '{unknown[0]}' for type glusterfs (known: {known})")
         self.conn = gopts.parse(self.options)
+        allow = self.options.get("allow_replica1", "no").strip().lower()
+        if allow not in ("yes", "no"):
+            raise ConfigError(f"[storage] allow_replica1 = {allow!r}: must be yes or no")
+        self.allow_replica1 = allow == "yes"
         base = self.options.get("mount_base", MOUNT_BASE)
         if not os.path.isabs(base) or os.path.normpath(base) != base.rstrip("/") or "\0" in base:
             raise ConfigError(f"[storage] mount_base = {base!r}: must be a normalised absolute path")
@@ -126,7 +130,17 @@ class GlusterFSBackend(StorageBackend):
             status = self._cli(["volume", "status", self.conn.volume], timeout)
         except StorageError:
             status = None  # not started: volume info says so
-        return checks.findings(info, status, owner)
+        found = checks.findings(info, status, owner, self.allow_replica1)
+        if status is not None:
+            try:
+                found.append(
+                    checks.heal(self._cli(["volume", "heal", self.conn.volume, "info", "summary"], timeout), self.conn.volume)
+                )
+            except StorageError as exc:  # no quorum, a dead brick: the brick findings say why
+                what = f"the heal backlog could not be read: {exc.message}"
+                fix = f"gluster volume heal {self.conn.volume} info summary"
+                found.append(checks.Finding("heal", checks.WARN, what, "a replica may be behind", fix))
+        return found
 
     def stall_budget(self, timeout: float) -> list[Stall]:
         """A server that stops answering stalls I/O for the volume's network.ping-timeout + up to 5 s."""

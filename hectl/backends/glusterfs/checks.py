@@ -61,9 +61,29 @@ def ping_timeout(info: ET.Element) -> float:
         return DEFAULT_PING_TIMEOUT
 
 
-def findings(info: ET.Element, status: ET.Element | None, owner: tuple[int, int] | None = None) -> list[Finding]:
+def heal(doc: ET.Element, name: str) -> Finding:
+    """The heal backlog from ``volume heal VOL info summary --xml`` (or ``info``: entries only)."""
+    pending = split = 0
+    for brick in doc.iter("brick"):
+        split += int(brick.findtext("numberOfEntriesInSplitBrain") or 0)
+        pending += int(brick.findtext("numberOfEntriesInHealPending") or brick.findtext("numberOfEntries") or 0)
+    if split:
+        why = "Gluster cannot tell which copy is right: reads of those files fail or return stale data"
+        fix = f"gluster volume heal {name} info split-brain; resolve each: gluster volume heal {name} split-brain ..."
+        return _finding("heal", FAIL, f"volume {name} has {split} entries in split brain", why, fix)
+    if pending:
+        why = "a replica is behind: until it has healed, one more failure can lose the newest writes"
+        fix = f"wait, and watch: gluster volume heal {name} info summary   (gluster volume heal {name} starts it)"
+        return _finding("heal", WARN, f"volume {name} has {pending} entries waiting to heal", why, fix)
+    return _finding("heal", OK, f"volume {name} has nothing to heal")
+
+
+def findings(
+    info: ET.Element, status: ET.Element | None, owner: tuple[int, int] | None = None, allow_replica1: bool = False
+) -> list[Finding]:
     """Findings about one volume: ``info`` from ``volume info VOL --xml``, ``status`` from ``volume status VOL
-    --xml`` (None: the volume is not started), the uid/gid QEMU runs as if known."""
+    --xml`` (None: the volume is not started), the uid/gid QEMU runs as if known; ``allow_replica1``: the admin
+    accepted a single copy (``[storage] allow_replica1 = yes``: a test or lab set-up), a warning then."""
     vol = _volume(info)
     name = vol.findtext("name") or "?"
     opts = options(vol)
@@ -87,7 +107,7 @@ def findings(info: ET.Element, status: ET.Element | None, owner: tuple[int, int]
         out.append(
             _finding(
                 "replica",
-                FAIL if replica == "1" else WARN,
+                FAIL if replica == "1" and not allow_replica1 else WARN,
                 f"volume {name} keeps {replica} replica(s)",
                 "hosted storage needs replica 3 to survive one server and keep client quorum",
                 f"gluster volume add-brick {name} replica 3 HOST:/BRICK ...",
