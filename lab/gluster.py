@@ -29,13 +29,15 @@ HOST = "127.0.0.2"
 PORT = 24007
 
 
-def missing() -> str:
-    """Why a real glusterd cannot run here ('' when it can)."""
-    for tool in ("glusterd", "gluster", "glusterfs", "unshare", "nsenter"):
+def missing(pool: bool = False) -> str:
+    """Why a real glusterd (``pool``: a pool of three in network namespaces) cannot run here ('' when it can)."""
+    for tool in ("glusterd", "gluster", "glusterfs", "unshare", "nsenter", "ip"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (scripts/install.sh installs glusterfs-server, glusterfs-client)"
     if not os.path.isdir("/var/lib/glusterd/groups"):
         return "/var/lib/glusterd/groups is missing (package glusterfs-server)"
+    if pool:
+        return ""  # each glusterd of a pool has a network namespace of its own
     with socket.socket() as s:
         if s.connect_ex((HOST, PORT)) == 0:
             return f"port {PORT} is taken (another glusterd runs on this host)"
@@ -47,10 +49,12 @@ class GlusterError(RuntimeError):
 
 
 class Glusterd:
-    """One glusterd in its own mount namespace, state under ``base``."""
+    """One glusterd in its own mount namespace (and network namespace ``netns``, if given), state under ``base``."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, netns: str = "", host: str = HOST) -> None:
         self.base = base
+        self.netns = netns
+        self.host = host  # the address its bricks are on
         self.proc: subprocess.Popen[bytes] | None = None
         self.mounts: list[Path] = []
 
@@ -69,8 +73,9 @@ class Glusterd:
             'mount --bind "$1" /var/lib/glusterd && mount --bind "$2" /run && mount --bind "$3" /var/log/glusterfs'
             ' && exec glusterd -N -l "$3/glusterd.log"'
         )
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(lib), str(run), str(log)]
         self.proc = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(lib), str(run), str(log)],
+            ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -89,7 +94,7 @@ class Glusterd:
     def cli(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """The gluster CLI, as seen from inside glusterd's namespace."""
         log = f"--log-file={self.base / 'log' / 'cli.log'}"  # also before the namespace's bind mounts are up
-        argv = ["nsenter", "-t", str(self.pid), "-m", "gluster", "--mode=script", log, *args]
+        argv = ["nsenter", "-t", str(self.pid), "-m", *(["-n"] if self.netns else []), "gluster", "--mode=script", log, *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise GlusterError(f"gluster {' '.join(args)}: {done.stdout.strip()} {done.stderr.strip()}")
@@ -132,22 +137,32 @@ class Glusterd:
 
 
 class Volume:
-    """A replica-3 volume with three bricks on this host's glusterd."""
+    """A replica-3 volume: three bricks on this host's glusterd, or (``pool``) one on each glusterd of a pool."""
 
-    def __init__(self, glusterd: Glusterd, name: str) -> None:
+    def __init__(self, glusterd: Glusterd, name: str, pool: list[Glusterd] | None = None) -> None:
         self.glusterd = glusterd
         self.name = name
-        self.bricks = [glusterd.base / "bricks" / f"{name}-b{i}" for i in (1, 2, 3)]
+        members = pool or [glusterd] * 3
+        self.hosts = [g.host for g in members]
+        self.bricks = [g.base / "bricks" / f"{name}-b{i}" for i, g in enumerate(members, 1)]
 
     @property
     def connection(self) -> str:
-        return f"{HOST}:/{self.name}"
+        return f"{self.glusterd.host}:/{self.name}"
 
     def create(self, virt: bool = True, owner: tuple[int, int] | None = None, ping_timeout: int = 10) -> None:
         for brick in self.bricks:
             brick.mkdir(parents=True, exist_ok=True)
         g = self.glusterd
-        g.cli("volume", "create", self.name, "replica", "3", *(f"{HOST}:{b}" for b in self.bricks), "force")
+        g.cli(
+            "volume",
+            "create",
+            self.name,
+            "replica",
+            "3",
+            *(f"{h}:{b}" for h, b in zip(self.hosts, self.bricks, strict=True)),
+            "force",
+        )
         if virt:
             g.cli("volume", "set", self.name, "group", "virt")
         if owner:
@@ -187,7 +202,13 @@ class Volume:
         if mnt not in self.glusterd.mounts:
             mnt.mkdir(parents=True, exist_ok=True)
             log = self.glusterd.base / "log" / f"lab-mnt-{self.name}.log"
-            argv = ["glusterfs", f"--volfile-server={HOST}", f"--volfile-id={self.name}", f"--log-file={log}", str(mnt)]
+            argv = [
+                "glusterfs",
+                f"--volfile-server={self.glusterd.host}",
+                f"--volfile-id={self.name}",
+                f"--log-file={log}",
+                str(mnt),
+            ]
             subprocess.run(argv, check=True, timeout=30)
             self.glusterd.mounts.append(mnt)
         return mnt
@@ -237,3 +258,81 @@ def running(prefix: str = "hectl-gluster-"):  # type: ignore[no-untyped-def]
     finally:
         glusterd.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+class Pool:
+    """Three glusterd, each in a network namespace of its own on one bridge (a switch namespace), peered into
+    one trusted pool: the seeds' layout, where a replica-3 volume has one brick per host. Addresses: a random /28
+    of TEST-NET-3 (203.0.113.0/24), nodes .1-.3; this namespace reaches them through a veth (.14), so hectl's FUSE
+    client and libgfapi run here."""
+
+    def __init__(self, base: Path) -> None:
+        import random
+
+        self.base = base
+        self.tag = f"hg{os.getpid() % 10000}{random.randrange(100)}"
+        net = 16 * random.randrange(1, 15)
+        self.nodes = [Glusterd(base / f"n{i}", f"{self.tag}n{i}", f"203.0.113.{net + i}") for i in (1, 2, 3)]
+        self.here = f"203.0.113.{net + 14}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        def ip(*argv: str) -> None:
+            subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
+
+        sw = f"{self.tag}sw"
+        ip("netns", "add", sw)
+        ip("-n", sw, "link", "set", "lo", "up")
+        ip("-n", sw, "link", "add", "br0", "type", "bridge")
+        ip("-n", sw, "link", "set", "br0", "up")
+        for g in self.nodes:
+            ip("netns", "add", g.netns)
+            ip("link", "add", f"{g.netns}h", "netns", sw, "type", "veth", "peer", "name", "eth0", "netns", g.netns)
+            ip("-n", sw, "link", "set", f"{g.netns}h", "master", "br0", "up")
+            ip("-n", g.netns, "link", "set", "lo", "up")
+            ip("-n", g.netns, "link", "set", "eth0", "up")
+            ip("-n", g.netns, "addr", "add", f"{g.host}/28", "dev", "eth0")
+        ip("link", "add", f"{self.tag}r", "type", "veth", "peer", "name", f"{self.tag}rh", "netns", sw)
+        ip("-n", sw, "link", "set", f"{self.tag}rh", "master", "br0", "up")
+        ip("addr", "add", f"{self.here}/28", "dev", f"{self.tag}r")
+        ip("link", "set", f"{self.tag}r", "up")
+        for g in self.nodes:
+            g.base.mkdir(parents=True, exist_ok=True)
+            g.start(timeout)
+        first = self.nodes[0]
+        for g in self.nodes[1:]:
+            first.cli("peer", "probe", g.host)
+        deadline = time.monotonic() + timeout
+        while first.cli("pool", "list").stdout.count("Connected") < len(self.nodes):
+            if time.monotonic() > deadline:
+                raise GlusterError(f"the pool did not connect: {first.cli('pool', 'list').stdout}")
+            time.sleep(0.2)
+
+    def volume(self, name: str) -> Volume:
+        return Volume(self.nodes[0], name, self.nodes)
+
+    def close(self) -> None:
+        for g in self.nodes:
+            g.stop()
+        subprocess.run(["ip", "link", "del", f"{self.tag}r"], capture_output=True, timeout=30)
+        for ns in [*(g.netns for g in self.nodes), f"{self.tag}sw"]:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def leftovers(self) -> list[str]:
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        left = [f"netns {n}" for n in names.split() if n.startswith(self.tag)]
+        left += [f"glusterd {g.pid}" for g in self.nodes if g.pid and alive(g.pid)]
+        return left + ([f"dir {self.base}"] if self.base.exists() else [])
+
+
+def pool() -> Pool:
+    """A started pool of three glusterd (the caller closes it)."""
+    base = Path(tempfile.mkdtemp(prefix="hectl-glpool-", dir="/tmp"))
+    base.chmod(0o755)
+    p = Pool(base)
+    try:
+        p.start()
+    except BaseException:
+        p.close()
+        raise
+    return p

@@ -164,6 +164,25 @@ def nfs_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def gluster_pool_volume():  # type: ignore[no-untyped-def]
+    """A replica-3 virt volume with one brick on each of three glusterd (lab/gluster.py Pool), as the seeds have it;
+    teardown is checked to leave nothing behind."""
+    from lab import gluster
+
+    reason = gluster.missing(pool=True)
+    if reason:
+        pytest.skip(reason)  # a failure under CI=true
+    pool = gluster.pool()
+    try:
+        volume = pool.volume("hectl")
+        volume.create(virt=True, owner=(0, 0))
+        yield volume
+    finally:
+        pool.close()
+    assert pool.leftovers() == []
+
+
+@pytest.fixture(scope="session")
 def ctdb_cluster():  # type: ignore[no-untyped-def]
     """Three real ctdbd nodes with NFS-Ganesha each (lab/ctdb.py) for the session; checked to leave nothing behind."""
     from lab import ctdb

@@ -31,10 +31,10 @@ CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dic
         {"path": str(tmp / "missing")},
         [{}, {"path": "relative/dir"}, {"path": str(tmp), "bogus": "1"}],
     ),
-    # the session's real replica-3 volume (conftest.py gluster_volume), emptied for each test
+    # the session's replica-3 volume on a pool of three glusterd (conftest.py gluster_pool_volume), emptied for each test
     "glusterfs": lambda tmp: (
-        {"connection": "127.0.0.2:/hectl", "mount_base": str(tmp / "mnt")},
-        {"connection": "127.0.0.2:/nosuchvolume", "mount_base": str(tmp / "mnt")},
+        {"connection": NFS[0].connection, "mount_base": str(tmp / "mnt")},
+        {"connection": f"{NFS[0].glusterd.host}:/nosuchvolume", "mount_base": str(tmp / "mnt")},
         [
             {},
             {"connection": "127.0.0.2:/hectl", "bogus": "1"},
@@ -77,7 +77,7 @@ CASES: dict[str, Callable[[Path], tuple[dict[str, str], dict[str, str], list[dic
         ],
     ),
 }
-NFS: list[Any] = []  # the session's NFS server (or CTDB cluster), set by the case fixture
+NFS: list[Any] = []  # the session's server (NFS, CTDB cluster, Gluster pool volume), set by the case fixture
 
 
 def test_every_builtin_backend_runs_the_suite() -> None:
@@ -89,12 +89,14 @@ def case(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[Callable[..., StorageBackend], dict[str, str], dict[str, str], list[dict[str, str]]]:
     factory = make_plugin_manager(load_entrypoints=False, environ={}).backend_factory(request.param)
+    servers = {"nfs": "nfs_server", "ctdb": "ctdb_cluster", "glusterfs": "gluster_pool_volume"}
+    if request.param in servers:
+        NFS[:] = [request.getfixturevalue(servers[request.param])]
     if request.param in ("nfs", "ctdb"):
-        NFS[:] = [request.getfixturevalue("nfs_server" if request.param == "nfs" else "ctdb_cluster")]
         clear_dir(NFS[0].export)
     good, missing, bad = CASES[request.param](tmp_path)
     if request.param == "glusterfs":
-        request.getfixturevalue("gluster_volume").clear()
+        NFS[0].clear()
         request.addfinalizer(lambda: factory(good, SystemClock()).disconnect(10.0))
     return factory, good, missing, bad
 
