@@ -80,14 +80,28 @@ class NFSBackend(StorageBackend):
             "access": "kernel" if self.mounted() else "libnfs",
         }
 
-    def mounted(self) -> bool:
-        """A kernel NFS mount sits at the root (reads /proc/self/mounts: no storage I/O)."""
+    def _mount_entry(self) -> list[str] | None:
+        """The /proc/self/mounts fields of a kernel NFS mount at the root (no storage I/O), None when not mounted."""
         with open("/proc/self/mounts") as f:
             for line in f:
                 fields = line.split()
-                if len(fields) > 2 and fields[2] in FSTYPES and fields[1].replace("\\040", " ") == self._root:
-                    return True
-        return False
+                if len(fields) > 3 and fields[2] in FSTYPES and fields[1].replace("\\040", " ") == self._root:
+                    return fields
+        return None
+
+    def mounted(self) -> bool:
+        return self._mount_entry() is not None
+
+    def mount_options_in_use(self) -> dict[str, str]:
+        """The kernel mount's options when mounted (timeo, retrans, vers as the kernel reports them), else the
+        configured ones."""
+        entry = self._mount_entry()
+        if entry is not None:
+            return dict(opt.partition("=")[::2] for opt in entry[3].split(","))
+        configured = dict(self.conn.mount_options)
+        if self.conn.version != "auto":
+            configured["vers"] = self.conn.version
+        return configured
 
     def is_connected(self) -> bool:
         return self.mounted() or self._probed
@@ -208,6 +222,20 @@ class NFSBackend(StorageBackend):
                     fix="set [storage] nfs_version = 4 (or auto)",
                 )
             )
+        opts = self.mount_options_in_use()
+        timeo = float(opts.get("timeo", DEFAULT_TIMEO * 10)) / 10
+        found.append(
+            Finding(
+                "nfs-timeouts",
+                OK if timeo < 6 * io_timeout else WARN,
+                f"timeo {timeo:g} s, retrans {opts.get('retrans', '2')}"
+                + (f", vers {opts['vers']}" if "vers" in opts else "")
+                + ("" if self.mounted() else " (configured; not mounted)"),
+                why="a hard mount resends an unanswered request after timeo; a server failover also waits for the "
+                "server's NFSv4 lease and grace periods (its own settings) before new opens and locks work",
+                fix="set [storage] mount_options = timeo=100,retrans=3 and mount again",
+            )
+        )
         if not self.mounted():
             why = "sanlock's lockspace and the engine's disk are opened by path: the agent needs the kernel mount"
             found.append(
