@@ -5,8 +5,8 @@ bridge (in a switch namespace) plus a private mount namespace (a ``sleep`` proce
 "sandbox") where ``/etc/ctdb``, ``/var/lib/ctdb``, ``/run/ctdb`` and ``/var/log/ctdb`` are bind mounts of the
 node's directory and ``/run`` is a tmpfs; ctdbd and Ganesha run in it. The three Ganeshas export one directory
 of this machine (standing in for the shared storage); CTDB moves one public address between the nodes. The root
-namespace reaches the /28 through a veth into the switch, so hectl runs here and talks to node 1's ctdbd
-through its socket. Addresses: a random /28 of TEST-NET-2 (198.51.100.0/24): nodes .1-.3, public .10, this
+namespace reaches the /28 through a veth into the switch (lab/net.py), so hectl runs here and talks to a node's
+ctdbd through its socket. Addresses: a random /28 of TEST-NET-2 (198.51.100.0/24): nodes .1-.3, public .10, this
 side .14. Tunables: KeepaliveInterval 1, KeepaliveLimit 3, RerecoveryTimeout 2, NoIPFailback 1 (measured: all
 nodes OK about 14 s after start). ``close`` leaves nothing: processes, namespaces, links, files.
 """
@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from lab import nfs
+from lab.net import Segment, workdir
 from lab.sanlock import alive
 
 NODES = 3
@@ -52,10 +51,9 @@ class Cluster:
     def __init__(self, base: Path, pseudo: str = "/hectl") -> None:
         self.base = base
         self.pseudo = pseudo
-        self.tag = f"hc{os.getpid() % 10000}{random.randrange(100)}"
-        net = 16 * random.randrange(1, 15)
-        self.ips = [f"198.51.100.{net + i}" for i in range(1, NODES + 1)]
-        self.public, self.here = f"198.51.100.{net + 10}", f"198.51.100.{net + 14}"
+        self.segment = Segment("hc", "198.51.100.")
+        self.ips = [self.segment.address(i) for i in range(1, NODES + 1)]
+        self.public = self.segment.address(10)
         self.export = base / f"{self.public}:{pseudo.strip('/')}"  # where hectl's mount_base = base would put it
         self.holders: list[int] = []
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -68,7 +66,7 @@ class Cluster:
         return self.base / f"n{i + 1}"
 
     def netns(self, i: int) -> str:
-        return f"{self.tag}n{i + 1}"
+        return self.segment.netns(i + 1)
 
     def socket(self, i: int = 0) -> str:
         return str(self.node_dir(i) / "run" / "ctdbd.socket")
@@ -81,23 +79,7 @@ class Cluster:
         return ["nsenter", "-t", str(self.holders[i]), "-m", "-n", *argv]
 
     def start(self, timeout: float = 60.0) -> None:
-        sw = f"{self.tag}sw"
-        _run("ip", "netns", "add", sw)
-        _run("ip", "-n", sw, "link", "set", "lo", "up")
-        _run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-        _run("ip", "-n", sw, "link", "set", "br0", "up")
-        for i in range(NODES):
-            ns = self.netns(i)
-            _run("ip", "netns", "add", ns)
-            _run("ip", "link", "add", f"{ns}h", "netns", sw, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _run("ip", "-n", sw, "link", "set", f"{ns}h", "master", "br0", "up")
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
-            _run("ip", "-n", ns, "link", "set", "eth0", "up")
-            _run("ip", "-n", ns, "addr", "add", f"{self.ips[i]}/28", "dev", "eth0")
-        _run("ip", "link", "add", f"{self.tag}r", "type", "veth", "peer", "name", f"{self.tag}rh", "netns", sw)
-        _run("ip", "-n", sw, "link", "set", f"{self.tag}rh", "master", "br0", "up")
-        _run("ip", "addr", "add", f"{self.here}/28", "dev", f"{self.tag}r")
-        _run("ip", "link", "set", f"{self.tag}r", "up")
+        self.segment.up(NODES)
         self.export.mkdir(parents=True, exist_ok=True)
         (self.base / "shared").mkdir(exist_ok=True)
         for i in range(NODES):
@@ -167,39 +149,27 @@ class Cluster:
             return True
         return False
 
-    def pids(self) -> list[int]:
-        out = []
-        for i in range(NODES):
-            res = subprocess.run(["ip", "netns", "pids", self.netns(i)], capture_output=True, text=True, timeout=30)
-            out += [int(p) for p in res.stdout.split()]
-        return out
-
     def close(self) -> None:
         """Stop everything, remove the namespaces, the veth and the files."""
-        for pid in self.pids():
+        for pid in self.segment.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(p) for p in self.pids() if p not in self.holders):
+        while time.monotonic() < deadline and any(alive(p) for p in self.segment.pids() if p not in self.holders):
             time.sleep(0.1)
-        for pid in self.pids():
+        for pid in self.segment.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-        subprocess.run(["ip", "link", "del", f"{self.tag}r"], capture_output=True, timeout=30)
-        for ns in [*(self.netns(i) for i in range(NODES)), f"{self.tag}sw"]:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        self.segment.down()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
 def leftovers(cluster: Cluster) -> list[str]:
-    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    left = [f"netns {n}" for n in names.split() if n.startswith(cluster.tag)]
+    left = cluster.segment.leftovers()
     left += [f"process {p.pid}" for p in cluster.procs if alive(p.pid) and p.poll() is None]
-    if os.path.exists(f"/sys/class/net/{cluster.tag}r"):
-        left.append(f"link {cluster.tag}r")
     if cluster.base.exists():
         left.append(f"dir {cluster.base}")
     return left
@@ -207,9 +177,7 @@ def leftovers(cluster: Cluster) -> list[str]:
 
 def running() -> Cluster:
     """A started, healthy cluster (the caller closes it)."""
-    base = Path(tempfile.mkdtemp(prefix="hectl-ctdb-", dir="/tmp"))
-    base.chmod(0o755)
-    cluster = Cluster(base)
+    cluster = Cluster(workdir("hectl-ctdb-"))
     try:
         cluster.start()
     except BaseException:

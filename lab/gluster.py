@@ -263,38 +263,18 @@ def running(prefix: str = "hectl-gluster-"):  # type: ignore[no-untyped-def]
 class Pool:
     """Three glusterd, each in a network namespace of its own on one bridge (a switch namespace), peered into
     one trusted pool: the seeds' layout, where a replica-3 volume has one brick per host. Addresses: a random /28
-    of TEST-NET-3 (203.0.113.0/24), nodes .1-.3; this namespace reaches them through a veth (.14), so hectl's FUSE
-    client and libgfapi run here."""
+    of TEST-NET-3 (203.0.113.0/24, lab/net.py), nodes .1-.3; this namespace reaches them through a veth (.14), so
+    hectl's FUSE client and libgfapi run here."""
 
     def __init__(self, base: Path) -> None:
-        import random
+        from lab.net import Segment
 
         self.base = base
-        self.tag = f"hg{os.getpid() % 10000}{random.randrange(100)}"
-        net = 16 * random.randrange(1, 15)
-        self.nodes = [Glusterd(base / f"n{i}", f"{self.tag}n{i}", f"203.0.113.{net + i}") for i in (1, 2, 3)]
-        self.here = f"203.0.113.{net + 14}"
+        self.segment = Segment("hg", "203.0.113.")
+        self.nodes = [Glusterd(base / f"n{i}", self.segment.netns(i), self.segment.address(i)) for i in (1, 2, 3)]
 
     def start(self, timeout: float = 60.0) -> None:
-        def ip(*argv: str) -> None:
-            subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
-
-        sw = f"{self.tag}sw"
-        ip("netns", "add", sw)
-        ip("-n", sw, "link", "set", "lo", "up")
-        ip("-n", sw, "link", "add", "br0", "type", "bridge")
-        ip("-n", sw, "link", "set", "br0", "up")
-        for g in self.nodes:
-            ip("netns", "add", g.netns)
-            ip("link", "add", f"{g.netns}h", "netns", sw, "type", "veth", "peer", "name", "eth0", "netns", g.netns)
-            ip("-n", sw, "link", "set", f"{g.netns}h", "master", "br0", "up")
-            ip("-n", g.netns, "link", "set", "lo", "up")
-            ip("-n", g.netns, "link", "set", "eth0", "up")
-            ip("-n", g.netns, "addr", "add", f"{g.host}/28", "dev", "eth0")
-        ip("link", "add", f"{self.tag}r", "type", "veth", "peer", "name", f"{self.tag}rh", "netns", sw)
-        ip("-n", sw, "link", "set", f"{self.tag}rh", "master", "br0", "up")
-        ip("addr", "add", f"{self.here}/28", "dev", f"{self.tag}r")
-        ip("link", "set", f"{self.tag}r", "up")
+        self.segment.up(len(self.nodes))
         for g in self.nodes:
             g.base.mkdir(parents=True, exist_ok=True)
             g.start(timeout)
@@ -313,23 +293,20 @@ class Pool:
     def close(self) -> None:
         for g in self.nodes:
             g.stop()
-        subprocess.run(["ip", "link", "del", f"{self.tag}r"], capture_output=True, timeout=30)
-        for ns in [*(g.netns for g in self.nodes), f"{self.tag}sw"]:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        self.segment.down()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
-        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        left = [f"netns {n}" for n in names.split() if n.startswith(self.tag)]
+        left = self.segment.leftovers()
         left += [f"glusterd {g.pid}" for g in self.nodes if g.pid and alive(g.pid)]
         return left + ([f"dir {self.base}"] if self.base.exists() else [])
 
 
 def pool() -> Pool:
     """A started pool of three glusterd (the caller closes it)."""
-    base = Path(tempfile.mkdtemp(prefix="hectl-glpool-", dir="/tmp"))
-    base.chmod(0o755)
-    p = Pool(base)
+    from lab.net import workdir
+
+    p = Pool(workdir("hectl-glpool-"))
     try:
         p.start()
     except BaseException:

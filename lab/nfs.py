@@ -1,9 +1,9 @@
 """A real NFS server for tests: NFS-Ganesha 4.3 (FSAL VFS) in a network namespace of its own.
 
 This kernel has no NFS server (and no client): Ganesha serves a directory of
-this machine from userspace. It runs in the foreground in network namespace
-``hnfs-<id>`` (address 192.0.2.<4n+1>, TEST-NET-1, a veth pair to the root
-namespace, which gets .<4n+2>) and a private mount namespace with a tmpfs on
+this machine from userspace. It runs in the foreground in a network namespace
+on a segment of its own (lab/net.py: a random /28 of TEST-NET-1, 192.0.2.0/24;
+the server .1, this namespace .14) and a private mount namespace with a tmpfs on
 ``/run`` (its own ``/run/ganesha``). NFSv4 only (no rpcbind, no NLM: NFSv4 locks
 are in the protocol), no UDP, no dbus, grace skipped (``Graceless``): the
 server answers in well under a second. ``freeze``/``thaw`` SIGSTOP/SIGCONT it
@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
+from lab.net import Segment, workdir
 from lab.sanlock import alive, wait_gone
 
 PORT = 2049
@@ -82,10 +81,8 @@ class Ganesha:
         self.base = base
         self.pseudo = pseudo
         self.lease = lease
-        n = random.randrange(1, 63)
-        self.address, self.peer = f"192.0.2.{4 * n + 1}", f"192.0.2.{4 * n + 2}"
-        self.netns = f"hnfs-{os.getpid() % 10000}-{n}"
-        self.veth = f"hnfs{os.getpid() % 10000}v{n}"
+        self.segment = Segment("hn", "192.0.2.")
+        self.address, self.netns = self.segment.address(1), self.segment.netns(1)
         self.export = base / f"{self.address}:{pseudo.strip('/')}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -99,16 +96,7 @@ class Ganesha:
 
     def setup(self) -> None:
         """The namespace and its link to the root namespace (once)."""
-        for argv in (
-            ["ip", "netns", "add", self.netns],
-            ["ip", "-n", self.netns, "link", "set", "lo", "up"],
-            ["ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns],
-            ["ip", "addr", "add", f"{self.peer}/30", "dev", self.veth],
-            ["ip", "link", "set", self.veth, "up"],
-            ["ip", "-n", self.netns, "addr", "add", f"{self.address}/30", "dev", "eth0"],
-            ["ip", "-n", self.netns, "link", "set", "eth0", "up"],
-        ):
-            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        self.segment.up(1)
         self.export.mkdir(parents=True, exist_ok=True)
         (self.base / "recovery").mkdir(parents=True, exist_ok=True)
         (self.base / "ganesha.conf").write_text(config(self.base, self.export, self.pseudo, self.lease, self.address))
@@ -158,21 +146,15 @@ class Ganesha:
     def close(self) -> None:
         """Stop the server and remove the namespace, the veth and the files."""
         self.stop()
-        subprocess.run(["ip", "link", "del", self.veth], capture_output=True, timeout=30)
-        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
+        self.segment.down()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
 def leftovers(server: Ganesha) -> list[str]:
     """What a closed server left behind (empty when nothing)."""
-    left = []
+    left = server.segment.leftovers()
     if server.pid and alive(server.pid):
         left.append(f"process {server.pid}")
-    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    if server.netns in names:
-        left.append(f"netns {server.netns}")
-    if os.path.exists(f"/sys/class/net/{server.veth}"):
-        left.append(f"link {server.veth}")
     if server.base.exists():
         left.append(f"dir {server.base}")
     return left
@@ -180,9 +162,7 @@ def leftovers(server: Ganesha) -> list[str]:
 
 def running() -> Ganesha:
     """A started server exporting a fresh directory (the caller closes it)."""
-    base = Path(tempfile.mkdtemp(prefix="hectl-nfs-", dir="/tmp"))
-    base.chmod(0o755)
-    server = Ganesha(base)
+    server = Ganesha(workdir("hectl-nfs-"))
     try:
         server.setup()
         server.start()

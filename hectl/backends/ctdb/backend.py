@@ -9,12 +9,12 @@ timeout. ``connection`` must name a CTDB public address.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 from hectl.backends.ctdb import cluster
 from hectl.backends.nfs.backend import NFSBackend
-from hectl.errors import ConfigError, StorageError, StorageTimeout
+from hectl.errors import StorageError, StorageTimeout
+from hectl.storage import values
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -35,10 +35,7 @@ class CTDBBackend(NFSBackend):
 
     def __init__(self, options: Mapping[str, str], clock: Clock) -> None:
         super().__init__(options, clock)
-        sock = self.options.get("ctdb_socket", SOCKET)
-        if not os.path.isabs(sock) or os.path.normpath(sock) != sock or "\0" in sock:
-            raise ConfigError(f"[storage] ctdb_socket = {sock!r}: must be a normalised absolute path")
-        self.socket = sock
+        self.socket = values.abs_path(self.options.get("ctdb_socket", SOCKET), "ctdb_socket")
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "ctdb_socket": self.socket}

@@ -17,7 +17,7 @@ import socket
 
 from hectl.backends.glusterfs import options as gopts
 from hectl.errors import ConfigError, StorageError
-from hectl.storage import directio
+from hectl.storage import directio, values
 from hectl.storage.backend import StorageBackend
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -52,9 +52,7 @@ class GlusterFSBackend(StorageBackend):
         if allow not in ("yes", "no"):
             raise ConfigError(f"[storage] allow_replica1 = {allow!r}: must be yes or no")
         self.allow_replica1 = allow == "yes"
-        base = self.options.get("mount_base", MOUNT_BASE)
-        if not os.path.isabs(base) or os.path.normpath(base) != base.rstrip("/") or "\0" in base:
-            raise ConfigError(f"[storage] mount_base = {base!r}: must be a normalised absolute path")
+        base = values.abs_path(self.options.get("mount_base", MOUNT_BASE), "mount_base")
         self._root = os.path.join(base, f"{self.conn.servers[0]}:{self.conn.volume}")
         self.log_file = os.path.join(LOG_DIR, f"hectl-{self.conn.servers[0]}:{self.conn.volume}.log")
 

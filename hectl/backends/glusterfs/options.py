@@ -12,7 +12,7 @@ import re
 
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
-from hectl.storage.netaddr import host
+from hectl.storage.values import host, option_list
 
 _VOLUME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UINT = r"[0-9]{1,6}"
@@ -48,15 +48,5 @@ def parse(options: dict[str, str]) -> GlusterOptions:
     for backup in options.get("backup_servers", "").replace(",", " ").split():
         if host(backup, "backup_servers") not in servers:
             servers.append(backup)
-    mount_options = []
-    for item in options.get("mount_options", "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, _, value = item.partition("=")
-        pattern = MOUNT_OPTIONS.get(name)
-        if pattern is None or not re.fullmatch(pattern, value):
-            known = ", ".join(MOUNT_OPTIONS)
-            raise ConfigError(f"[storage] mount_options: {item!r} is not allowed (known: {known}, each NAME=VALUE)")
-        mount_options.append((name, value))
-    return GlusterOptions(servers=tuple(servers), volume=volume, mount_options=tuple(mount_options))
+    mount_options = option_list(options.get("mount_options", ""), MOUNT_OPTIONS)
+    return GlusterOptions(servers=tuple(servers), volume=volume, mount_options=mount_options)

@@ -9,12 +9,11 @@ else is a ``ConfigError`` naming the key.
 
 from __future__ import annotations
 
-import os
 import re
 
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
-from hectl.storage.netaddr import host
+from hectl.storage.values import abs_path, host, option_list
 
 _EXPORT = re.compile(r"/(?:[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*)?")
 VERSIONS = ("auto", "3", "4", "4.1", "4.2")
@@ -58,20 +57,8 @@ def parse(options: dict[str, str], mount_base: str) -> NFSOptions:
     version = options.get("nfs_version", "auto").strip()
     if version not in VERSIONS:
         raise ConfigError(f"[storage] nfs_version = {version!r}: must be one of {', '.join(VERSIONS)}")
-    mount_options = []
-    for item in options.get("mount_options", "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, _, value = item.partition("=")
-        pattern = MOUNT_OPTIONS.get(name)
-        if pattern is None or not re.fullmatch(pattern, value):
-            known = ", ".join(MOUNT_OPTIONS)
-            raise ConfigError(f"[storage] mount_options: {item!r} is not allowed (known: {known}, each NAME=VALUE)")
-        mount_options.append((name, value))
-    base = options.get("mount_base", mount_base)
-    if not os.path.isabs(base) or os.path.normpath(base) != base.rstrip("/") or "\0" in base:
-        raise ConfigError(f"[storage] mount_base = {base!r}: must be a normalised absolute path")
+    mount_options = option_list(options.get("mount_options", ""), MOUNT_OPTIONS)
+    base = abs_path(options.get("mount_base", mount_base), "mount_base")
     return NFSOptions(
-        server=server, export=export.rstrip("/") or "/", version=version, mount_options=tuple(mount_options), mount_base=base
+        server=server, export=export.rstrip("/") or "/", version=version, mount_options=mount_options, mount_base=base
     )
