@@ -37,9 +37,10 @@ class Segment:
     def netns(self, n: int) -> str:
         return f"{self.tag}n{n}"
 
-    def up(self, nodes: int) -> list[str]:
-        """The switch, ``nodes`` node namespaces (``netns(1..)`` with ``address(1..)`` on their eth0) and the
-        veth from here; returns the node namespaces' names."""
+    def up(self, nodes: int, bridge: bool = False) -> list[str]:
+        """The switch, ``nodes`` node namespaces (``netns(1..)`` with ``address(1..)`` on their eth0, or with
+        ``bridge`` on a bridge ``br0`` enslaving eth0, where a host's VMs join the segment) and the veth from
+        here; returns the node namespaces' names."""
         sw = f"{self.tag}sw"
         self.names.append(sw)
         _ip("netns", "add", sw)
@@ -54,7 +55,13 @@ class Segment:
             _ip("-n", sw, "link", "set", f"{ns}h", "master", "br0", "up")
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", "eth0", "up")
-            _ip("-n", ns, "addr", "add", f"{self.address(n)}/28", "dev", "eth0")
+            dev = "eth0"
+            if bridge:
+                dev = "br0"
+                _ip("-n", ns, "link", "add", "br0", "type", "bridge")
+                _ip("-n", ns, "link", "set", "eth0", "master", "br0")
+                _ip("-n", ns, "link", "set", "br0", "up")
+            _ip("-n", ns, "addr", "add", f"{self.address(n)}/28", "dev", dev)
         _ip("link", "add", f"{self.tag}r", "type", "veth", "peer", "name", f"{self.tag}rh", "netns", sw)
         _ip("-n", sw, "link", "set", f"{self.tag}rh", "master", "br0", "up")
         _ip("addr", "add", f"{self.here}/28", "dev", f"{self.tag}r")

@@ -1,0 +1,246 @@
+"""A cluster of hectl hosts on one machine, built the way an admin builds one: ``hectl deploy`` on the first
+host, ``hectl deploy --join`` on the others.
+
+Each host is a network namespace on one L2 segment (lab/net.py, a /28 of TEST-NET-3; the host's address on a
+bridge ``br0`` that its VMs join), with its own sanlock daemon, libvirtd (inside the namespace, with the
+sanlock lock driver), configuration, state and ``hectl ha run``. The engine is the test appliance with a fixed
+address on the segment (``hectl.ip=``), so its health page answers from every host, wherever it runs. The
+shared storage is a local directory (localfs). ``close`` leaves nothing: processes, namespaces, files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lab import appliance as lab_appliance
+from lab import libvirtd as lab_libvirtd
+from lab import sanlock as lab_sanlock
+from lab.net import Segment, workdir
+
+REPO = Path(__file__).resolve().parent.parent
+HECTL = str(REPO / ".venv" / "bin" / "hectl")
+
+
+def missing() -> str:
+    return lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+
+
+class Host:
+    """One hypervisor host of the cluster."""
+
+    def __init__(self, cluster: Cluster, n: int, shim: Path) -> None:
+        self.cluster = cluster
+        self.id = n
+        self.netns = cluster.segment.netns(n)
+        self.address = cluster.segment.address(n)
+        self.daemon = lab_sanlock.Daemon(cluster.base / f"sanlock{n}", shim)
+        self.libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=self.daemon.run_dir, netns=self.netns)
+        self.config = cluster.base / f"hectl-{n}.conf"
+        self.state = cluster.base / f"state{n}"
+        self.log = cluster.base / f"agent{n}.log"
+        self.agent: subprocess.Popen[str] | None = None
+        self.up = False
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HECTL_")}
+        return dict(env, HECTL_CONFIG=str(self.config), **self.daemon.env)
+
+    def start(self) -> None:
+        self.daemon.start()
+        self.libvirtd.start()
+        self.up = True
+
+    def hectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """hectl on this host: in its network namespace, with its configuration and sanlock daemon."""
+        argv = ["ip", "netns", "exec", self.netns, HECTL, *args]
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def start_agent(self) -> None:
+        out = open(self.log, "a")  # noqa: SIM115 - the child holds it
+        argv = ["ip", "netns", "exec", self.netns, HECTL, "ha", "run"]
+        self.agent = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    def status(self) -> dict[str, Any]:
+        res = self.hectl("vm-status", "--json", timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError(f"vm-status on host {self.id}: {res.stderr.strip()}")
+        return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+    def engine_pids(self) -> list[int]:
+        """QEMU processes of the engine VM on this host (running or paused)."""
+        name = self.cluster.vm_name.encode()
+        pids = []
+        for pid in self.netns_pids():
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if argv and b"qemu-system" in argv[0] and any(name in a for a in argv):
+                    pids.append(pid)
+        return pids
+
+    def netns_pids(self) -> list[int]:
+        res = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, timeout=30)
+        return [int(p) for p in res.stdout.split()]
+
+    def lease_held(self) -> bool:
+        """sanlock on this host holds the engine lease (a resource line not still being acquired)."""
+        if not self.up:
+            return False
+        out = self.daemon.client("status").stdout
+        return any(line.startswith("r hectl:engine:") and " ADD" not in line for line in out.splitlines())
+
+    def power_loss(self) -> None:
+        """Every process of the host SIGKILLed at once: agent, sanlock daemon, libvirtd, virtlogd, QEMU."""
+        pids = self.netns_pids() + ([self.daemon.pid] if self.daemon.pid else [])
+        if self.agent is not None:
+            pids.append(self.agent.pid)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.up = False
+        if self.agent is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.agent.wait(10)
+
+    def close(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.agent.wait(10)
+        with contextlib.suppress(Exception):
+            self.libvirtd.stop()
+        self.daemon.stop()
+        for pid in self.netns_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+class Cluster:
+    """``n`` hosts; ``deploy()`` makes them a hectl cluster with the engine running on host 1."""
+
+    def __init__(self, n: int = 3, io_timeout: int = 2) -> None:
+        self.base = workdir("hectl-cluster-")
+        self.io_timeout = io_timeout
+        self.segment = Segment("hl", "203.0.113.")
+        self.engine_ip = self.segment.address(10)
+        self.vm_name = f"hectl-cl-{uuid.uuid4().hex[:8]}"
+        self.root = self.base / "domain"
+        shim = lab_sanlock.build_shim(self.base)
+        self.hosts = [Host(self, i, shim) for i in range(1, n + 1)]
+        self.timings: dict[str, float] = {}
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{self.engine_ip}/ovirt-engine/services/health"
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self.segment.up(len(self.hosts), bridge=True)
+        for h in self.hosts:
+            h.start()
+        self.timings["hosts_start_s"] = time.monotonic() - t0
+
+    def deploy(self, ha: str = "loop = 2\nhistory = 6\n") -> None:
+        """``hectl deploy`` on host 1 (engine running and healthy), ``--join`` on the others."""
+        appliance = lab_appliance.build()
+        disk = self.base / "engine-data.raw"
+        disk.write_bytes(b"\0" * (1 << 20))
+        self.root.mkdir(mode=0o755)
+        first = self.hosts[0]
+        answers = self.base / "answers.ini"
+        answers.write_text(
+            f"[host]\nid = 1\nhostname = host1.lab\n[storage]\ntype = localfs\npath = {self.root}\ntimeout = 5\n"
+            f"[paths]\nstate_dir = {first.state}\n[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
+            f"[engine]\nfqdn = engine.lab\nhealth_url = {self.health_url}\nhealth_timeout = 2\n"
+            f"[ha]\nio_timeout = {self.io_timeout}\n{ha}[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
+            f"[engine_vm]\nname = {self.vm_name}\nmemory_mib = 256\nvcpus = 1\nnetwork = bridge\nbridge = br0\n"
+            f"mac = 52:54:00:00:00:10\ngraphics = none\ncmdline = {appliance.cmdline} hectl.ip={self.engine_ip}/28\n"
+            f"[appliance]\nimage = {disk}\nkernel = {appliance.kernel}\ninitrd = {appliance.initrd}\n"
+        )
+        t0 = time.monotonic()
+        res = first.hectl("deploy", "--answers", str(answers), timeout=600)
+        if res.returncode != 0:
+            raise RuntimeError(f"deploy on host 1 failed: {res.stderr.strip()[-2000:]}")
+        self.timings["deploy_s"] = time.monotonic() - t0
+        for h in self.hosts[1:]:
+            t0 = time.monotonic()
+            res = h.hectl(
+                "deploy", "--join", "--storage-type", "localfs", "--storage-option", f"path={self.root}", "--host-id", str(h.id),
+                "--host-hostname", f"host{h.id}.lab", "--paths-state-dir", str(h.state), "--vm-uri", h.libvirtd.uri,
+                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", timeout=600,
+            )  # fmt: skip
+            if res.returncode != 0:
+                raise RuntimeError(f"deploy --join on host {h.id} failed: {res.stderr.strip()[-2000:]}")
+            self.timings[f"join_{h.id}_s"] = time.monotonic() - t0
+
+    def start_agents(self) -> None:
+        for h in self.hosts:
+            if h.up:
+                h.start_agent()
+
+    def engine_hosts(self) -> list[int]:
+        """Hosts whose sanlock holds the engine lease (read from each host's daemon, not from hectl)."""
+        return [h.id for h in self.hosts if h.lease_held()]
+
+    def healthy(self, via: Host) -> bool:
+        res = via.hectl("check-liveliness", "--url", self.health_url, "--timeout", "2", timeout=30)
+        return res.returncode == 0
+
+    def close(self) -> None:
+        for h in self.hosts:
+            h.close()
+        self.segment.down()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def leftovers(self) -> list[str]:
+        left = self.segment.leftovers()
+        left += [f"sanlock {h.daemon.pid}" for h in self.hosts if h.daemon.pid and lab_sanlock.alive(h.daemon.pid)]
+        return left + ([f"dir {self.base}"] if self.base.exists() else [])
+
+
+class NeverTwo(threading.Thread):
+    """Fails the test the moment two engines run: every ``every`` seconds it reads each host's QEMU processes and
+    sanlock daemon directly (never hectl's view). A host runs the engine when a QEMU process of the engine VM
+    lives there and its sanlock is not still acquiring the engine lease for it (libvirt starts QEMU paused and
+    only lets the guest run once the lease is held). Two hosts in two polls in a row is a violation."""
+
+    def __init__(self, cluster: Cluster, every: float = 0.25) -> None:
+        super().__init__(name="never-two", daemon=True)
+        self.cluster = cluster
+        self.every = every
+        self.stop = threading.Event()
+        self.violations: list[tuple[float, list[int]]] = []
+        self.polls = 0
+
+    def running(self) -> list[int]:
+        out = []
+        for h in self.cluster.hosts:
+            if not h.up or not h.engine_pids():
+                continue
+            status = h.daemon.client("status").stdout if h.up else ""
+            acquiring = any(line.startswith("r hectl:engine:") and " ADD" in line for line in status.splitlines())
+            if not acquiring:
+                out.append(h.id)
+        return out
+
+    def run(self) -> None:
+        before: list[int] = []
+        while not self.stop.wait(self.every):
+            try:
+                now = self.running()
+            except Exception:  # a host being powered off mid-read: read again next time
+                continue
+            self.polls += 1
+            if len(now) > 1 and len(before) > 1:
+                self.violations.append((time.time(), now))
+            before = now
