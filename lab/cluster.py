@@ -71,6 +71,13 @@ class Host:
         argv = ["ip", "netns", "exec", self.netns, HECTL, "ha", "run"]
         self.agent = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
+    def restart_agent(self) -> None:
+        """The agent crashes (SIGKILL) and is started again."""
+        if self.agent is not None:
+            self.agent.kill()
+            self.agent.wait(10)
+        self.start_agent()
+
     def status(self) -> dict[str, Any]:
         res = self.hectl("vm-status", "--json", timeout=60)
         if res.returncode != 0:

@@ -52,18 +52,82 @@ def one_engine(cluster: lab_cluster.Cluster, via: lab_cluster.Host) -> int:
     return holders[0] if len(holders) == 1 and cluster.healthy(via) else 0
 
 
+def engine_host(cluster: lab_cluster.Cluster) -> lab_cluster.Host:
+    """The live host that runs the (healthy) engine, once there is exactly one."""
+    via = next(h for h in cluster.hosts if h.up)
+    _, winner = wait_until(lambda: one_engine(cluster, via), 180, "one healthy engine")
+    return cluster.hosts[winner - 1]
+
+
+def stays(cluster: lab_cluster.Cluster, host: lab_cluster.Host, seconds: float) -> None:
+    """The engine stays on ``host`` (the same QEMU process) for ``seconds``."""
+    pids = host.engine_pids()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert cluster.engine_hosts() == [host.id] and host.engine_pids() == pids, "the engine moved or restarted"
+        time.sleep(1)
+
+
+def test_all_hosts_live_and_the_engine_where_deploy_started_it(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    cluster, _ = lab
+    h2 = cluster.hosts[1]
+    wait_until(lambda: all(r["live"] for r in h2.status()["hosts"]), 60, "all three hosts live in vm-status")
+    assert engine_host(cluster).id == 1  # deploy started it on host 1; the agents took it over, no restart
+
+
+def test_an_agent_restart_does_not_restart_the_engine(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    cluster, _ = lab
+    host = engine_host(cluster)
+    host.restart_agent()
+    stays(cluster, host, 10 * 2)  # ten cycles of the restarted agent
+
+
+def test_global_maintenance_nothing_moves_whatever_fails(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    cluster, _ = lab
+    host = engine_host(cluster)
+    assert host.hectl("set-maintenance", "--mode", "global", "--reason", "lab").returncode == 0
+    assert host.hectl("vm-poweroff").returncode == 0
+    time.sleep(8 * 2)  # eight cycles: nobody starts it
+    assert cluster.engine_hosts() == [] and not any(h.engine_pids() for h in cluster.hosts)
+    assert host.hectl("set-maintenance", "--mode", "none").returncode == 0
+    engine_host(cluster)  # and out of maintenance it runs again
+
+
+def test_local_maintenance_moves_the_engine_and_none_does_not_move_it_back(
+    lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
+) -> None:
+    cluster, _ = lab
+    old = engine_host(cluster)
+    t0 = time.monotonic()
+    assert old.hectl("set-maintenance", "--mode", "local", "--reason", "patching").returncode == 0
+    via = next(h for h in cluster.hosts if h.up and h is not old)
+    took, new = wait_until(lambda: (w := one_engine(cluster, via)) != old.id and w, 240, "the engine moved")
+    print(f"\nlocal maintenance of host {old.id} -> engine healthy on host {new}: {took:.1f} s (cold move)")
+    assert old.hectl("set-maintenance", "--mode", "none").returncode == 0
+    stays(cluster, cluster.hosts[new - 1], 8 * 2)
+    assert time.monotonic() - t0 > took
+
+
 def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
     cluster, watcher = lab
-    h1, h2, _ = cluster.hosts
-    wait_until(lambda: all(r["live"] for r in h2.status()["hosts"]), 60, "all three hosts live in vm-status")
-    assert one_engine(cluster, h2) == 1  # deploy started it on host 1; the agents kept it there
-    h1.power_loss()
-    t0 = time.monotonic()
-    took, winner = wait_until(lambda: one_engine(cluster, h2), host_dead_seconds(cluster.io_timeout) + 120, "failover")
-    dead = host_dead_seconds(cluster.io_timeout)
-    print(f"\npower loss of host 1 -> engine healthy on host {winner}: {took:.1f} s (host_dead_seconds {dead:.0f})")
-    assert winner in (2, 3) and took >= dead - 2 * cluster.io_timeout  # nothing could start before the lease expired
-    assert time.monotonic() - t0 >= took and watcher.violations == [] and watcher.polls > 100
+    dead = engine_host(cluster)
+    via = next(h for h in cluster.hosts if h.up and h is not dead)
+    dead.power_loss()
+    limit = host_dead_seconds(cluster.io_timeout)
+    took, winner = wait_until(lambda: one_engine(cluster, via), limit + 120, "failover")
+    print(f"\npower loss of host {dead.id} -> engine healthy on host {winner}: {took:.1f} s (host_dead_seconds {limit:.0f})")
+    assert winner != dead.id and took >= limit - 2 * cluster.io_timeout  # nothing could start before the lease expired
+    assert watcher.violations == [] and watcher.polls > 100
+
+
+def test_the_host_that_died_comes_back_without_fail_back(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    cluster, _ = lab
+    current = engine_host(cluster)
+    back = next(h for h in cluster.hosts if not h.up)
+    back.start()
+    back.start_agent()
+    wait_until(lambda: all(r["live"] for r in back.status()["hosts"]), 120, "the host is back and live")
+    stays(cluster, current, 8 * 2)
 
 
 def test_the_watcher_catches_a_second_engine_started_without_the_lease(
