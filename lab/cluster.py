@@ -106,6 +106,17 @@ class Host:
         out = self.daemon.client("status").stdout
         return any(line.startswith("r hectl:engine:") and " ADD" not in line for line in out.splitlines())
 
+    def gateway(self, reachable: bool) -> None:
+        """Gateway loss only: this host's route to the gateway (the segment's address here) blackholed, or back."""
+        action = "del" if reachable else "add"
+        subprocess.run(["ip", "-n", self.netns, "route", action, "blackhole", f"{self.cluster.segment.here}/32"],
+                       check=True, capture_output=True, timeout=30)  # fmt: skip
+
+    def hang_engine(self) -> None:
+        """The engine guest hangs: its QEMU is stopped (SIGSTOP), the process stays, the health page is silent."""
+        for pid in self.engine_pids():
+            os.kill(pid, signal.SIGSTOP)
+
     def power_loss(self) -> None:
         """Every process of the host SIGKILLed at once: agent, sanlock daemon, libvirtd, virtlogd, QEMU."""
         pids = self.netns_pids() + ([self.daemon.pid] if self.daemon.pid else [])
@@ -157,7 +168,7 @@ class Cluster:
             h.start()
         self.timings["hosts_start_s"] = time.monotonic() - t0
 
-    def deploy(self, ha: str = "loop = 2\nhistory = 6\n") -> None:
+    def deploy(self, ha: str = "loop = 2\nhistory = 6\nbad_health = 20\nstop = 10\n") -> None:
         """``hectl deploy`` on host 1 (engine running and healthy), ``--join`` on the others."""
         appliance = lab_appliance.build()
         disk = self.base / "engine-data.raw"
@@ -168,6 +179,7 @@ class Cluster:
         answers.write_text(
             f"[host]\nid = 1\nhostname = host1.lab\n[storage]\ntype = localfs\npath = {self.root}\ntimeout = 5\n"
             f"[paths]\nstate_dir = {first.state}\n[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
+            f"[monitors]\nnetwork_test = ping\ngateway = {self.segment.here}\nprobes = 2\nprobe_timeout = 0.5\n"
             f"[engine]\nfqdn = engine.lab\nhealth_url = {self.health_url}\nhealth_timeout = 2\n"
             f"[ha]\nio_timeout = {self.io_timeout}\n{ha}[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
             f"[engine_vm]\nname = {self.vm_name}\nmemory_mib = 256\nvcpus = 1\nnetwork = bridge\nbridge = br0\n"
@@ -184,7 +196,9 @@ class Cluster:
             res = h.hectl(
                 "deploy", "--join", "--storage-type", "localfs", "--storage-option", f"path={self.root}", "--host-id", str(h.id),
                 "--host-hostname", f"host{h.id}.lab", "--paths-state-dir", str(h.state), "--vm-uri", h.libvirtd.uri,
-                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", timeout=600,
+                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", "--monitors-network-test", "ping",
+                "--monitors-gateway", self.segment.here, "--monitors-probes", "2", "--monitors-probe-timeout", "0.5",
+                timeout=600,
             )  # fmt: skip
             if res.returncode != 0:
                 raise RuntimeError(f"deploy --join on host {h.id} failed: {res.stderr.strip()[-2000:]}")

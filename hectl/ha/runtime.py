@@ -24,6 +24,9 @@ from hectl.vm.hypervisor import choose_accel
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
     from hectl.clock import Clock
     from hectl.config import Config
@@ -60,7 +63,7 @@ class EngineRuntime:
         self.start_error = ""  # why the last start failed (fsm down_reason words)
         self.stop_requested = False
         self.last: VMInfo | None = None
-        self.waiting: threading.Thread | None = None  # a hypervisor query that has not answered yet
+        self.waiting: dict[str, threading.Thread] = {}  # hypervisor calls that have not answered yet, by kind
 
     def config_problem(self) -> str:
         """Why this host's engine VM configuration is not current ('' when it is): the config penalty's cause.
@@ -94,23 +97,28 @@ class EngineRuntime:
         return self.spec
 
     def _info(self, name: str) -> VMInfo:
-        """The hypervisor's answer within ``HYPERVISOR_TIMEOUT``: a hung libvirtd must not stall the agent's loop."""
-        if self.waiting is not None and self.waiting.is_alive():
-            raise HypervisorError(f"libvirt has not answered for more than {HYPERVISOR_TIMEOUT:g} s")
-        hyper = self._hypervisor()
-        answer: list[VMInfo | HectlError] = []
+        return self._bounded("query", lambda: self._hypervisor().info(name))
 
-        def ask() -> None:
+    def _bounded(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``'s answer within ``HYPERVISOR_TIMEOUT``: a hung libvirtd, or a hung guest's QEMU monitor (an
+        ACPI shutdown of a frozen guest waits on it), must not stall the loop, which must go on (to the power-off).
+        A call of a kind still unanswered is not made again: threads never pile up behind a hung libvirt."""
+        pending = self.waiting.get(what)
+        if pending is not None and pending.is_alive():
+            raise HypervisorError(f"libvirt has not answered the last {what} for more than {HYPERVISOR_TIMEOUT:g} s")
+        answer: list[T | HectlError] = []
+
+        def run() -> None:
             try:
-                answer.append(hyper.info(name))
+                answer.append(call())
             except HectlError as exc:
                 answer.append(exc)
 
-        self.waiting = threading.Thread(target=ask, name="vm-info", daemon=True)
-        self.waiting.start()
-        self.waiting.join(HYPERVISOR_TIMEOUT)
+        worker = self.waiting[what] = threading.Thread(target=run, name=f"vm-{what}", daemon=True)
+        worker.start()
+        worker.join(HYPERVISOR_TIMEOUT)
         if not answer:
-            raise HypervisorError(f"libvirt did not answer within {HYPERVISOR_TIMEOUT:g} s")
+            raise HypervisorError(f"libvirt did not answer the {what} within {HYPERVISOR_TIMEOUT:g} s")
         if isinstance(answer[0], HectlError):
             raise answer[0]
         return answer[0]
@@ -158,10 +166,12 @@ class EngineRuntime:
                 self._start()
             elif action == fsm.SHUTDOWN:
                 self.stop_requested = True
-                self._hypervisor().shutdown(self._spec().name)
+                name = self._spec().name
+                self._bounded("shutdown", lambda: self._hypervisor().shutdown(name))
             elif action == fsm.POWEROFF:
                 self.stop_requested = True
-                self._hypervisor().poweroff(self._spec().name)
+                name = self._spec().name
+                self._bounded("power-off", lambda: self._hypervisor().poweroff(name))
         except HectlError as exc:
             self.problem(f"cannot {action} the engine VM: {exc.message}")
 

@@ -108,6 +108,37 @@ def test_local_maintenance_moves_the_engine_and_none_does_not_move_it_back(
     assert time.monotonic() - t0 > took
 
 
+def test_gateway_loss_on_the_engine_host_moves_the_engine(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    cluster, _ = lab
+    old = engine_host(cluster)
+    via = next(h for h in cluster.hosts if h.up and h is not old)
+    old.gateway(reachable=False)
+    try:
+        took, new = wait_until(lambda: (w := one_engine(cluster, via)) != old.id and w, 240, "the engine moved")
+    finally:
+        old.gateway(reachable=True)
+    print(f"\ngateway loss on host {old.id} -> engine healthy on host {new}: {took:.1f} s")
+
+
+def test_a_hung_engine_is_restarted_after_the_bad_health_timeout(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    cluster, _ = lab
+    host = engine_host(cluster)
+    frozen = host.engine_pids()
+    via = next(h for h in cluster.hosts if h.up and h is not host)
+    host.hang_engine()
+    try:
+        took, _ = wait_until(
+            lambda: one_engine(cluster, via) and not any(p in frozen for h in cluster.hosts for p in h.engine_pids()),
+            300, "a new engine healthy",
+        )  # fmt: skip
+    except AssertionError:
+        for h in cluster.hosts:
+            print(f"--- agent {h.id}\n" + h.log.read_text()[-3000:])
+        raise
+    print(f"\nengine guest hang -> a new engine healthy after {took:.1f} s (bad_health 20 s, stop 10 s)")
+    assert took >= 20
+
+
 def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
     cluster, watcher = lab
     dead = engine_host(cluster)

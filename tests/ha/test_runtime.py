@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from hectl.errors import HypervisorError, LockHeld
@@ -135,7 +137,6 @@ def test_failed_actions_are_reported_not_raised(domain: Domain, action: str) -> 
 
 
 def test_a_hung_libvirtd_cannot_stall_the_agent(domain: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
 
     from hectl.ha import runtime as runtime_mod
 
@@ -151,11 +152,41 @@ def test_a_hung_libvirtd_cannot_stall_the_agent(domain: Domain, monkeypatch: pyt
     rt = runtime(domain, Hung("up"))
     try:
         vm = rt.vm()
-        assert vm.state == "unknown" and "did not answer within 0.2 s" in vm.detail
+        assert vm.state == "unknown" and "did not answer the query within 0.2 s" in vm.detail
         vm = rt.vm()  # the first question is still pending: no second thread piles up behind it
-        assert vm.state == "unknown" and "has not answered for more than" in vm.detail
+        assert vm.state == "unknown" and "has not answered the last query for more than" in vm.detail
     finally:
         release.set()
-    assert rt.waiting is not None
-    rt.waiting.join(5)
+    rt.waiting["query"].join(5)
     assert rt.vm().state == "up"  # libvirtd answers again: so does the agent
+
+
+def test_a_shutdown_that_hangs_does_not_stall_the_loop_and_the_power_off_still_goes(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ACPI shutdown of a frozen guest waits on its QEMU monitor for ever: the agent goes on to the power-off."""
+    from hectl.ha import runtime as runtime_mod
+
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    release = threading.Event()
+    powered_off = threading.Event()
+
+    class FrozenGuest(FakeHypervisor):
+        def shutdown(self, name: str) -> None:
+            release.wait(30)
+
+        def poweroff(self, name: str) -> None:
+            powered_off.set()
+
+    monkeypatch.setattr(runtime_mod, "HYPERVISOR_TIMEOUT", 0.2)
+    problems: list[str] = []
+    rt = runtime(domain, FrozenGuest("up"), problems)
+    try:
+        rt.act(fsm.SHUTDOWN)  # returns after the timeout, says why
+        assert problems and "did not answer the shutdown within 0.2 s" in problems[-1]
+        rt.act(fsm.SHUTDOWN)  # still hanging: not asked again
+        assert "has not answered the last shutdown" in problems[-1]
+        rt.act(fsm.POWEROFF)
+        assert powered_off.is_set()
+    finally:
+        release.set()
