@@ -146,3 +146,46 @@ def test_a_joining_host_takes_no_shared_or_engine_answers(base: dict[str, object
 def test_join_and_remove_exclude_each_other(base: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["deploy", "--join", "--remove"], capsys, base["env"])  # type: ignore[arg-type]
     assert code == 2 and "exclude each other" in err
+
+
+def test_on_a_terminal_missing_answers_are_prompted_with_defaults_and_secrets_hidden(base: dict[str, object]) -> None:
+    """A real pseudo-terminal: deploy asks for what is required and missing; the password is not echoed."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    from tests.conftest import HECTL
+
+    tmp: Path = base["tmp"]  # type: ignore[assignment]
+    good = {s: dict(k) for s, k in base["good"].items()}  # type: ignore[attr-defined]
+    del good["host"], good["engine"]
+    good["cloud_init"] = {"enabled": "yes"}
+    answers = write(tmp / "a.ini", good)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [HECTL, "deploy", "--answers", str(answers), "--dry-run", "--answers-out", str(tmp / "out.ini")],
+        stdin=slave, stdout=slave, stderr=slave, env=base["env"], close_fds=True,  # type: ignore[arg-type]
+    )  # fmt: skip
+    os.close(slave)
+    screen = b""
+    replies = {b"[host] id": b"7\n", b"[engine] fqdn": b"engine.example\n", b"root_password": b"s3cret-pw\n"}
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                screen += os.read(master, 4096)
+            except OSError:
+                break
+            for prompt, reply in list(replies.items()):
+                if prompt in screen and screen.rstrip().endswith((b":", b"]:")):
+                    os.write(master, reply)
+                    del replies[prompt]
+    proc.wait(10)
+    os.close(master)
+    text = screen.decode(errors="replace")
+    assert replies == {}, text  # every required answer was asked for
+    assert b"s3cret-pw" not in screen  # hidden: not echoed
+    out = (tmp / "out.ini").read_text()
+    assert "id = 7" in out and "fqdn = engine.example" in out and "s3cret-pw" not in out
