@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Failover benchmark on the three-host lab (lab/cluster.py): power loss of the engine's host -> engine healthy
+on another host, end to end and by phase, next to sanlock's host_dead_seconds for the same io_timeout; and the
+planned move (local maintenance of the engine's host), measured in the same run.
+
+Run it as root with the project's venv interpreter:
+
+    /work/main/.venv/bin/python bench/bench_failover.py [--io-timeout 10 --io-timeout 2] [--json PATH]
+
+For each io_timeout a fresh lab is deployed (hectl deploy + deploy --join, agents running, loop 2 s), then:
+the planned move (``set-maintenance --mode local`` on the engine host until the engine is healthy elsewhere,
+then ``--mode none``), then a power loss of the engine's host (every process SIGKILLed at once). Phases of the
+failover, each from the power loss: the survivors' vm-status shows the host not live; a QEMU of the engine
+starts on a survivor (paused while libvirt waits for the lease); the survivor's sanlock holds the engine lease;
+the health page is green. The never-two-engines watcher runs throughout; a second engine is exit status 2.
+Samples go to bench/results/bench_failover-<timestamp>.json or --json PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench_cli import git_head  # noqa: E402
+
+from hectl.lease import host_dead_seconds  # noqa: E402
+from lab import cluster as lab_cluster  # noqa: E402
+
+RESULTS_DIR = REPO / "bench" / "results"
+
+
+def wait(predicate, limit: float, what: str, every: float = 0.2) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > limit:
+            raise TimeoutError(f"{what}: not within {limit:g} s")
+        time.sleep(every)
+    return time.monotonic() - t0
+
+
+def engine_on(cluster: lab_cluster.Cluster) -> lab_cluster.Host | None:
+    holders = cluster.engine_hosts()
+    return cluster.hosts[holders[0] - 1] if len(holders) == 1 else None
+
+
+def run_one(io_timeout: int) -> dict[str, Any]:
+    cluster = lab_cluster.Cluster(3, io_timeout=io_timeout)
+    watcher = lab_cluster.NeverTwo(cluster)
+    result: dict[str, Any] = {"io_timeout": io_timeout, "host_dead_seconds": host_dead_seconds(io_timeout)}
+    try:
+        cluster.start()
+        cluster.deploy()
+        watcher.start()
+        cluster.start_agents()
+        result["lab"] = dict(cluster.timings)
+        first = cluster.hosts[1]
+        wait(lambda: all(r["live"] for r in first.status()["hosts"]), 120 + 10 * io_timeout, "all hosts live")
+        # the planned move
+        old = engine_on(cluster)
+        assert old is not None
+        via = next(h for h in cluster.hosts if h is not old)
+        t0 = time.monotonic()
+        old.hectl("set-maintenance", "--mode", "local", "--reason", "bench")
+        wait(lambda: (e := engine_on(cluster)) is not None and e is not old and cluster.healthy(via), 600, "planned move")
+        result["planned_move_s"] = round(time.monotonic() - t0, 2)
+        old.hectl("set-maintenance", "--mode", "none")
+        # the power loss
+        dead = engine_on(cluster)
+        assert dead is not None
+        via = next(h for h in cluster.hosts if h is not dead)
+        phases: dict[str, float] = {}
+        dead.power_loss()
+        t0 = time.monotonic()
+        limit = host_dead_seconds(io_timeout) + 180
+        while "healthy" not in phases:
+            now = time.monotonic() - t0
+            if now > limit:
+                raise TimeoutError(f"no failover within {limit:g} s: {phases}")
+            rows = {r["host_id"]: r for r in via.status()["hosts"]}
+            if "peers_see_stale" not in phases and not rows[dead.id]["live"]:
+                phases["peers_see_stale"] = now
+            if "vm_started" not in phases and any(h.engine_pids() for h in cluster.hosts if h is not dead):
+                phases["vm_started"] = now
+            if "lease_taken" not in phases and any(h.lease_held() for h in cluster.hosts if h is not dead):
+                phases["lease_taken"] = now
+            if "lease_taken" in phases and cluster.healthy(via):
+                phases["healthy"] = time.monotonic() - t0
+            time.sleep(0.2)
+        result["failover_s"] = {k: round(v, 2) for k, v in phases.items()}
+        result["violations"] = watcher.violations
+    finally:
+        watcher.stop.set()
+        watcher.join(10)
+        cluster.close()
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--io-timeout", type=int, action="append", help="sanlock io_timeout (repeatable; default 10 and 2)")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    reason = lab_cluster.missing()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    results = [run_one(io) for io in args.io_timeout or [10, 2]]
+    print(f"{'io_timeout':>10} {'dead_s':>7} {'planned':>8} {'stale':>7} {'vm':>7} {'lease':>7} {'healthy':>8}")
+    for r in results:
+        f = r["failover_s"]
+        print(f"{r['io_timeout']:>10} {r['host_dead_seconds']:>7.0f} {r['planned_move_s']:>8.1f} {f['peers_see_stale']:>7.1f} "
+              f"{f.get('vm_started', float('nan')):>7.1f} {f['lease_taken']:>7.1f} {f['healthy']:>8.1f}")  # fmt: skip
+    out = Path(args.json) if args.json else RESULTS_DIR / f"bench_failover-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"git_head": git_head(), "results": results}, indent=1))
+    print(f"results: {out}")
+    return 2 if any(r["violations"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
