@@ -11,18 +11,9 @@ import pytest
 
 from hectl.lease import host_dead_seconds
 from lab import cluster as lab_cluster
+from tests.virt.vmlab import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
-
-
-def wait_until(predicate, timeout: float, what: str, every: float = 0.5):  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            return time.monotonic() - start, value
-        assert time.monotonic() - start < timeout, f"{what}: not within {timeout} s"
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,7 @@ class NFSBackend(StorageBackend):
         from hectl.backends.nfs import libnfs
 
         version = libnfs.NFS_V3 if self.conn.version == "3" else libnfs.NFS_V4  # libnfs speaks 4.0 for 4.x
-        return libnfs.Target(self.conn.address, self.conn.export, version, timeout, self._root)
+        return libnfs.Target(self.conn.address, self.conn.export, version, timeout, self._root, self.clock)
 
     def _rel(self, path: str) -> str:
         rel = os.path.relpath(path, self._root)

@@ -35,6 +35,10 @@ from collections.abc import Callable
 
 from hectl.storage import directio
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
+if TYPE_CHECKING:
+    from hectl.clock import Clock
+
 _c = ctypes
 NFS_V3, NFS_V4 = 3, 4
 LOCK_OWNER = "/ha/update.lock.owner"
@@ -57,8 +61,9 @@ class Target:
     """Where the export is: server (an address or name, IPv6 without brackets), export path, NFS version,
     and ``root``, the domain's path on this host (messages name files by it)."""
 
-    def __init__(self, server: str, export: str, version: int, timeout: float, root: str = "") -> None:
+    def __init__(self, server: str, export: str, version: int, timeout: float, root: str, clock: Clock) -> None:
         self.server, self.export, self.version, self.timeout, self.root = server, export, version, timeout, root
+        self.clock = clock  # the lock file's deadlines and waits (the child keeps its parent's clock)
 
 
 def _load() -> ctypes.CDLL:
@@ -95,6 +100,7 @@ class _Session:
     def __init__(self, target: Target) -> None:
         self.lib = _load()
         self.root = target.root
+        self.clock = target.clock
         self.ctx = self.lib.nfs_init_context()
         if not self.ctx:
             raise OSError(errno.ENOMEM, "nfs_init_context failed")
@@ -187,9 +193,9 @@ class _Session:
         """Take the update lock file (waiting for it; the parent bounds the wait); return its content, our token."""
         import json
         import socket
-        import time
 
-        token = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "until": time.time() + 3 * timeout}).encode()
+        until = self.clock.wall() + 3 * timeout
+        token = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "until": until}).encode()
         while True:
             fh = _c.c_void_p()
             rc = self.lib.nfs_create(self.ctx, LOCK_OWNER.encode(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, _c.byref(fh))
@@ -204,15 +210,15 @@ class _Session:
                 self.check(rc, f"create {LOCK_OWNER}")
             held = self.read_small(LOCK_OWNER)
             try:
-                until = float(json.loads(held or b"{}").get("until", 0))
+                held_until = float(json.loads(held or b"{}").get("until", 0))
             except (ValueError, TypeError, AttributeError):
-                until = 0.0  # torn or foreign: treated as expired
-            if held is not None and time.time() > until + STALE_SLACK:
+                held_until = 0.0  # torn or foreign: treated as expired
+            if held is not None and self.clock.wall() > held_until + STALE_SLACK:
                 stale = f"{LOCK_OWNER}.stale.{os.getpid()}"
                 if self.lib.nfs_rename(self.ctx, LOCK_OWNER.encode(), stale.encode()) == 0:
                     self.lib.nfs_unlink(self.ctx, stale.encode())
                 continue
-            time.sleep(0.05)
+            self.clock.sleep(0.05)
 
     def unlock(self, token: bytes) -> None:
         """Remove the lock file if it is still ours (a breaker may have taken it over)."""
