@@ -16,8 +16,11 @@ answered, so a stopped or frozen server never holds a command past its
 Read-modify-writes (``update``) cannot use byte-range locks here: libnfs 4.0
 sends NFSv4 LOCK with a stale open seqid (the server answers NFS4ERR_INVAL;
 seen against Ganesha 4.3) and has no NLM for NFSv3. Every hectl NFS client
-therefore serialises updates with a lock *file*, ``ha/update.lock.owner``,
-made by an exclusive create (atomic on the server in NFSv3 and v4). It holds
+therefore serialises updates with a lock *file*, ``ha/update.lock.owner``: the
+holder writes its token to a file of its own and links it to that name (a
+link is atomic on the server and fails when the name exists, so the lock file
+appears whole or not at all; an exclusive create would show a waiter an empty
+file for a moment, which looked expired and was broken: a lost update). It holds
 the holder's name and a wall-clock deadline (three storage timeouts: the
 holder's bounded child is dead by then); a lock past its deadline (plus
 ``STALE_SLACK``) is broken by renaming it away (one breaker wins) and removed.
@@ -87,6 +90,7 @@ def _load() -> ctypes.CDLL:
         ("nfs_fsync", [p, p], i),
         ("nfs_mkdir", [p, s], i),
         ("nfs_rename", [p, s, s], i),
+        ("nfs_link", [p, s, s], i),
         ("nfs_unlink", [p, s], i),
     ):
         fn = getattr(lib, name)
@@ -178,10 +182,15 @@ class _Session:
         return done
 
     def read_small(self, path: str) -> bytes | None:
-        """A small file's bytes, None when it does not exist."""
+        """A small file's bytes, None when it does not exist (or stopped existing meanwhile)."""
         if self.kind(path) is None:
             return None
-        fh = self.open(path, os.O_RDONLY)
+        try:
+            fh = self.open(path, os.O_RDONLY)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:  # its holder removed it between the lstat and the open
+                return None
+            raise
         try:
             buf = _c.create_string_buffer(4096)
             n = self.pread(fh, 0, 4096, _c.addressof(buf), path)
@@ -196,29 +205,37 @@ class _Session:
 
         until = self.clock.wall() + 3 * timeout
         token = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "until": until}).encode()
-        while True:
-            fh = _c.c_void_p()
-            rc = self.lib.nfs_create(self.ctx, LOCK_OWNER.encode(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, _c.byref(fh))
-            if rc == 0:
+        # The lock file appears whole or not at all: the token is written to a file of our own, which is then
+        # linked to the lock's name (atomic on the server, and it fails when the name exists).
+        mine = f"{LOCK_OWNER}.{socket.gethostname()}.{os.getpid()}"
+        fh = self.create(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self.pwrite(fh, 0, token, mine)
+            self.check(self.lib.nfs_fsync(self.ctx, fh), f"flush {mine}")
+        finally:
+            self.close(fh)
+        try:
+            while True:
+                rc = self.lib.nfs_link(self.ctx, mine.encode(), LOCK_OWNER.encode())
+                if rc == 0:
+                    return token
+                if rc != -errno.EEXIST:
+                    self.check(rc, f"link {LOCK_OWNER}")
+                held = self.read_small(LOCK_OWNER)
+                if held is None:  # released meanwhile: try again at once
+                    continue
                 try:
-                    self.pwrite(fh.value or 0, 0, token, LOCK_OWNER)
-                    self.check(self.lib.nfs_fsync(self.ctx, fh.value), f"flush {LOCK_OWNER}")
-                finally:
-                    self.close(fh.value or 0)
-                return token
-            if rc != -errno.EEXIST:
-                self.check(rc, f"create {LOCK_OWNER}")
-            held = self.read_small(LOCK_OWNER)
-            try:
-                held_until = float(json.loads(held or b"{}").get("until", 0))
-            except (ValueError, TypeError, AttributeError):
-                held_until = 0.0  # torn or foreign: treated as expired
-            if held is not None and self.clock.wall() > held_until + STALE_SLACK:
-                stale = f"{LOCK_OWNER}.stale.{os.getpid()}"
-                if self.lib.nfs_rename(self.ctx, LOCK_OWNER.encode(), stale.encode()) == 0:
-                    self.lib.nfs_unlink(self.ctx, stale.encode())
-                continue
-            self.clock.sleep(0.05)
+                    held_until = float(json.loads(held).get("until", 0))
+                except (ValueError, TypeError, AttributeError):
+                    held_until = 0.0  # foreign: treated as expired
+                if self.clock.wall() > held_until + STALE_SLACK:
+                    stale = f"{LOCK_OWNER}.stale.{os.getpid()}"
+                    if self.lib.nfs_rename(self.ctx, LOCK_OWNER.encode(), stale.encode()) == 0:
+                        self.lib.nfs_unlink(self.ctx, stale.encode())
+                    continue
+                self.clock.sleep(0.05)
+        finally:
+            self.lib.nfs_unlink(self.ctx, mine.encode())  # the lock's name keeps the file while it is held
 
     def unlock(self, token: bytes) -> None:
         """Remove the lock file if it is still ours (a breaker may have taken it over)."""
