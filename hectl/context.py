@@ -109,10 +109,6 @@ class AppContext:
         """Use ``cfg`` as this command's configuration (deploy: the one it is about to write)."""
         self._config = cfg
 
-    def forget_config(self) -> None:
-        """Read the configuration again at the next use (the file or the domain's copy changed)."""
-        self._config = None
-
     @property
     def plugins(self) -> Plugins:
         if self._plugins is None:

@@ -10,6 +10,7 @@ import threading
 import click
 
 from hectl import localstate, notify
+from hectl.config import Config
 from hectl.context import AppContext
 from hectl.errors import HectlError
 
@@ -46,8 +47,14 @@ def command(app: AppContext) -> int:
             return False  # the cycle's own storage access reports the problem
         return (shared.version if shared else 0) != app.cluster_version
 
+    def load() -> Config:
+        cfg = app.load_config()
+        if app.cluster_problem:  # the domain's copy could not be used: say which one runs
+            logging.getLogger("hectl.ha").warning("cluster configuration: %s", app.cluster_problem)
+        return cfg
+
     try:
-        daemon.run(app.load_config, backend, app.clock, stop, reload, app.plugins, notifier=manager, changed=changed)
+        daemon.run(load, backend, app.clock, stop, reload, app.plugins, notifier=manager, changed=changed)
     finally:
         manager.close()
     if mailer is not None:
