@@ -70,6 +70,27 @@ def require_binding() -> None:
     _sanlock()
 
 
+def daemon_problem() -> str:
+    """Why this host's sanlock daemon cannot be used ('' when it answers)."""
+    sanlock = _sanlock()
+    try:
+        sanlock.get_lockspaces()
+    except sanlock.SanlockException as exc:
+        return f"the sanlock daemon does not answer ({describe_error(exc)})"
+    return ""
+
+
+def initialised(paths: DomainPaths) -> bool:
+    """Whether sanlock reads the domain's lockspace and engine lease (written by ``SanlockLeases.initialize``)."""
+    sanlock = _sanlock()
+    try:
+        sanlock.read_lockspace(paths.lockspace)
+        sanlock.read_resource(paths.engine_lease)
+    except sanlock.SanlockException:
+        return False
+    return True
+
+
 def prepare_files(paths: DomainPaths, timeout: float, sector_size: int = 512) -> None:
     """Create the lockspace and engine lease files, owned by the ``sanlock`` user, mode 0660.
 

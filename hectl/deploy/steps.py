@@ -152,7 +152,7 @@ class Deployment:
         return Step(name=name, title=_TITLES[name], check=check, apply=apply)
 
     def check_host(self) -> Check:
-        from hectl.lease import _sanlock
+        from hectl import lease
         from hectl.vm.hypervisor import choose_accel
 
         cfg = self.app.local_config
@@ -160,11 +160,9 @@ class Deployment:
             self.app.hypervisor().info("hectl-deploy-probe")
         except HectlError as exc:
             return Check(BLOCKED, f"libvirtd at {cfg.vm.uri} cannot be used: {exc.message}")
-        sanlock = _sanlock()
-        try:
-            sanlock.get_lockspaces()
-        except sanlock.SanlockException as exc:
-            return Check(BLOCKED, f"the sanlock daemon does not answer ({exc}): start it (sanlock daemon)")
+        problem = lease.daemon_problem()
+        if problem:
+            return Check(BLOCKED, f"{problem}: start it (sanlock daemon)")
         accel, why = choose_accel(cfg.vm.accelerator)
         return Check(DONE, f"libvirtd and sanlock answer; the engine runs with {accel} ({why})")
 
@@ -242,18 +240,15 @@ class Deployment:
         return Check(DONE, "no live record, sanlock does not see it live")
 
     def check_leases(self) -> Check:
-        from hectl.lease import _sanlock
+        from hectl import lease
 
         paths = self.backend().paths()
-        sanlock = _sanlock()
         try:
             self.backend().check_file(paths.lockspace, self.app.timeout)
             self.backend().check_file(paths.engine_lease, self.app.timeout)
-            sanlock.read_lockspace(paths.lockspace)
-            sanlock.read_resource(paths.engine_lease)
-        except (StorageError, sanlock.SanlockException):
+        except StorageError:
             return Check(TODO)
-        return Check(DONE, "lockspace and engine lease initialised")
+        return Check(DONE, "lockspace and engine lease initialised") if lease.initialised(paths) else Check(TODO)
 
     def apply_leases(self) -> str:
         from hectl import lease
