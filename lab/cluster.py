@@ -112,6 +112,14 @@ class Host:
         subprocess.run(["ip", "-n", self.netns, "route", action, "blackhole", f"{self.cluster.segment.here}/32"],
                        check=True, capture_output=True, timeout=30)  # fmt: skip
 
+    def cut(self, cut: bool) -> None:
+        """Network cut of the host: its switch port (the switch side of its uplink) down, or up again."""
+        port = f"{self.netns}h"
+        sw = f"{self.cluster.segment.tag}sw"
+        subprocess.run(
+            ["ip", "-n", sw, "link", "set", port, "down" if cut else "up"], check=True, capture_output=True, timeout=30
+        )
+
     def hang_engine(self) -> None:
         """The engine guest hangs: its QEMU is stopped (SIGSTOP), the process stays, the health page is silent."""
         for pid in self.engine_pids():

@@ -111,6 +111,21 @@ def test_gateway_loss_on_the_engine_host_moves_the_engine(lab: tuple[lab_cluster
     print(f"\ngateway loss on host {old.id} -> engine healthy on host {new}: {took:.1f} s")
 
 
+def test_a_network_cut_of_the_engine_host_moves_the_engine(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    """The host's link is cut (its storage, a directory here, stays reachable, as on a separate storage network):
+    it loses its gateway and yields the engine; with the link back the engine stays where it went."""
+    cluster, _ = lab
+    old = engine_host(cluster)
+    via = next(h for h in cluster.hosts if h.up and h is not old)
+    old.cut(True)
+    try:
+        took, new = wait_until(lambda: (w := one_engine(cluster, via)) != old.id and w, 240, "the engine moved")
+    finally:
+        old.cut(False)
+    print(f"\nnetwork cut of host {old.id} -> engine healthy on host {new}: {took:.1f} s")
+    stays(cluster, cluster.hosts[new - 1], 8 * 2)
+
+
 def test_a_hung_engine_is_restarted_after_the_bad_health_timeout(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
     cluster, _ = lab
     host = engine_host(cluster)
