@@ -129,6 +129,12 @@ class EngineRuntime:
             spec = self._spec()
             info = self._info(spec.name)
         except HectlError as exc:
+            pending = self.waiting.get("shutdown")
+            if pending is not None and pending.is_alive():
+                # libvirt is stuck in the ACPI shutdown this agent asked for (a frozen guest's QEMU monitor never
+                # answers; queries then wait behind it): the VM is still up, and not healthy. Saying "unknown"
+                # would park the agent; "up" lets the stop timer run out to the power-off, which kills QEMU.
+                return fsm.LocalVM("up", "bad", detail=f"libvirt is stuck in the shutdown of the engine VM ({exc.message})")
             self.hyper = None  # reconnect next time
             return fsm.LocalVM("unknown", detail=exc.message)
         previous, self.last = self.last, info

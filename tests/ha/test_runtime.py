@@ -172,8 +172,16 @@ def test_a_shutdown_that_hangs_does_not_stall_the_loop_and_the_power_off_still_g
     powered_off = threading.Event()
 
     class FrozenGuest(FakeHypervisor):
+        asked = False
+
         def shutdown(self, name: str) -> None:
+            self.asked = True
             release.wait(30)
+
+        def info(self, name: str):  # type: ignore[no-untyped-def]
+            if self.asked and not release.is_set():  # queries wait behind the hung shutdown
+                release.wait(30)
+            return super().info(name)
 
         def poweroff(self, name: str) -> None:
             powered_off.set()
@@ -186,6 +194,8 @@ def test_a_shutdown_that_hangs_does_not_stall_the_loop_and_the_power_off_still_g
         assert problems and "did not answer the shutdown within 0.2 s" in problems[-1]
         rt.act(fsm.SHUTDOWN)  # still hanging: not asked again
         assert "has not answered the last shutdown" in problems[-1]
+        vm = rt.vm()  # the query waits behind it: still up and not healthy, so the stop timer runs on
+        assert (vm.state, vm.health) == ("up", "bad") and "stuck in the shutdown" in vm.detail
         rt.act(fsm.POWEROFF)
         assert powered_off.is_set()
     finally:
