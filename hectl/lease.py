@@ -40,9 +40,15 @@ SANLOCK_ERRORS = {
 }
 
 
+def renewal_fail_seconds(io_timeout: float) -> float:
+    """How long sanlock lets a host's lockspace renewals fail before it kills the holders of its leases."""
+    return 8 * io_timeout
+
+
 def host_dead_seconds(io_timeout: float) -> float:
-    """How long after its last renewal sanlock declares a host dead (and its leases free to take)."""
-    return 8 * io_timeout + 60
+    """How long after its last renewal sanlock declares a host dead (and its leases free to take): the renewal
+    budget plus the watchdog's 60 s, by which a host that could not kill its lease holders has been reset."""
+    return renewal_fail_seconds(io_timeout) + 60
 
 
 def describe_error(exc: BaseException) -> str:

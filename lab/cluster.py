@@ -5,7 +5,8 @@ Each host is a network namespace on one L2 segment (lab/net.py, a /28 of TEST-NE
 bridge ``br0`` that its VMs join), with its own sanlock daemon, libvirtd (inside the namespace, with the
 sanlock lock driver), configuration, state and ``hectl ha run``. The engine is the test appliance with a fixed
 address on the segment (``hectl.ip=``), so its health page answers from every host, wherever it runs. The
-shared storage is a local directory (localfs). ``close`` leaves nothing: processes, namespaces, files.
+shared storage is a local directory (localfs), with ``stallable`` one seen through a FUSE layer whose I/O can be
+frozen (lab/stallfs.py: the storage stall fault). ``close`` leaves nothing: processes, mounts, namespaces, files.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from typing import Any
 from lab import appliance as lab_appliance
 from lab import libvirtd as lab_libvirtd
 from lab import sanlock as lab_sanlock
+from lab import stallfs
 from lab.net import Segment, workdir
 
 REPO = Path(__file__).resolve().parent.parent
 HECTL = str(REPO / ".venv" / "bin" / "hectl")
 
 
-def missing() -> str:
-    return lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+def missing(stallable: bool = False) -> str:
+    found = lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+    return found or ((stallfs.missing_requirements() or "") if stallable else "")
 
 
 class Host:
@@ -120,10 +123,16 @@ class Host:
             ["ip", "-n", sw, "link", "set", port, "down" if cut else "up"], check=True, capture_output=True, timeout=30
         )
 
-    def hang_engine(self) -> None:
-        """The engine guest hangs: its QEMU is stopped (SIGSTOP), the process stays, the health page is silent."""
+    def hang_engine(self, hung: bool = True) -> None:
+        """The engine guest hangs: its QEMU is stopped (SIGSTOP), the process stays, the health page is silent;
+        or it runs on (SIGCONT)."""
         for pid in self.engine_pids():
-            os.kill(pid, signal.SIGSTOP)
+            os.kill(pid, signal.SIGSTOP if hung else signal.SIGCONT)
+
+    def hang_libvirtd(self, hung: bool) -> None:
+        """libvirtd hangs (SIGSTOP: its socket accepts, nothing answers) or runs on (SIGCONT)."""
+        if self.libvirtd.pid:
+            os.kill(self.libvirtd.pid, signal.SIGSTOP if hung else signal.SIGCONT)
 
     def power_loss(self) -> None:
         """Every process of the host SIGKILLed at once: agent, sanlock daemon, libvirtd, virtlogd, QEMU."""
@@ -139,6 +148,8 @@ class Host:
                 self.agent.wait(10)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.hang_libvirtd(False)
         if self.agent is not None and self.agent.poll() is None:
             self.agent.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -154,13 +165,16 @@ class Host:
 class Cluster:
     """``n`` hosts; ``deploy()`` makes them a hectl cluster with the engine running on host 1."""
 
-    def __init__(self, n: int = 3, io_timeout: int = 2) -> None:
+    def __init__(self, n: int = 3, io_timeout: int = 2, stallable: bool = False) -> None:
         self.base = workdir("hectl-cluster-")
         self.io_timeout = io_timeout
+        self.mount = (
+            stallfs.FuseMount(self.base / "backing", self.base / "mnt", self.base / "control") if stallable else None
+        )
         self.segment = Segment("hl", "203.0.113.")
         self.engine_ip = self.segment.address(10)
         self.vm_name = f"hectl-cl-{uuid.uuid4().hex[:8]}"
-        self.root = self.base / "domain"
+        self.root = (self.mount.mountpoint if self.mount else self.base) / "domain"
         shim = lab_sanlock.build_shim(self.base)
         self.hosts = [Host(self, i, shim) for i in range(1, n + 1)]
         self.timings: dict[str, float] = {}
@@ -171,6 +185,9 @@ class Cluster:
 
     def start(self) -> None:
         t0 = time.monotonic()
+        if self.mount is not None:
+            self.mount.start()
+            self.mount.mountpoint.chmod(0o755)
         self.segment.up(len(self.hosts), bridge=True)
         for h in self.hosts:
             h.start()
@@ -225,14 +242,28 @@ class Cluster:
         res = via.hectl("check-liveliness", "--url", self.health_url, "--timeout", "2", timeout=30)
         return res.returncode == 0
 
+    def stall_storage(self, stalled: bool) -> None:
+        """Storage stall: every I/O on the shared domain, by every host, waits until the stall is lifted."""
+        if self.mount is None:
+            raise RuntimeError("this lab's domain cannot stall: build it with stallable=True")
+        if stalled:
+            self.mount.stall()
+        else:
+            self.mount.release()
+
     def close(self) -> None:
+        if self.mount is not None:
+            self.mount.release()
         for h in self.hosts:
             h.close()
+        if self.mount is not None:
+            self.mount.stop()
         self.segment.down()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         left = self.segment.leftovers()
+        left += [f"mount {self.mount.mountpoint}"] if self.mount and stallfs.mounted(self.mount.mountpoint) else []
         left += [f"sanlock {h.daemon.pid}" for h in self.hosts if h.daemon.pid and lab_sanlock.alive(h.daemon.pid)]
         return left + ([f"dir {self.base}"] if self.base.exists() else [])
 

@@ -209,6 +209,11 @@ class Libvirtd:
         (etc / "qemu.conf").write_text('lock_manager = "sanlock"\n')
         (etc / "qemu-sanlock.conf").write_text("auto_disk_leases = 0\nrequire_lease_for_disks = 0\n")
 
+    @property
+    def pid(self) -> int:
+        """The libvirtd process (0 when it does not run)."""
+        return self._pid("libvirtd")
+
     def _pid(self, name: str) -> int:
         return self._pid_at(self._base / f"{name}.pid")
 

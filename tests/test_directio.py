@@ -152,12 +152,12 @@ def test_buffered_fallback_when_o_direct_is_refused(shm_dir: Path, monkeypatch: 
 
 @pytest.fixture
 def fuse_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    import fusefs
+    from lab import stallfs
 
-    reason = fusefs.missing_requirements()
+    reason = stallfs.missing_requirements()
     if reason:
         pytest.skip(f"FUSE not usable here: {reason}")
-    with fusefs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control") as mount:
+    with stallfs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control") as mount:
         yield mount
 
 

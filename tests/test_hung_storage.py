@@ -1,6 +1,6 @@
 """Hung shared storage never hangs hectl: a real domain on a FUSE mount that stops answering.
 
-The domain lives on ``fusefs.StallFS`` (tests/fusefs.py), a pass-through FUSE
+The domain lives on ``stallfs.StallFS`` (lab/stallfs.py), a pass-through FUSE
 filesystem. Stalling it makes every request wait inside the daemon, the way a
 hard NFS mount behaves when its server is gone: a process blocked there cannot
 even be killed until the request is answered. The real ``hectl`` console script
@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import fusefs
+from lab import stallfs
 import pytest
 from conftest import HECTL, Domain, run_hectl, write_config
 
@@ -37,10 +37,10 @@ HARD_LIMIT = 60.0  # past this the test gives up on the process: it hung
 @pytest.fixture
 def hung(tmp_path: Path):  # type: ignore[no-untyped-def]
     """(domain on a StallFS mount, the mount); host 1 and 2 have published, host 1's engine is up."""
-    reason = fusefs.missing_requirements()
+    reason = stallfs.missing_requirements()
     if reason:
         pytest.skip(f"FUSE not usable here: {reason}")
-    mount = fusefs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control")
+    mount = stallfs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control")
     mount.start()
     try:
         root = mount.mountpoint / "domain"
@@ -56,7 +56,7 @@ def hung(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield dom, mount
     finally:
         mount.stop()
-    assert not fusefs.mounted(mount.mountpoint)
+    assert not stallfs.mounted(mount.mountpoint)
 
 
 class Ran:

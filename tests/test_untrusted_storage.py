@@ -3,7 +3,7 @@
 Real ``hectl`` processes against real localfs domains: symbolic links and
 special files planted in the domain, a truncated metadata file, concurrent
 read-modify-writes, a full filesystem and signals arriving mid-write (the
-last two on the stalling FUSE filesystem of tests/fusefs.py).
+last two on the stalling FUSE filesystem of lab/stallfs.py).
 """
 
 from __future__ import annotations
@@ -235,12 +235,12 @@ def test_a_lock_not_obtained_in_time_is_exit_5_and_nothing_changes(domain: Domai
 
 @pytest.fixture
 def fuse_domain(tmp_path: Path):  # type: ignore[no-untyped-def]
-    import fusefs
+    from lab import stallfs
 
-    reason = fusefs.missing_requirements()
+    reason = stallfs.missing_requirements()
     if reason:
         pytest.skip(f"FUSE not usable here: {reason}")
-    mount = fusefs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control")
+    mount = stallfs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control")
     mount.start()
     try:
         root = mount.mountpoint / "domain"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hectl.lease import host_dead_seconds
+from hectl.lease import host_dead_seconds, renewal_fail_seconds
 from lab import cluster as lab_cluster
 from tests.virt.vmlab import wait_until
 
@@ -18,10 +18,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
-    reason = lab_cluster.missing()
+    reason = lab_cluster.missing(stallable=True)
     if reason:
         pytest.skip(reason)
-    cluster = lab_cluster.Cluster(3)
+    cluster = lab_cluster.Cluster(3, stallable=True)
     watcher = lab_cluster.NeverTwo(cluster)
     try:
         cluster.start()
@@ -77,6 +77,13 @@ def test_global_maintenance_nothing_moves_whatever_fails(lab: tuple[lab_cluster.
     cluster, _ = lab
     host = engine_host(cluster)
     assert host.hectl("set-maintenance", "--mode", "global", "--reason", "lab").returncode == 0
+    host.gateway(reachable=False)
+    host.hang_engine()
+    try:
+        stays(cluster, host, 8 * 2 + 20)  # past the bad-health timeout (20 s): the hung engine is left alone
+    finally:
+        host.gateway(reachable=True)
+        host.hang_engine(False)
     assert host.hectl("vm-poweroff").returncode == 0
     time.sleep(8 * 2)  # eight cycles: nobody starts it
     assert cluster.engine_hosts() == [] and not any(h.engine_pids() for h in cluster.hosts)
@@ -143,6 +150,58 @@ def test_a_hung_engine_is_restarted_after_the_bad_health_timeout(lab: tuple[lab_
         raise
     print(f"\nengine guest hang -> a new engine healthy after {took:.1f} s (bad_health 20 s, stop 10 s)")
     assert took >= 20
+
+
+def test_a_storage_stall_shorter_than_the_lease_budget_moves_nothing(
+    lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
+) -> None:
+    """Every host's I/O on the domain frozen for half of sanlock's renewal budget: the engine keeps running where
+    it is, the same QEMU process, and stays there once the storage answers again."""
+    cluster, _ = lab
+    host = engine_host(cluster)
+    pids = host.engine_pids()
+    cluster.stall_storage(True)
+    try:
+        stays(cluster, host, renewal_fail_seconds(cluster.io_timeout) / 2)
+    finally:
+        cluster.stall_storage(False)
+    stays(cluster, host, 8 * 2)
+    assert host.engine_pids() == pids
+
+
+def test_a_storage_stall_longer_than_the_lease_budget_stops_the_engine_and_it_comes_back(
+    lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
+) -> None:
+    """Past sanlock's renewal budget no host can prove it holds its lease: sanlock kills the engine (which dies
+    as soon as its frozen I/O returns: on a real host the watchdog resets it if it cannot), and once the storage
+    answers one engine runs again, never two."""
+    cluster, watcher = lab
+    host = engine_host(cluster)
+    pids = host.engine_pids()
+    budget = renewal_fail_seconds(cluster.io_timeout)
+    cluster.stall_storage(True)
+    try:
+        time.sleep(budget + 10)
+    finally:
+        cluster.stall_storage(False)
+    wait_until(lambda: not any(p in pids for p in host.engine_pids()), 30, "the old engine gone")
+    via = next(h for h in cluster.hosts if h.up)
+    took, winner = wait_until(lambda: one_engine(cluster, via), 180, "one healthy engine again")
+    print(f"\nstorage stall of {budget + 10:.0f} s (budget {budget:.0f} s) -> engine healthy on host {winner} {took:.1f} s after")
+    assert watcher.violations == []
+
+
+def test_a_libvirtd_hang_on_the_engine_host_moves_nothing(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
+    """libvirtd of the engine host stops answering (the agent's hypervisor calls time out): the engine, healthy
+    and holding its lease, keeps running; nobody else can or tries to start it; with libvirtd back all is as before."""
+    cluster, _ = lab
+    host = engine_host(cluster)
+    host.hang_libvirtd(True)
+    try:
+        stays(cluster, host, 40)  # four of the agent's hypervisor timeouts (10 s)
+    finally:
+        host.hang_libvirtd(False)
+    stays(cluster, host, 8 * 2)
 
 
 def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:

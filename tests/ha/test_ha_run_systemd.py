@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import fusefs
+from lab import stallfs
 import pytest
 from conftest import HECTL, Domain, make_domain, write_config
 
@@ -143,10 +143,10 @@ def test_ready_status_watchdog_stopping_and_log_priorities(tmp_path: Path, manag
 
 
 def test_a_loop_stuck_on_its_state_directory_stops_pinging_the_watchdog(tmp_path: Path, manager: Manager) -> None:
-    reason = fusefs.missing_requirements()
+    reason = stallfs.missing_requirements()
     if reason:
         pytest.skip(f"FUSE not usable here: {reason}")
-    with fusefs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control") as mount:
+    with stallfs.FuseMount(tmp_path / "backing", tmp_path / "mnt", tmp_path / "control") as mount:
         base = tmp_path / "host"
         dom = make_domain(base)
         write_config(dom.config, dom.root, mount.mountpoint / "state", extra="[ha]\nloop = 1\n")

@@ -1,4 +1,5 @@
-"""A tiny pass-through FUSE filesystem that can be made to hang, for the hung-storage tests.
+"""A tiny pass-through FUSE filesystem that can be made to hang: the hung-storage tests' domain, and the lab's
+(a shared domain whose I/O can be frozen for a while, the storage stall fault).
 
 ``StallFS`` exposes a real backing directory at a mount point. While the control
 file ``<control>/stall`` exists, every filesystem operation (lookup/getattr,
@@ -7,7 +8,7 @@ removed: a process that touches the mount then waits in the kernel exactly as it
 would on a hung NFS or Gluster mount. Once the daemon has received a request,
 even SIGKILL does not free the caller until the request is answered.
 
-The daemon runs as a separate process (``python tests/fusefs.py BACKING MOUNT
+The daemon runs as a separate process (``python lab/stallfs.py BACKING MOUNT
 CONTROL``) so that a stall can never block the test process's own interpreter.
 ``FuseMount`` starts it and always tears it down (release the stall, unmount,
 stop the daemon, lazy-unmount as a last resort); the daemon also unmounts by
@@ -269,6 +270,7 @@ def serve(backing: str, mountpoint: str, control: str, parent: int) -> None:
         attr_timeout=0,
         entry_timeout=0,
         negative_timeout=0,
+        allow_other=True,  # the lab's sanlock daemons and QEMU run as their own users
     )
 
 
