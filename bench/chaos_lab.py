@@ -4,13 +4,16 @@ throughout, and after every fault an "engine healthy again within the bound" che
 
 Run it as root with the project's venv interpreter:
 
-    /work/main/.venv/bin/python bench/chaos_lab.py [--count 10 | --minutes 30] [--seed N] [--json PATH]
+    /work/main/.venv/bin/python bench/chaos_lab.py [--count 100 | --minutes 30] [--seed N] [--json PATH]
 
-Each round picks a fault and a host (the engine's host twice as often as another): power loss (the host comes
-back after the failover), agent crash and restart, gateway loss, network cut (link back after the move), engine
-guest hang, local maintenance (cleared after the move). The bound is host_dead_seconds + 120 s for a power loss
-and 240 s otherwise. The run prints a timeline (seconds since the start: what happened, where the engine went)
-and a summary; exit status 2 on a second engine or a missed bound.
+Each round picks a fault from FAULTS and a host (the engine's host twice as often as another), injects it,
+waits for one healthy engine (away from the host when the fault moves the engine), heals what stays broken
+(the host powered on again, the link or gateway back, maintenance cleared, ...) and waits for one healthy
+engine again. A fault that must not move the engine (agent restart, a short storage stall, a libvirtd hang, any
+fault on another host) is also checked for an engine restart. The domain is stallable (lab/stallfs.py), so
+storage stalls shorter and longer than sanlock's renewal budget are among the faults. The run prints a timeline
+(seconds since the start: what happened, where the engine went) and a summary, and writes both as JSON; exit
+status 2 on a second engine, a missed bound or an engine restart that should not have happened.
 """
 
 from __future__ import annotations
@@ -21,32 +24,94 @@ import json
 import random
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hectl.lease import host_dead_seconds  # noqa: E402
+from hectl.lease import host_dead_seconds, renewal_fail_seconds  # noqa: E402
 from lab import cluster as lab_cluster  # noqa: E402
 
 RESULTS_DIR = REPO / "bench" / "results"
-FAULTS = ("power-loss", "agent-restart", "gateway-loss", "network-cut", "engine-hang", "local-maintenance")
+Act = Callable[[lab_cluster.Cluster, lab_cluster.Host], None]
 
 
-def engine(cluster: lab_cluster.Cluster, via: lab_cluster.Host) -> int:
-    holders = cluster.engine_hosts()
-    return holders[0] if len(holders) == 1 and cluster.healthy(via) else 0
+def _nothing(cluster: lab_cluster.Cluster, host: lab_cluster.Host) -> None:
+    pass
 
 
-def back_within(cluster: lab_cluster.Cluster, bound: float, avoid: int = 0) -> tuple[float, int]:
+def _stall(seconds: Callable[[int], float]) -> Act:
+    def act(cluster: lab_cluster.Cluster, host: lab_cluster.Host) -> None:
+        cluster.stall_storage(True)
+        try:
+            time.sleep(seconds(cluster.io_timeout))
+        finally:
+            cluster.stall_storage(False)
+
+    return act
+
+
+def _hang_libvirtd(cluster: lab_cluster.Cluster, host: lab_cluster.Host) -> None:
+    host.hang_libvirtd(True)
+    try:
+        time.sleep(30)
+    finally:
+        host.hang_libvirtd(False)
+
+
+def _power_on(cluster: lab_cluster.Cluster, host: lab_cluster.Host) -> None:
+    host.start()
+    host.start_agent()
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: how to inject it, what heals it afterwards, and what it does to an engine on the host."""
+
+    name: str
+    inject: Act
+    heal: Act = _nothing
+    moves: bool = True  # on the engine's host: the engine must end up on another host
+    restarts: bool = True  # on the engine's host: the engine may restart (where it is, or elsewhere)
+    power: bool = False  # the bound is host_dead_seconds + 120 s rather than 240 s
+
+
+FAULTS = (
+    Fault("power-loss", lambda c, h: h.power_loss(), _power_on, power=True),
+    Fault("agent-restart", lambda c, h: h.restart_agent(), moves=False, restarts=False),
+    Fault("gateway-loss", lambda c, h: h.gateway(reachable=False), lambda c, h: h.gateway(reachable=True)),
+    Fault("network-cut", lambda c, h: h.cut(True), lambda c, h: h.cut(False)),
+    Fault("engine-hang", lambda c, h: h.hang_engine(), moves=False),
+    Fault(
+        "local-maintenance",
+        lambda c, h: h.hectl("set-maintenance", "--mode", "local", "--reason", "chaos"),
+        lambda c, h: h.hectl("set-maintenance", "--mode", "none"),
+    ),
+    Fault("storage-stall-short", _stall(lambda io: renewal_fail_seconds(io) / 2), moves=False, restarts=False),
+    Fault("storage-stall-long", _stall(lambda io: renewal_fail_seconds(io) + 10), moves=False),
+    Fault("libvirtd-hang", _hang_libvirtd, moves=False, restarts=False),
+)
+
+
+def engine(cluster: lab_cluster.Cluster, via: lab_cluster.Host) -> tuple[int, list[int]]:
+    """(the host running the one healthy engine, its QEMU pids), or (0, []) while there is not exactly one."""
+    where = cluster.one_engine(via)
+    return (where, cluster.hosts[where - 1].engine_pids()) if where else (0, [])
+
+
+def back_within(cluster: lab_cluster.Cluster, bound: float, avoid: int = 0) -> tuple[float, int, list[int]]:
+    """Seconds until one healthy engine runs (not on ``avoid``), its host and pids; -1 when not within ``bound``."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < bound:
         via = next(h for h in cluster.hosts if h.up and h.id != avoid)
-        winner = engine(cluster, via)
-        if winner and winner != avoid:
-            return time.monotonic() - t0, winner
+        where, pids = engine(cluster, via)
+        if where and where != avoid:
+            return time.monotonic() - t0, where, pids
         time.sleep(0.5)
-    return -1.0, 0
+    return -1.0, 0, []
 
 
 def main() -> int:
@@ -57,79 +122,67 @@ def main() -> int:
     ap.add_argument("--io-timeout", type=int, default=2)
     ap.add_argument("--json", help="write the timeline here")
     args = ap.parse_args()
-    reason = lab_cluster.missing()
+    reason = lab_cluster.missing(stallable=True)
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
-    cluster = lab_cluster.Cluster(3, io_timeout=args.io_timeout)
+    cluster = lab_cluster.Cluster(3, io_timeout=args.io_timeout, stallable=True)
     watcher = lab_cluster.NeverTwo(cluster)
     timeline: list[dict[str, object]] = []
     start = time.monotonic()
-    missed = 0
+    missed = restarted = 0
     try:
         cluster.start()
         cluster.deploy()
         watcher.start()
         cluster.start_agents()
-        took, where = back_within(cluster, 240)
+        took, where, pids = back_within(cluster, 240)
         timeline.append({"t": round(time.monotonic() - start, 1), "event": "deployed", "engine": where})
-        n = 0
-        while (args.minutes is None and n < args.count) or (
-            args.minutes is not None and time.monotonic() - start < args.minutes * 60
+        print(f"seed {args.seed}; deployed, engine on host {where}", flush=True)
+        while where and (
+            (args.minutes is None and len(timeline) <= args.count)
+            or (args.minutes is not None and time.monotonic() - start < args.minutes * 60)
         ):
-            n += 1
             current = cluster.hosts[where - 1]
             target = current if rng.random() < 2 / 3 else rng.choice([h for h in cluster.hosts if h is not current])
             fault = rng.choice(FAULTS)
-            bound = host_dead_seconds(args.io_timeout) + 120 if fault == "power-loss" else 240.0
-            t = round(time.monotonic() - start, 1)
-            if fault == "power-loss":
-                target.power_loss()
-            elif fault == "agent-restart":
-                target.restart_agent()
-            elif fault == "gateway-loss":
-                target.gateway(reachable=False)
-            elif fault == "network-cut":
-                target.cut(True)
-            elif fault == "engine-hang":
-                target.hang_engine()
-            else:
-                target.hectl("set-maintenance", "--mode", "local", "--reason", "chaos")
-            moves = target is current and fault not in ("agent-restart",)
-            took, new = back_within(cluster, bound, avoid=target.id if moves and fault != "engine-hang" else 0)
-            if took < 0:
-                missed += 1
-            timeline.append({"t": t, "event": f"{fault} on host {target.id}", "engine_before": current.id,
-                             "engine_after": new, "healthy_after_s": round(took, 1), "bound_s": bound})  # fmt: skip
-            outcome = f"in {took:.1f} s" if took >= 0 else "MISSED the bound"
-            print(f"{t:8.1f}  {fault:<18} host {target.id}  engine {current.id} -> {new or '?'}  {outcome}")
-            # heal what stays broken, so that the next fault meets a whole cluster
-            if fault == "power-loss":
-                target.start()
-                target.start_agent()
-            elif fault == "gateway-loss":
-                target.gateway(reachable=True)
-            elif fault == "network-cut":
-                target.cut(False)
-            elif fault == "local-maintenance":
-                target.hectl("set-maintenance", "--mode", "none")
+            on_engine = target is current
+            bound = host_dead_seconds(args.io_timeout) + 120 if fault.power else 240.0
+            t = time.monotonic() - start
+            fault.inject(cluster, target)
+            took, new, new_pids = back_within(cluster, bound, avoid=target.id if on_engine and fault.moves else 0)
+            restart = new_pids != pids and (not on_engine or not fault.restarts)
+            missed += took < 0
+            restarted += restart
+            timeline.append({"t": round(t, 1), "fault": fault.name, "host": target.id, "engine_before": current.id,
+                             "engine_after": new, "healthy_after_s": round(took, 1), "bound_s": bound,
+                             "unexpected_restart": restart})  # fmt: skip
+            outcome = f"healthy in {took:.1f} s" if took >= 0 else "MISSED the bound"
+            print(f"{t:8.1f}  #{len(timeline) - 1:<3} {fault.name:<20} host {target.id}  engine {current.id} -> "
+                  f"{new or '?'}  {outcome}{'  UNEXPECTED RESTART' if restart else ''}", flush=True)  # fmt: skip
+            fault.heal(cluster, target)  # so that the next fault meets a whole cluster
             time.sleep(10)
-            took, where = back_within(cluster, 240)
+            took, where, pids = back_within(cluster, 240)
             if not where:
                 missed += 1
-                break
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
     finally:
         watcher.stop.set()
         watcher.join(10)
         cluster.close()
-    summary = {"seed": args.seed, "faults": len(timeline) - 1, "missed_bounds": missed, "second_engines": len(watcher.violations),
-               "watcher_polls": watcher.polls}  # fmt: skip
+    summary = {
+        "seed": args.seed, "io_timeout": args.io_timeout, "faults": len(timeline) - 1,
+        "by_fault": dict(Counter(str(e["fault"]) for e in timeline[1:])), "missed_bounds": missed,
+        "unexpected_restarts": restarted, "second_engines": len(watcher.violations), "watcher_polls": watcher.polls,
+        "minutes": round((time.monotonic() - start) / 60, 1), "leftovers": cluster.leftovers(),
+    }  # fmt: skip
     print(json.dumps(summary))
     out = Path(args.json) if args.json else RESULTS_DIR / f"chaos_lab-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "timeline": timeline, "violations": watcher.violations}, indent=1))
-    return 2 if missed or watcher.violations else 0
+    return 2 if missed or restarted or watcher.violations else 0
 
 
 if __name__ == "__main__":

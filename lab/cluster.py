@@ -14,15 +14,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hectl.lease import host_dead_seconds
 from lab import appliance as lab_appliance
 from lab import libvirtd as lab_libvirtd
 from lab import sanlock as lab_sanlock
@@ -102,6 +105,16 @@ class Host:
         res = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, timeout=30)
         return [int(p) for p in res.stdout.split()]
 
+    def sees_dead(self, other: int) -> float:
+        """Seconds for which this host's sanlock has seen no renewal of ``other``'s host id (0.0 if unknown)."""
+        out = self.daemon.client("host_status", "-s", "hectl", "-D").stdout if self.up else ""
+        blocks = re.split(r"^(?=\d+ timestamp)", out, flags=re.M)
+        block = next((b for b in blocks if b.startswith(f"{other} timestamp")), "")
+        fields = dict(re.findall(r"^\s+(\w+)=(\d+)$", block, flags=re.M))
+        if "last_check" not in fields or "last_live" not in fields:
+            return 0.0
+        return float(int(fields["last_check"]) - int(fields["last_live"]))
+
     def lease_held(self) -> bool:
         """sanlock on this host holds the engine lease (a resource line not still being acquired)."""
         if not self.up:
@@ -168,9 +181,7 @@ class Cluster:
     def __init__(self, n: int = 3, io_timeout: int = 2, stallable: bool = False) -> None:
         self.base = workdir("hectl-cluster-")
         self.io_timeout = io_timeout
-        self.mount = (
-            stallfs.FuseMount(self.base / "backing", self.base / "mnt", self.base / "control") if stallable else None
-        )
+        self.mount = stallfs.FuseMount(self.base / "backing", self.base / "mnt", self.base / "control") if stallable else None
         self.segment = Segment("hl", "203.0.113.")
         self.engine_ip = self.segment.address(10)
         self.vm_name = f"hectl-cl-{uuid.uuid4().hex[:8]}"
@@ -241,6 +252,54 @@ class Cluster:
     def healthy(self, via: Host) -> bool:
         res = via.hectl("check-liveliness", "--url", self.health_url, "--timeout", "2", timeout=30)
         return res.returncode == 0
+
+    def one_engine(self, via: Host) -> int:
+        """The host the engine runs on when exactly one holds the lease and the health page answers, else 0."""
+        holders = self.engine_hosts()
+        return holders[0] if len(holders) == 1 and self.healthy(via) else 0
+
+    def failover(self, dead: Host, limit: float, say: Callable[[float, str], None] = lambda t, s: None) -> dict[str, float]:
+        """Power loss of ``dead`` and what follows, by phase, in seconds from the power loss: the survivors'
+        vm-status shows it not live (``peers_see_stale``); a survivor's sanlock has seen no renewal for
+        host_dead_seconds, so the lease is free to take (``lease_free``); a QEMU of the engine starts on a
+        survivor, paused while libvirt waits for the lease (``vm_started``); a survivor's sanlock holds the lease
+        (``lease_taken``); the health page is green (``healthy``). ``say(t, text)`` hears each event as it
+        happens, including every change of a survivor's agent state. TimeoutError after ``limit`` seconds."""
+        survivors = [h for h in self.hosts if h.up and h is not dead]
+        dead_after = host_dead_seconds(self.io_timeout)
+        phases: dict[str, float] = {}
+        states: dict[int, str] = {}
+
+        def phase(name: str, t: float, text: str) -> None:
+            if name not in phases:
+                phases[name] = t
+                say(t, text)
+
+        dead.power_loss()
+        t0 = time.monotonic()
+        while "healthy" not in phases:
+            t = time.monotonic() - t0
+            if t > limit:
+                raise TimeoutError(f"no failover within {limit:g} s: {phases}")
+            for h in survivors:
+                rows = {r["host_id"]: r for r in h.status()["hosts"]}
+                if not rows[dead.id]["live"]:
+                    phase("peers_see_stale", t, f"host {h.id}'s vm-status shows host {dead.id} not live (stale)")
+                if rows[h.id]["state"] != states.get(h.id):
+                    states[h.id] = rows[h.id]["state"]
+                    say(t, f"host {h.id}'s agent: {rows[h.id]['state']} (score {rows[h.id]['score']})")
+                silent = h.sees_dead(dead.id)
+                if silent >= dead_after:
+                    phase("lease_free", t, f"sanlock on host {h.id}: no renewal of host {dead.id} for {silent:.0f} s"
+                          f" (host_dead_seconds {dead_after:.0f}): its leases are free")  # fmt: skip
+                if h.engine_pids():
+                    phase("vm_started", t, f"QEMU of the engine started on host {h.id}, paused until the lease is held")
+                if h.lease_held():
+                    phase("lease_taken", t, f"sanlock on host {h.id} holds the engine lease: the guest runs")
+            if "lease_taken" in phases and self.healthy(survivors[0]):
+                phase("healthy", time.monotonic() - t0, f"the engine's health page is green ({self.health_url})")
+            time.sleep(0.2)
+        return phases
 
     def stall_storage(self, stalled: bool) -> None:
         """Storage stall: every I/O on the shared domain, by every host, waits until the stall is lifted."""

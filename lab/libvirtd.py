@@ -123,9 +123,17 @@ class Libvirtd:
             conn.close()
 
     def start(self, timeout: float = 90.0) -> None:
-        """Start virtlogd and libvirtd; return once libvirt answers (the first start on a machine probes QEMU, ~8 s)."""
-        self.base = base = lab_sanlock.shared_dir("hectl-libvirtd-")
-        self._write_config(base)
+        """Start virtlogd and libvirtd; return once libvirt answers (the first start on a machine probes QEMU, ~8 s).
+
+        Started again after its processes were killed (a host's power loss), it keeps its configuration, defined
+        domains and logs, and so its URI, and starts with an empty /run/libvirt, as a rebooted host does."""
+        if self.base is None:
+            self.base = lab_sanlock.shared_dir("hectl-libvirtd-")
+            self._write_config(self.base)
+        else:
+            shutil.rmtree(self.base / "run")
+            (self.base / "run").mkdir(mode=0o755)
+        base = self.base
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         for target in (*MOUNTS.values(), "/var/cache/libvirt"):
             os.makedirs(target, exist_ok=True)  # mount points; only mounted over inside the namespace
@@ -250,6 +258,7 @@ def _kvm_node(base: Path) -> str:
     if real.st_gid == kvm_gid and real.st_mode & 0o060 == 0o060:
         return ""
     node = base / "kvm"
+    node.unlink(missing_ok=True)  # from the start before a power loss
     os.mknod(node, stat.S_IFCHR | 0o660, real.st_rdev)
     os.chown(node, 0, kvm_gid)
     node.chmod(0o660)

@@ -1,5 +1,13 @@
 """hectl demo on the embedded default backend (localfs).
 
+The main demo (the default) is the real thing: three hosts in the lab (lab/cluster.py: network namespaces, each
+with its own sanlock daemon, libvirtd and ``hectl ha run``), built with ``hectl deploy`` and ``deploy --join``;
+the engine (the test appliance under QEMU, TCG) runs under its sanlock lease; the demo cuts the power of the
+engine's host, narrates the failover as it happens (who saw what, when the lease came free, when the engine was
+healthy again) and ends with the timings, each next to its floor.
+
+``--short`` is the quick look, in three parts:
+
 1. Creates a storage domain in a local directory, publishes the records of three
    hosts through hectl's public Python API, and drives the real ``hectl`` CLI:
    vm-status before, during and after global maintenance.
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hectl.context import AppContext
+from hectl.lease import host_dead_seconds
 from hectl.storage.domain import init_domain
 from hectl.storage.records import EngineStatus, HostRecord, host_details
 from hectl.vm import liveliness
@@ -50,9 +59,89 @@ def sh(*args: str, env: dict[str, str]) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dir", default=os.environ.get("HECTL_DEMO_DIR", "/tmp/hectl-demo"), help="work directory (wiped)")
-    base = Path(parser.parse_args().dir)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="the quick look (parts 1-3) instead of the failover")
+    parser.add_argument("--io-timeout", type=int, default=2, help="the lab's sanlock io_timeout (default 2; hectl's own: 10)")
+    demo_dir = os.environ.get("HECTL_DEMO_DIR", "/tmp/hectl-demo")
+    parser.add_argument("--dir", default=demo_dir, help="--short: work directory (wiped)")
+    args = parser.parse_args()
+    return short(Path(args.dir)) if args.short else failover(args.io_timeout)
+
+
+def failover(io_timeout: int) -> int:
+    """Three hosts deployed in the lab; the engine's host loses power; the failover, narrated and timed."""
+    from lab import cluster as lab_cluster
+
+    reason = lab_cluster.missing()
+    if reason:
+        print(f"== cannot build the lab here: {reason}")
+        return 1
+    began = time.monotonic()
+    dead_after = host_dead_seconds(io_timeout)
+    cluster = lab_cluster.Cluster(3, io_timeout=io_timeout)
+    watcher = lab_cluster.NeverTwo(cluster)
+    print(f"== hectl demo: three hosts in the lab, shared storage localfs, sanlock io_timeout {io_timeout} s "
+          f"(host_dead_seconds {dead_after:.0f} s)")  # fmt: skip
+    try:
+        cluster.start()
+        net = cluster.segment
+        print(f"== hosts 1-3: network namespaces {net.netns(1)}..{net.netns(3)} on {net.address(0)}/28 (TEST-NET-3),"
+              f" each with its own sanlock daemon and libvirtd ({cluster.timings['hosts_start_s']:.1f} s)")  # fmt: skip
+        print("== host 1: hectl deploy --answers ... (storage domain, leases, engine image, lockspace, engine VM);"
+              " hosts 2 and 3: hectl deploy --join")  # fmt: skip
+        cluster.deploy()
+        t = cluster.timings
+        print(f"== deployed: host 1 in {t['deploy_s']:.1f} s (engine running, healthy), host 2 joined in "
+              f"{t['join_2_s']:.1f} s, host 3 in {t['join_3_s']:.1f} s")  # fmt: skip
+        watcher.start()
+        cluster.start_agents()
+        h2 = cluster.hosts[1]
+        if not wait("all three hosts live", lambda: all(r["live"] for r in h2.status()["hosts"]), 60 + 10 * io_timeout):
+            return 1
+        if not wait("one healthy engine", lambda: cluster.one_engine(h2) == 1, 120):
+            return 1
+        print(f"== agents running on the three hosts; the engine runs on host 1 at {cluster.engine_ip}")
+        show(h2, "vm-status")
+        dead = cluster.hosts[0]
+        print("\n== power loss of host 1: every process of the host SIGKILLed at once (agent, sanlock, libvirtd, QEMU);"
+              "\n   the never-two-engines watcher reads every host's QEMU processes and sanlock state throughout")  # fmt: skip
+        phases = cluster.failover(dead, dead_after + 180, lambda t, text: print(f"   +{t:5.1f} s  {text}", flush=True))
+        winner = cluster.one_engine(h2) or cluster.engine_hosts()[0]
+        print(f"== the engine runs again, on host {winner}")
+        show(cluster.hosts[winner - 1], "vm-status")
+        floors = {
+            "peers_see_stale": ("the survivors see host 1 stale", "liveness window 8 s"),
+            "lease_free": ("sanlock: host 1's leases free", f"host_dead_seconds {dead_after:.0f} s"),
+            "vm_started": ("QEMU started on the new host", "(paused until the lease is held)"),
+            "lease_taken": ("the engine lease taken", f"host_dead_seconds {dead_after:.0f} s"),
+            "healthy": ("the engine's health page green", f"host_dead_seconds {dead_after:.0f} s + the guest's boot"),
+        }
+        print("\n== failover timings, seconds from the power loss:")
+        for key, (what, floor) in floors.items():
+            print(f"   {what:<34} {phases.get(key, float('nan')):6.1f} s   floor: {floor}")
+        ok = not watcher.violations and watcher.polls > 0
+        print(f"== never two engines: {watcher.polls} polls of every host, {len(watcher.violations)} intervals with two")
+        print(f"== demo {'finished' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s")
+        return 0 if ok else 1
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"== demo FAILED: {exc}")
+        return 1
+    finally:
+        with no_interrupts():
+            watcher.stop.set()
+            watcher.join(10)
+            cluster.close()
+
+
+def show(host: Any, *args: str) -> None:
+    """``hectl ARGS`` on a lab host, echoed with its output."""
+    print(f"\n$ hectl {shlex.join(args)}        # on host {host.id}", flush=True)
+    res = host.hectl(*args)
+    print(res.stdout + res.stderr, end="", flush=True)
+
+
+def short(base: Path) -> int:
+    """Parts 1-3: records and maintenance, three agents and a power loss, one host with the engine VM."""
     began = time.monotonic()
     shutil.rmtree(base, ignore_errors=True)
     (base / "domain").mkdir(parents=True)

@@ -37,16 +37,10 @@ def lab() -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
     assert cluster.leftovers() == []
 
 
-def one_engine(cluster: lab_cluster.Cluster, via: lab_cluster.Host) -> int:
-    """The host the engine runs on when exactly one holds the lease and the health page answers, else 0."""
-    holders = cluster.engine_hosts()
-    return holders[0] if len(holders) == 1 and cluster.healthy(via) else 0
-
-
 def engine_host(cluster: lab_cluster.Cluster) -> lab_cluster.Host:
     """The live host that runs the (healthy) engine, once there is exactly one."""
     via = next(h for h in cluster.hosts if h.up)
-    _, winner = wait_until(lambda: one_engine(cluster, via), 180, "one healthy engine")
+    _, winner = wait_until(lambda: cluster.one_engine(via), 180, "one healthy engine")
     return cluster.hosts[winner - 1]
 
 
@@ -99,7 +93,7 @@ def test_local_maintenance_moves_the_engine_and_none_does_not_move_it_back(
     t0 = time.monotonic()
     assert old.hectl("set-maintenance", "--mode", "local", "--reason", "patching").returncode == 0
     via = next(h for h in cluster.hosts if h.up and h is not old)
-    took, new = wait_until(lambda: (w := one_engine(cluster, via)) != old.id and w, 240, "the engine moved")
+    took, new = wait_until(lambda: (w := cluster.one_engine(via)) != old.id and w, 240, "the engine moved")
     print(f"\nlocal maintenance of host {old.id} -> engine healthy on host {new}: {took:.1f} s (cold move)")
     assert old.hectl("set-maintenance", "--mode", "none").returncode == 0
     stays(cluster, cluster.hosts[new - 1], 8 * 2)
@@ -112,7 +106,7 @@ def test_gateway_loss_on_the_engine_host_moves_the_engine(lab: tuple[lab_cluster
     via = next(h for h in cluster.hosts if h.up and h is not old)
     old.gateway(reachable=False)
     try:
-        took, new = wait_until(lambda: (w := one_engine(cluster, via)) != old.id and w, 240, "the engine moved")
+        took, new = wait_until(lambda: (w := cluster.one_engine(via)) != old.id and w, 240, "the engine moved")
     finally:
         old.gateway(reachable=True)
     print(f"\ngateway loss on host {old.id} -> engine healthy on host {new}: {took:.1f} s")
@@ -126,7 +120,7 @@ def test_a_network_cut_of_the_engine_host_moves_the_engine(lab: tuple[lab_cluste
     via = next(h for h in cluster.hosts if h.up and h is not old)
     old.cut(True)
     try:
-        took, new = wait_until(lambda: (w := one_engine(cluster, via)) != old.id and w, 240, "the engine moved")
+        took, new = wait_until(lambda: (w := cluster.one_engine(via)) != old.id and w, 240, "the engine moved")
     finally:
         old.cut(False)
     print(f"\nnetwork cut of host {old.id} -> engine healthy on host {new}: {took:.1f} s")
@@ -141,7 +135,7 @@ def test_a_hung_engine_is_restarted_after_the_bad_health_timeout(lab: tuple[lab_
     host.hang_engine()
     try:
         took, _ = wait_until(
-            lambda: one_engine(cluster, via) and not any(p in frozen for h in cluster.hosts for p in h.engine_pids()),
+            lambda: cluster.one_engine(via) and not any(p in frozen for h in cluster.hosts for p in h.engine_pids()),
             300, "a new engine healthy",
         )  # fmt: skip
     except AssertionError:
@@ -186,7 +180,7 @@ def test_a_storage_stall_longer_than_the_lease_budget_stops_the_engine_and_it_co
         cluster.stall_storage(False)
     wait_until(lambda: not any(p in pids for p in host.engine_pids()), 30, "the old engine gone")
     via = next(h for h in cluster.hosts if h.up)
-    took, winner = wait_until(lambda: one_engine(cluster, via), 180, "one healthy engine again")
+    took, winner = wait_until(lambda: cluster.one_engine(via), 180, "one healthy engine again")
     print(f"\nstorage stall of {budget + 10:.0f} s (budget {budget:.0f} s) -> engine healthy on host {winner} {took:.1f} s after")
     assert watcher.violations == []
 
@@ -210,7 +204,7 @@ def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster
     via = next(h for h in cluster.hosts if h.up and h is not dead)
     dead.power_loss()
     limit = host_dead_seconds(cluster.io_timeout)
-    took, winner = wait_until(lambda: one_engine(cluster, via), limit + 120, "failover")
+    took, winner = wait_until(lambda: cluster.one_engine(via), limit + 120, "failover")
     print(f"\npower loss of host {dead.id} -> engine healthy on host {winner}: {took:.1f} s (host_dead_seconds {limit:.0f})")
     assert winner != dead.id and took >= limit - 2 * cluster.io_timeout  # nothing could start before the lease expired
     assert watcher.violations == [] and watcher.polls > 100
@@ -224,6 +218,11 @@ def test_the_host_that_died_comes_back_without_fail_back(lab: tuple[lab_cluster.
     back.start_agent()
     wait_until(lambda: all(r["live"] for r in back.status()["hosts"]), 120, "the host is back and live")
     stays(cluster, current, 8 * 2)
+
+    def ready() -> bool:  # a host that could take the engine: its libvirt answers, it has joined, and it waits
+        return next(r for r in back.status()["hosts"] if r["host_id"] == back.id)["state"] == "EngineDown"
+
+    wait_until(ready, host_dead_seconds(cluster.io_timeout) + 60, "the host back in EngineDown")
 
 
 def test_the_watcher_catches_a_second_engine_started_without_the_lease(
