@@ -6,7 +6,11 @@ bridge ``br0`` that its VMs join), with its own sanlock daemon, libvirtd (inside
 sanlock lock driver), configuration, state and ``hectl ha run``. The engine is the test appliance with a fixed
 address on the segment (``hectl.ip=``), so its health page answers from every host, wherever it runs. The
 shared storage is a local directory (localfs), with ``stallable`` one seen through a FUSE layer whose I/O can be
-frozen (lab/stallfs.py: the storage stall fault). ``close`` leaves nothing: processes, mounts, namespaces, files.
+frozen (lab/stallfs.py: the storage stall fault); or (``storage="glusterfs"``) a replica-3 Gluster volume the
+hosts serve themselves, as in the seeds: a glusterd in each host's network namespace with one brick each, and
+each host's own FUSE client, in its network namespace (a cut link cuts its storage too) but in the machine's
+mount namespace, under a shared mount, so that the host's hectl, agent and libvirtd all see it. ``close`` leaves
+nothing: processes, mounts, namespaces, files.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hectl.backends.glusterfs.backend import mounted
 from hectl.lease import host_dead_seconds
 from lab import appliance as lab_appliance
+from lab import gluster as lab_gluster
 from lab import libvirtd as lab_libvirtd
 from lab import sanlock as lab_sanlock
 from lab import stallfs
@@ -36,8 +42,9 @@ REPO = Path(__file__).resolve().parent.parent
 HECTL = str(REPO / ".venv" / "bin" / "hectl")
 
 
-def missing(stallable: bool = False) -> str:
+def missing(stallable: bool = False, storage: str = "localfs") -> str:
     found = lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+    found = found or (lab_gluster.missing(pool=True) if storage == "glusterfs" else "")
     return found or ((stallfs.missing_requirements() or "") if stallable else "")
 
 
@@ -56,6 +63,9 @@ class Host:
         self.log = cluster.base / f"agent{n}.log"
         self.agent: subprocess.Popen[str] | None = None
         self.up = False
+        gluster = cluster.storage == "glusterfs"
+        self.glusterd = lab_gluster.Glusterd(cluster.base / f"gluster{n}", self.netns, self.address) if gluster else None
+        self.mount_base = cluster.base / f"mnt{n}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -63,9 +73,36 @@ class Host:
         return dict(env, HECTL_CONFIG=str(self.config), **self.daemon.env)
 
     def start(self) -> None:
+        """Power on: sanlock, glusterd (which starts its brick again), libvirtd, and the storage mounted again."""
         self.daemon.start()
+        if self.glusterd is not None:
+            for pid in self.glusterd.service_pids():  # a brick killed by a power loss: gone from /proc first, or
+                deadline = time.monotonic() + 20  # glusterd takes its zombie for a running brick
+                while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            self.glusterd.start()
         self.libvirtd.start()
         self.up = True
+        if self.cluster.volume is not None:
+            self.mount_volume()
+
+    @property
+    def volume_root(self) -> Path:
+        """Where hectl's glusterfs backend finds the volume on this host (``<mount_base>/<server>:<volume>``)."""
+        return self.mount_base / f"{self.cluster.hosts[0].address}:{self.cluster.VOLUME}"
+
+    def mount_volume(self, timeout: float = 60) -> None:
+        """The host's FUSE client of the volume, in its network namespace; a stale mount (its client killed by a
+        power loss) is dropped first."""
+        root = self.volume_root
+        if mounted(str(root)):
+            subprocess.run(["umount", "-l", str(root)], capture_output=True, timeout=30)
+        root.mkdir(parents=True, exist_ok=True)
+        servers = [f"--volfile-server={h.address}" for h in self.cluster.hosts]
+        log = self.cluster.base / f"fuse{self.id}.log"
+        argv = ["glusterfs", *servers, f"--volfile-id={self.cluster.VOLUME}", "--process-name", "fuse", f"--log-file={log}"]
+        subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}", *argv, str(root)], check=True, timeout=timeout)
+        lab_gluster.wait_usable(root, timeout)
 
     def hectl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """hectl on this host: in its network namespace, with its configuration and sanlock daemon."""
@@ -163,6 +200,8 @@ class Host:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.hang_libvirtd(False)
+        if self.glusterd is not None:
+            subprocess.run(["umount", "-l", str(self.volume_root)], capture_output=True, timeout=30)
         if self.agent is not None and self.agent.poll() is None:
             self.agent.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -170,6 +209,8 @@ class Host:
         with contextlib.suppress(Exception):
             self.libvirtd.stop()
         self.daemon.stop()
+        if self.glusterd is not None:
+            self.glusterd.stop()
         for pid in self.netns_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -178,9 +219,15 @@ class Host:
 class Cluster:
     """``n`` hosts; ``deploy()`` makes them a hectl cluster with the engine running on host 1."""
 
-    def __init__(self, n: int = 3, io_timeout: int = 2, stallable: bool = False) -> None:
+    VOLUME = "engine"
+
+    def __init__(self, n: int = 3, io_timeout: int = 2, stallable: bool = False, storage: str = "localfs") -> None:
+        if storage not in ("localfs", "glusterfs") or (stallable and storage != "localfs"):
+            raise ValueError(f"storage {storage!r}, stallable {stallable}: localfs (stallable or not) or glusterfs")
         self.base = workdir("hectl-cluster-")
         self.io_timeout = io_timeout
+        self.storage = storage
+        self.volume: lab_gluster.Volume | None = None
         self.mount = stallfs.FuseMount(self.base / "backing", self.base / "mnt", self.base / "control") if stallable else None
         self.segment = Segment("hl", "203.0.113.")
         self.engine_ip = self.segment.address(10)
@@ -199,21 +246,46 @@ class Cluster:
         if self.mount is not None:
             self.mount.start()
             self.mount.mountpoint.chmod(0o755)
+        if self.storage == "glusterfs":  # mounts made under it later reach the namespaces of libvirtd and hectl
+            subprocess.run(["mount", "--bind", str(self.base), str(self.base)], check=True, timeout=30)
+            subprocess.run(["mount", "--make-shared", str(self.base)], check=True, timeout=30)
         self.segment.up(len(self.hosts), bridge=True)
         for h in self.hosts:
             h.start()
+        if self.storage == "glusterfs":
+            t1 = time.monotonic()
+            self.serve_volume()
+            self.timings["volume_s"] = time.monotonic() - t1
         self.timings["hosts_start_s"] = time.monotonic() - t0
+
+    def serve_volume(self) -> None:
+        """The hosts' glusterds peered into one pool, the replica-3 volume (a brick on each), mounted on each."""
+        glusterds = [h.glusterd for h in self.hosts if h.glusterd is not None]
+        first = glusterds[0]
+        for g in glusterds[1:]:
+            first.cli("peer", "probe", g.host)
+        deadline = time.monotonic() + 60
+        while first.cli("pool", "list").stdout.count("Connected") < len(glusterds):
+            if time.monotonic() > deadline:
+                raise lab_gluster.GlusterError(f"the pool did not connect: {first.cli('pool', 'list').stdout}")
+            time.sleep(0.2)
+        volume = lab_gluster.Volume(first, self.VOLUME, glusterds)
+        volume.create(virt=True, owner=(0, 0), ping_timeout=10)
+        self.volume = volume
+        for h in self.hosts:
+            h.mount_volume()
 
     def deploy(self, ha: str = "loop = 2\nhistory = 6\nbad_health = 20\nstop = 10\n") -> None:
         """``hectl deploy`` on host 1 (engine running and healthy), ``--join`` on the others."""
         appliance = lab_appliance.build()
         disk = self.base / "engine-data.raw"
         disk.write_bytes(b"\0" * (1 << 20))
-        self.root.mkdir(mode=0o755)
+        if self.storage == "localfs":
+            self.root.mkdir(mode=0o755)
         first = self.hosts[0]
         answers = self.base / "answers.ini"
         answers.write_text(
-            f"[host]\nid = 1\nhostname = host1.lab\n[storage]\ntype = localfs\npath = {self.root}\ntimeout = 5\n"
+            f"[host]\nid = 1\nhostname = host1.lab\n[storage]\n{self.storage_section(first)}timeout = 5\n"
             f"[paths]\nstate_dir = {first.state}\n[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
             f"[monitors]\nnetwork_test = ping\ngateway = {self.segment.here}\nprobes = 2\nprobe_timeout = 0.5\n"
             f"[engine]\nfqdn = engine.lab\nhealth_url = {self.health_url}\nhealth_timeout = 2\n"
@@ -230,7 +302,7 @@ class Cluster:
         for h in self.hosts[1:]:
             t0 = time.monotonic()
             res = h.hectl(
-                "deploy", "--join", "--storage-type", "localfs", "--storage-option", f"path={self.root}", "--host-id", str(h.id),
+                "deploy", "--join", *self.storage_args(h), "--host-id", str(h.id),
                 "--host-hostname", f"host{h.id}.lab", "--paths-state-dir", str(h.state), "--vm-uri", h.libvirtd.uri,
                 "--vm-accelerator", "tcg", "--vm-start-timeout", "120", "--monitors-network-test", "ping",
                 "--monitors-gateway", self.segment.here, "--monitors-probes", "2", "--monitors-probe-timeout", "0.5",
@@ -239,6 +311,22 @@ class Cluster:
             if res.returncode != 0:
                 raise RuntimeError(f"deploy --join on host {h.id} failed: {res.stderr.strip()[-2000:]}")
             self.timings[f"join_{h.id}_s"] = time.monotonic() - t0
+
+    def storage_section(self, host: Host) -> str:
+        """The [storage] keys of ``host``'s configuration."""
+        return "".join(f"{k} = {v}\n" for k, v in self.storage_keys(host).items())
+
+    def storage_args(self, host: Host) -> list[str]:
+        """The same as ``deploy --join`` options."""
+        keys = self.storage_keys(host)
+        return ["--storage-type", keys.pop("type"), *(a for k, v in keys.items() for a in ("--storage-option", f"{k}={v}"))]
+
+    def storage_keys(self, host: Host) -> dict[str, str]:
+        if self.storage == "localfs":
+            return {"type": "localfs", "path": str(self.root)}
+        others = " ".join(h.address for h in self.hosts[1:])
+        connection = f"{self.hosts[0].address}:/{self.VOLUME}"
+        return {"type": "glusterfs", "connection": connection, "backup_servers": others, "mount_base": str(host.mount_base)}
 
     def start_agents(self) -> None:
         for h in self.hosts:
@@ -303,9 +391,14 @@ class Cluster:
 
     def stall_storage(self, stalled: bool) -> None:
         """Storage stall: every I/O on the shared domain, by every host, waits until the stall is lifted."""
-        if self.mount is None:
+        if self.volume is not None:  # every brick stopped (SIGSTOP): the FUSE clients wait, up to ping-timeout
+            for pid in self.volume.brick_pids():
+                if pid > 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGSTOP if stalled else signal.SIGCONT)
+        elif self.mount is None:
             raise RuntimeError("this lab's domain cannot stall: build it with stallable=True")
-        if stalled:
+        elif stalled:
             self.mount.stall()
         else:
             self.mount.release()
@@ -317,11 +410,16 @@ class Cluster:
             h.close()
         if self.mount is not None:
             self.mount.stop()
+        if self.storage == "glusterfs":
+            subprocess.run(["umount", "-l", str(self.base)], capture_output=True, timeout=30)
         self.segment.down()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         left = self.segment.leftovers()
+        glusterds = [h.glusterd for h in self.hosts if h.glusterd is not None]
+        left += [f"glusterd {g.pid}" for g in glusterds if g.pid and lab_sanlock.alive(g.pid)]
+        left += [f"mount {h.volume_root}" for h in self.hosts if h.glusterd and mounted(str(h.volume_root))]
         left += [f"mount {self.mount.mountpoint}"] if self.mount and stallfs.mounted(self.mount.mountpoint) else []
         left += [f"sanlock {h.daemon.pid}" for h in self.hosts if h.daemon.pid and lab_sanlock.alive(h.daemon.pid)]
         return left + ([f"dir {self.base}"] if self.base.exists() else [])

@@ -68,7 +68,8 @@ class Glusterd:
             d.mkdir(parents=True, exist_ok=True)
         lib.mkdir(exist_ok=True)
         for sub in ("groups", "hooks"):
-            shutil.copytree(f"/var/lib/glusterd/{sub}", lib / sub, symlinks=True, dirs_exist_ok=True)
+            if not (lib / sub).exists():  # started again (a lab host powered on): its state is kept
+                shutil.copytree(f"/var/lib/glusterd/{sub}", lib / sub, symlinks=True)
         script = (
             'mount --bind "$1" /var/lib/glusterd && mount --bind "$2" /run && mount --bind "$3" /var/log/glusterfs'
             ' && exec glusterd -N -l "$3/glusterd.log"'

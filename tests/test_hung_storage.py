@@ -19,13 +19,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab import stallfs
 import pytest
 from conftest import HECTL, Domain, run_hectl, write_config
 
 from hectl.errors import ExitCode, StorageTimeout
 from hectl.storage import directio, records
 from hectl.storage.domain import init_domain
+from lab import stallfs
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,6 @@
 """The three-host lab (lab/cluster.py), built with hectl deploy and deploy --join, under faults, with the
-never-two-engines watcher running throughout."""
+never-two-engines watcher running throughout: every test on localfs, then on a Gluster volume served by the
+hosts themselves (a storage stall there: every brick stopped)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,21 @@ from tests.virt.vmlab import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
-    reason = lab_cluster.missing(stallable=True)
+@pytest.fixture(scope="module", params=["localfs", "glusterfs"])
+def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
+    """The lab on localfs (through the stallable FUSE layer), then on a Gluster volume served by its hosts."""
+    storage = request.param
+    reason = lab_cluster.missing(stallable=storage == "localfs", storage=storage)
     if reason:
         pytest.skip(reason)
-    cluster = lab_cluster.Cluster(3, stallable=True)
+    cluster = lab_cluster.Cluster(3, stallable=storage == "localfs", storage=storage)
     watcher = lab_cluster.NeverTwo(cluster)
     try:
         cluster.start()
         cluster.deploy()
         watcher.start()
         cluster.start_agents()
-        print(f"\nlab: {', '.join(f'{k} {v:.1f}' for k, v in cluster.timings.items())}")
+        print(f"\nlab ({storage}): {', '.join(f'{k} {v:.1f}' for k, v in cluster.timings.items())}")
         yield cluster, watcher
     finally:
         watcher.stop.set()

@@ -19,11 +19,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lab import stallfs
 import pytest
 from conftest import HECTL, Domain, make_domain, write_config
 
 from hectl.ha import sdnotify
+from lab import stallfs
 
 pytestmark = pytest.mark.integration
 
