@@ -5,7 +5,7 @@ planned move (local maintenance of the engine's host), measured in the same run.
 
 Run it as root with the project's venv interpreter:
 
-    /work/main/.venv/bin/python bench/bench_failover.py [--io-timeout 10 --io-timeout 2] [--json PATH]
+    /work/main/.venv/bin/python bench/bench_failover.py [--io-timeout 10 --io-timeout 2] [--storage glusterfs] [--json PATH]
 
 For each io_timeout a fresh lab is deployed (hectl deploy + deploy --join, agents running, loop 2 s), then:
 the planned move (``set-maintenance --mode local`` on the engine host until the engine is healthy elsewhere,
@@ -52,10 +52,10 @@ def engine_on(cluster: lab_cluster.Cluster) -> lab_cluster.Host | None:
     return cluster.hosts[holders[0] - 1] if len(holders) == 1 else None
 
 
-def run_one(io_timeout: int) -> dict[str, Any]:
-    cluster = lab_cluster.Cluster(3, io_timeout=io_timeout)
+def run_one(io_timeout: int, storage: str) -> dict[str, Any]:
+    cluster = lab_cluster.Cluster(3, io_timeout=io_timeout, storage=storage)
     watcher = lab_cluster.NeverTwo(cluster)
-    result: dict[str, Any] = {"io_timeout": io_timeout, "host_dead_seconds": host_dead_seconds(io_timeout)}
+    result: dict[str, Any] = {"io_timeout": io_timeout, "storage": storage, "host_dead_seconds": host_dead_seconds(io_timeout)}
     try:
         cluster.start()
         cluster.deploy()
@@ -89,13 +89,14 @@ def run_one(io_timeout: int) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--io-timeout", type=int, action="append", help="sanlock io_timeout (repeatable; default 10 and 2)")
+    ap.add_argument("--storage", choices=("localfs", "glusterfs"), default="localfs", help="the lab's shared storage")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    reason = lab_cluster.missing()
+    reason = lab_cluster.missing(storage=args.storage)
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    results = [run_one(io) for io in args.io_timeout or [10, 2]]
+    results = [run_one(io, args.storage) for io in args.io_timeout or [10, 2]]
     print(f"{'io_timeout':>10} {'dead_s':>7} {'planned':>8} {'stale':>7} {'free':>7} {'vm':>7} {'lease':>7} {'healthy':>8}")
     for r in results:
         f = r["failover_s"]

@@ -4,16 +4,17 @@ throughout, and after every fault an "engine healthy again within the bound" che
 
 Run it as root with the project's venv interpreter:
 
-    /work/main/.venv/bin/python bench/chaos_lab.py [--count 100 | --minutes 30] [--seed N] [--json PATH]
+    /work/main/.venv/bin/python bench/chaos_lab.py [--count 100 | --minutes 30] [--seed N] [--storage glusterfs] [--json PATH]
 
 Each round picks a fault from FAULTS and a host (the engine's host twice as often as another), injects it,
 waits for one healthy engine (away from the host when the fault moves the engine), heals what stays broken
 (the host powered on again, the link or gateway back, maintenance cleared, ...) and waits for one healthy
-engine again. A fault that must not move the engine (agent restart, a short storage stall, a libvirtd hang, any
-fault on another host) is also checked for an engine restart. The domain is stallable (lab/stallfs.py), so
-storage stalls shorter and longer than sanlock's renewal budget are among the faults. The run prints a timeline
-(seconds since the start: what happened, where the engine went) and a summary, and writes both as JSON; exit
-status 2 on a second engine, a missed bound or an engine restart that should not have happened.
+engine again. A fault that must not move the engine (agent restart, a short storage stall, a libvirtd hang,
+any fault on another host) is also checked for an engine restart. The domain can stall (localfs through
+lab/stallfs.py; on Gluster every brick stopped), so storage stalls shorter and longer than sanlock's renewal
+budget are among the faults. The run prints a timeline (seconds since the start: what happened, where the
+engine went) and a summary, and writes both as JSON; exit status 2 on a second engine, a missed bound or an
+engine restart that should not have happened.
 """
 
 from __future__ import annotations
@@ -120,14 +121,16 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, help="run this long instead of --count faults")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--io-timeout", type=int, default=2)
+    ap.add_argument("--storage", choices=("localfs", "glusterfs"), default="localfs", help="the lab's shared storage")
     ap.add_argument("--json", help="write the timeline here")
     args = ap.parse_args()
-    reason = lab_cluster.missing(stallable=True)
+    stallable = args.storage == "localfs"
+    reason = lab_cluster.missing(stallable=stallable, storage=args.storage)
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
-    cluster = lab_cluster.Cluster(3, io_timeout=args.io_timeout, stallable=True)
+    cluster = lab_cluster.Cluster(3, io_timeout=args.io_timeout, stallable=stallable, storage=args.storage)
     watcher = lab_cluster.NeverTwo(cluster)
     timeline: list[dict[str, object]] = []
     start = time.monotonic()
@@ -173,7 +176,7 @@ def main() -> int:
         watcher.join(10)
         cluster.close()
     summary = {
-        "seed": args.seed, "io_timeout": args.io_timeout, "faults": len(timeline) - 1,
+        "seed": args.seed, "storage": args.storage, "io_timeout": args.io_timeout, "faults": len(timeline) - 1,
         "by_fault": dict(Counter(str(e["fault"]) for e in timeline[1:])), "missed_bounds": missed,
         "unexpected_restarts": restarted, "second_engines": len(watcher.violations), "watcher_polls": watcher.polls,
         "minutes": round((time.monotonic() - start) / 60, 1), "leftovers": cluster.leftovers(),
