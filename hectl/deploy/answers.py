@@ -78,33 +78,31 @@ def _hostname(text: str) -> str:
 
 
 # Deploy's own keys: (section, name) -> (parser, help, default, required, secret)
-_DEPLOY_KEYS: dict[tuple[str, str], tuple[Callable[[str], object], str, str, bool, bool]] = {
-    ("appliance", "image"): (
+_DEPLOY_KEYS: tuple[tuple[Key, Callable[[str], object]], ...] = (
+    (
+        Key(section="appliance", name="image", help="engine disk image to import (raw or qcow2; a backing file is refused)",
+            required=True),
         _image_file,
-        "engine disk image to import (raw or qcow2; a backing file is refused)",
-        "",
-        True,
-        False,
     ),
-    ("appliance", "kernel"): (_image_file, "kernel for direct boot of the engine (with initrd; optional)", "", False, False),
-    ("appliance", "initrd"): (_image_file, "initrd for direct boot (with kernel)", "", False, False),
-    ("cloud_init", "enabled"): (
+    (Key(section="appliance", name="kernel", help="kernel for direct boot of the engine (with initrd; optional)"), _image_file),
+    (Key(section="appliance", name="initrd", help="initrd for direct boot (with kernel)"), _image_file),
+    (
+        Key(section="cloud_init", name="enabled", help="build a NoCloud seed (hostname, root password, ssh key) for the engine",
+            default="no"),
         _yes_no,
-        "build a NoCloud seed (hostname, root password, ssh key) for the engine",
-        "no",
-        False,
-        False,
     ),
-    ("cloud_init", "hostname"): (_hostname, "the engine's hostname in the seed [default: engine.fqdn]", "", False, False),
-    ("cloud_init", "ssh_key"): (_ssh_key, "an OpenSSH public key for the engine's root", "", False, False),
-    ("cloud_init", "root_password"): (
+    (
+        Key(section="cloud_init", name="hostname", help="the engine's hostname in the seed [default: engine.fqdn]"),
+        _hostname,
+    ),
+    (Key(section="cloud_init", name="ssh_key", help="an OpenSSH public key for the engine's root"), _ssh_key),
+    (
+        Key(section="cloud_init", name="root_password", secret=True,
+            help="the engine's root password (from --cloud-init-root-password-file or a hidden prompt only)"),
         lambda text: text,
-        "the engine's root password (from --cloud-init-root-password-file or a hidden prompt only)",
-        "",
-        False,
-        True,
     ),
-}
+)  # fmt: skip
+_DEPLOY_PARSERS = {(k.section, k.name): parse for k, parse in _DEPLOY_KEYS}
 _SPEC_DEFAULTS = {"name": "HostedEngine", "memory_mib": "4096", "vcpus": "2", "network": "bridge", "graphics": "vnc"}
 _SPEC_HELP = {
     "name": "the engine VM's libvirt name",
@@ -144,7 +142,7 @@ def _config_keys() -> list[Key]:
 KEYS: tuple[Key, ...] = (
     *_config_keys(),
     *(Key(section="engine_vm", name=k, help=_SPEC_HELP[k], default=_SPEC_DEFAULTS.get(k, "")) for k in _SPEC_KEYS),
-    *(Key(section=s, name=n, help=h, default=d, required=r, secret=x) for (s, n), (_p, h, d, r, x) in _DEPLOY_KEYS.items()),
+    *(key for key, _ in _DEPLOY_KEYS),
 )
 BY_NAME = {(k.section, k.name): k for k in KEYS}
 
@@ -155,8 +153,8 @@ def parse(section: str, name: str, text: str) -> object:
         if name == "mac":
             return _unicast_mac(text)
         return vmspec.parse_value(name, text)
-    if (section, name) in _DEPLOY_KEYS:
-        return _DEPLOY_KEYS[section, name][0](text)
+    if (section, name) in _DEPLOY_PARSERS:
+        return _DEPLOY_PARSERS[section, name](text)
     return config_mod.parse_value(section, name, text)
 
 
