@@ -23,6 +23,18 @@ def host(value: str, key: str) -> str:
     raise ConfigError(f"[storage] {key}: {value!r} is not a host name or address")
 
 
+def connection(options: dict[str, str], kind: str, what: str) -> tuple[str, str]:
+    """``[storage] connection = server:/WHAT`` of a ``kind`` backend: the checked server, and WHAT (its path or
+    name, without the leading slash, for the backend to check)."""
+    text = options.get("connection", "")
+    if not text:
+        raise ConfigError(f"[storage] connection is required for type {kind} (server:/{what})")
+    server, sep, rest = text.rpartition(":/")
+    if not sep:
+        raise ConfigError(f"[storage] connection = {text!r}: expected server:/{what}")
+    return host(server, "connection"), rest
+
+
 def option_list(text: str, allowed: dict[str, str], key: str = "mount_options") -> tuple[tuple[str, str], ...]:
     """``NAME=VALUE,...`` where every NAME is in ``allowed`` and its VALUE fully matches the pattern given there."""
     out = []

@@ -12,6 +12,7 @@ import re
 
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
+from hectl.storage import values
 from hectl.storage.values import host, option_list
 
 _VOLUME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -36,15 +37,10 @@ class GlusterOptions(Frozen):
 
 
 def parse(options: dict[str, str]) -> GlusterOptions:
-    connection = options.get("connection", "")
-    if not connection:
-        raise ConfigError("[storage] connection is required for type glusterfs (server:/volume)")
-    server, sep, volume = connection.rpartition(":/")
-    if not sep:
-        raise ConfigError(f"[storage] connection = {connection!r}: expected server:/volume")
+    server, volume = values.connection(options, "glusterfs", "volume")
     if not _VOLUME.fullmatch(volume):
-        raise ConfigError(f"[storage] connection = {connection!r}: the volume name allows A-Z a-z 0-9 _ - only")
-    servers = [host(server, "connection")]
+        raise ConfigError(f"[storage] connection = {options['connection']!r}: the volume name allows A-Z a-z 0-9 _ - only")
+    servers = [server]
     for backup in options.get("backup_servers", "").replace(",", " ").split():
         if host(backup, "backup_servers") not in servers:
             servers.append(backup)

@@ -13,7 +13,8 @@ import re
 
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
-from hectl.storage.values import abs_path, host, option_list
+from hectl.storage import values
+from hectl.storage.values import abs_path, option_list
 
 _EXPORT = re.compile(r"/(?:[A-Za-z0-9._+-]+(?:/[A-Za-z0-9._+-]+)*)?")
 VERSIONS = ("auto", "3", "4", "4.1", "4.2")
@@ -44,16 +45,12 @@ class NFSOptions(Frozen):
 
 
 def parse(options: dict[str, str], mount_base: str) -> NFSOptions:
-    connection = options.get("connection", "")
-    if not connection:
-        raise ConfigError("[storage] connection is required for type nfs (server:/export)")
-    server, sep, export = connection.rpartition(":/")
-    if not sep:
-        raise ConfigError(f"[storage] connection = {connection!r}: expected server:/export")
+    server, export = values.connection(options, "nfs", "export")
     export = "/" + export
     if not _EXPORT.fullmatch(export) or ".." in export.split("/") or "." in export.split("/"):
-        raise ConfigError(f"[storage] connection = {connection!r}: the export path allows A-Z a-z 0-9 . _ + - and '/' only")
-    server = host(server, "connection")
+        raise ConfigError(
+            f"[storage] connection = {options['connection']!r}: the export path allows A-Z a-z 0-9 . _ + - and '/' only"
+        )
     version = options.get("nfs_version", "auto").strip()
     if version not in VERSIONS:
         raise ConfigError(f"[storage] nfs_version = {version!r}: must be one of {', '.join(VERSIONS)}")
