@@ -34,8 +34,8 @@ from hectl.lease import host_dead_seconds
 from lab import appliance as lab_appliance
 from lab import gluster as lab_gluster
 from lab import libvirtd as lab_libvirtd
+from lab import reaper, stallfs
 from lab import sanlock as lab_sanlock
-from lab import stallfs
 from lab.net import Segment, workdir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,7 +224,9 @@ class Cluster:
     def __init__(self, n: int = 3, io_timeout: int = 2, stallable: bool = False, storage: str = "localfs") -> None:
         if storage not in ("localfs", "glusterfs") or (stallable and storage != "localfs"):
             raise ValueError(f"storage {storage!r}, stallable {stallable}: localfs (stallable or not) or glusterfs")
+        reaper.reap()  # what labs killed before their clean-up left behind
         self.base = workdir("hectl-cluster-")
+        reaper.claim(self.base.name, dirs=[str(self.base)])
         self.io_timeout = io_timeout
         self.storage = storage
         self.volume: lab_gluster.Volume | None = None
@@ -249,14 +251,22 @@ class Cluster:
         if self.storage == "glusterfs":  # mounts made under it later reach the namespaces of libvirtd and hectl
             subprocess.run(["mount", "--bind", str(self.base), str(self.base)], check=True, timeout=30)
             subprocess.run(["mount", "--make-shared", str(self.base)], check=True, timeout=30)
+        self.claim()
         self.segment.up(len(self.hosts), bridge=True)
         for h in self.hosts:
             h.start()
+        self.claim()
         if self.storage == "glusterfs":
             t1 = time.monotonic()
             self.serve_volume()
             self.timings["volume_s"] = time.monotonic() - t1
         self.timings["hosts_start_s"] = time.monotonic() - t0
+
+    def claim(self) -> None:
+        """Record what this lab has made, for ``lab.reaper`` to free should this process die before ``close``."""
+        names = [f"{self.segment.tag}sw", *(h.netns for h in self.hosts)]
+        dirs = [str(self.base), *(str(h.libvirtd.base) for h in self.hosts if h.libvirtd.base)]
+        reaper.claim(self.base.name, dirs=dirs, netns=names, links=[f"{self.segment.tag}r"])
 
     def serve_volume(self) -> None:
         """The hosts' glusterds peered into one pool, the replica-3 volume (a brick on each), mounted on each."""
@@ -414,6 +424,7 @@ class Cluster:
             subprocess.run(["umount", "-l", str(self.base)], capture_output=True, timeout=30)
         self.segment.down()
         shutil.rmtree(self.base, ignore_errors=True)
+        reaper.release(self.base.name)
 
     def leftovers(self) -> list[str]:
         left = self.segment.leftovers()
