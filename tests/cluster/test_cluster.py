@@ -36,8 +36,10 @@ def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, l
     finally:
         watcher.stop.set()
         watcher.join(10)
+        logs = {h.id: h.log.read_text() for h in cluster.hosts if h.log.exists()}
         cluster.close()
     assert cluster.leftovers() == []
+    assert not [i for i, text in logs.items() if "Traceback" in text], "an agent logged a traceback"
 
 
 # What does not depend on the storage runs on localfs only (the suite's time): an agent restart, global
@@ -66,6 +68,8 @@ def test_all_hosts_live_and_the_engine_where_deploy_started_it(lab: tuple[lab_cl
     h2 = cluster.hosts[1]
     wait_until(lambda: all(r["live"] for r in h2.status()["hosts"]), 60, "all three hosts live in vm-status")
     assert engine_host(cluster).id == 1  # deploy started it on host 1; the agents took it over, no restart
+    res = h2.hectl("vm-start")
+    assert res.returncode == 5 and "host 1" in res.stderr, res.stderr  # another host refuses by itself
 
 
 @localfs_only
