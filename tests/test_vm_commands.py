@@ -400,3 +400,20 @@ def test_wait_healthy_says_what_the_last_probe_saw(engine: Domain, capsys: pytes
     assert code == 7 and lines == [
         f"hectl: waiting for the engine to be healthy (now connection refused): {s} s of 6 s" for s in (0, 5)
     ]
+
+
+def test_a_qemu_image_lock_is_a_held_lock_not_a_failure() -> None:
+    """QEMU refusing the engine's disk because another QEMU has it open means another host runs or starts the
+    engine (or the VM here is still being torn down): exit 5 and, for the agent, a lost start race, not a
+    failure of this host that would count towards its retry wait."""
+    import libvirt
+
+    from hectl.vm.libvirt import _error
+
+    message = ('internal error: qemu unexpectedly closed the monitor: -blockdev {"driver":"qcow2"}: '
+               'Failed to get "write" lock\\nIs another process using the image [/d/images/engine.qcow2]?')  # fmt: skip
+    err = _error(libvirt.libvirtError(message), "cannot start VM engine")
+    assert isinstance(err, LockHeld) and err.exit_code == ExitCode.LOCKED
+    assert "in use by another process" in err.message
+    other = _error(libvirt.libvirtError("internal error: qemu unexpectedly closed the monitor: no such file"), "start")
+    assert isinstance(other, HypervisorError)

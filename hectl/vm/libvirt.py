@@ -54,6 +54,11 @@ def _error(exc: BaseException, what: str) -> HectlError:
     message = (exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else None) or str(exc)
     if code == libvirt.VIR_ERR_RESOURCE_BUSY or "Failed to acquire lock" in message:
         return LockHeld(f"{what}: {message}", hint="the engine lease is held: the engine runs on another host")
+    if 'Failed to get "write" lock' in message:  # QEMU's image lock: another QEMU has the engine's disk open
+        return LockHeld(
+            f"{what}: the engine's disk is in use by another process: {message}",
+            hint="another host is starting or running the engine, or its VM here is still being torn down",
+        )
     if code == libvirt.VIR_ERR_NO_DOMAIN:
         return VMStateError(f"{what}: the engine VM is not running on this host")
     if code == libvirt.VIR_ERR_OPERATION_INVALID:

@@ -5,6 +5,7 @@ never-two-engines watcher running throughout: on localfs, then on a Gluster volu
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -95,6 +96,18 @@ def test_global_maintenance_nothing_moves_whatever_fails(lab: tuple[lab_cluster.
     assert host.hectl("vm-poweroff").returncode == 0
     time.sleep(8 * 2)  # eight cycles: nobody starts it
     assert cluster.engine_hosts() == [] and not any(h.engine_pids() for h in cluster.hosts)
+    # The lease is free, but another process has the engine's disk open (QEMU's image lock): a clean refusal.
+    image = cluster.root / "images" / "engine.qcow2"
+    holder = subprocess.Popen(["qemu-io", "-f", "qcow2", str(image)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        res = host.hectl("vm-start")
+        assert res.returncode == 5 and "in use by another process" in res.stderr, res.stderr
+        assert cluster.engine_hosts() == [] and not any(h.engine_pids() for h in cluster.hosts)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
     assert host.hectl("set-maintenance", "--mode", "none").returncode == 0
     engine_host(cluster)  # and out of maintenance it runs again
 
