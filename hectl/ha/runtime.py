@@ -135,6 +135,11 @@ class EngineRuntime:
                 # answers; queries then wait behind it): the VM is still up, and not healthy. Saying "unknown"
                 # would park the agent; "up" lets the stop timer run out to the power-off, which kills QEMU.
                 return fsm.LocalVM("up", "bad", detail=f"libvirt is stuck in the shutdown of the engine VM ({exc.message})")
+            if starting:
+                # libvirt is busy with the start this agent asked for (QEMU paused while sanlock waits for the
+                # lease to come free; queries wait behind it): the engine is starting here. Saying "unknown" would
+                # zero this host's score and tell the others nobody starts it, and they would try in turn.
+                return fsm.LocalVM("starting", "unknown", detail=f"libvirt is busy starting the engine VM ({exc.message})")
             self.hyper = None  # reconnect next time
             return fsm.LocalVM("unknown", detail=exc.message)
         previous, self.last = self.last, info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -200,3 +201,42 @@ def test_a_shutdown_that_hangs_does_not_stall_the_loop_and_the_power_off_still_g
         assert powered_off.is_set()
     finally:
         release.set()
+
+
+def test_a_start_waiting_for_the_lease_reads_as_starting_not_unknown(domain: Domain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While libvirt waits for sanlock to free the engine lease (up to host_dead_seconds), the start this agent
+    asked for blocks libvirt's answers to queries: the VM is starting here, as the others must see, not unknown."""
+    from hectl.ha import runtime as runtime_mod
+
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    release = threading.Event()
+
+    class WaitingForTheLease(FakeHypervisor):
+        starting = False
+
+        def start(self, xml: str, *, paused: bool, timeout: float) -> None:
+            self.starting = True
+            release.wait(30)
+            super().start(xml, paused=paused, timeout=timeout)
+
+        def info(self, name: str):  # type: ignore[no-untyped-def]
+            if self.starting and not release.is_set():  # queries wait behind the start
+                release.wait(30)
+            return super().info(name)
+
+    monkeypatch.setattr(runtime_mod, "HYPERVISOR_TIMEOUT", 0.2)
+    hyper = WaitingForTheLease("down")
+    rt = runtime(domain, hyper)
+    try:
+        assert rt.vm().state == "down"
+        rt.act(fsm.START)
+        wait = time.monotonic() + 5
+        while not hyper.starting and time.monotonic() < wait:
+            time.sleep(0.01)
+        vm = rt.vm()
+        assert (vm.state, vm.health) == ("starting", "unknown") and "busy starting" in vm.detail
+    finally:
+        release.set()
+    rt.starter.join(5)  # type: ignore[union-attr]
+    rt.waiting["query"].join(5)
+    assert rt.vm().state == "up"
