@@ -100,6 +100,8 @@ def failover(io_timeout: int) -> int:
             return 1
         if not wait("one healthy engine", lambda: cluster.one_engine(h2) == 1, 120):
             return 1
+        # each agent scores itself once it has watched the cluster for [ha] history (6 s here)
+        wait("every host scored", lambda: all(r["score"] > 0 for r in h2.status()["hosts"]), 60)
         print(f"== agents running on the three hosts; the engine runs on host 1 at {cluster.engine_ip}")
         show(h2, "vm-status")
         dead = cluster.hosts[0]
@@ -109,6 +111,7 @@ def failover(io_timeout: int) -> int:
         winner = cluster.one_engine(h2) or cluster.engine_hosts()[0]
         print(f"== the engine runs again, on host {winner}")
         show(cluster.hosts[winner - 1], "vm-status")
+        show(cluster.hosts[winner - 1], "explain")
         floors = {
             "peers_see_stale": ("the survivors see host 1 stale", "liveness window 8 s"),
             "lease_free": ("sanlock: host 1's leases free", f"host_dead_seconds {dead_after:.0f} s"),
