@@ -78,6 +78,7 @@ class Fault:
     moves: bool = True  # on the engine's host: the engine must end up on another host
     restarts: bool = True  # on the engine's host: the engine may restart (where it is, or elsewhere)
     power: bool = False  # the bound is host_dead_seconds + 120 s rather than 240 s
+    shared: bool = False  # hits the shared storage, so the engine wherever it runs, whatever the host picked
 
 
 FAULTS = (
@@ -91,8 +92,8 @@ FAULTS = (
         lambda c, h: h.hectl("set-maintenance", "--mode", "local", "--reason", "chaos"),
         lambda c, h: h.hectl("set-maintenance", "--mode", "none"),
     ),
-    Fault("storage-stall-short", _stall(lambda io: renewal_fail_seconds(io) / 2), moves=False, restarts=False),
-    Fault("storage-stall-long", _stall(lambda io: renewal_fail_seconds(io) + 10), moves=False),
+    Fault("storage-stall-short", _stall(lambda io: renewal_fail_seconds(io) / 2), moves=False, restarts=False, shared=True),
+    Fault("storage-stall-long", _stall(lambda io: renewal_fail_seconds(io) + 10), moves=False, shared=True),
     Fault("libvirtd-hang", _hang_libvirtd, moves=False, restarts=False),
 )
 
@@ -150,7 +151,7 @@ def main() -> int:
             current = cluster.hosts[where - 1]
             target = current if rng.random() < 2 / 3 else rng.choice([h for h in cluster.hosts if h is not current])
             fault = rng.choice(FAULTS)
-            on_engine = target is current
+            on_engine = target is current or fault.shared
             bound = host_dead_seconds(args.io_timeout) + 120 if fault.power else 240.0
             t = time.monotonic() - start
             fault.inject(cluster, target)
