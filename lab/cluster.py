@@ -142,15 +142,14 @@ class Host:
         res = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, timeout=30)
         return [int(p) for p in res.stdout.split()]
 
-    def sees_dead(self, other: int) -> float:
-        """Seconds for which this host's sanlock has seen no renewal of ``other``'s host id (0.0 if unknown)."""
+    def last_live(self, other: int) -> float | None:
+        """When this host's sanlock last saw ``other``'s host id renewed, on CLOCK_MONOTONIC (sanlock's clock and
+        ``time.monotonic()``'s); None if it has no view of that host."""
         out = self.daemon.client("host_status", "-s", "hectl", "-D").stdout if self.up else ""
         blocks = re.split(r"^(?=\d+ timestamp)", out, flags=re.M)
         block = next((b for b in blocks if b.startswith(f"{other} timestamp")), "")
-        fields = dict(re.findall(r"^\s+(\w+)=(\d+)$", block, flags=re.M))
-        if "last_check" not in fields or "last_live" not in fields:
-            return 0.0
-        return float(int(fields["last_check"]) - int(fields["last_live"]))
+        found = re.search(r"^\s+last_live=(\d+)$", block, flags=re.M)
+        return float(found.group(1)) if found else None
 
     def lease_held(self) -> bool:
         """sanlock on this host holds the engine lease (a resource line not still being acquired)."""
@@ -386,10 +385,10 @@ class Cluster:
                 if rows[h.id]["state"] != states.get(h.id):
                     states[h.id] = rows[h.id]["state"]
                     say(t, f"host {h.id}'s agent: {rows[h.id]['state']} (score {rows[h.id]['score']})")
-                silent = h.sees_dead(dead.id)
-                if silent >= dead_after:
-                    phase("lease_free", t, f"sanlock on host {h.id}: no renewal of host {dead.id} for {silent:.0f} s"
-                          f" (host_dead_seconds {dead_after:.0f}): its leases are free")  # fmt: skip
+                live = h.last_live(dead.id)  # sanlock's rule: dead (its leases free) host_dead_seconds after that
+                if live is not None and time.monotonic() >= live + dead_after:
+                    phase("lease_free", live + dead_after - t0, f"sanlock on host {h.id}: host {dead.id} last renewed at"
+                          f" {live - t0:+.1f} s, so dead, its leases free, from {live + dead_after - t0:+.1f} s")  # fmt: skip
                 if h.engine_pids():
                     phase("vm_started", t, f"QEMU of the engine started on host {h.id}, paused until the lease is held")
                 if h.lease_held():
