@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from hectl.backends.glusterfs.backend import mounted
-from hectl.lease import host_dead_seconds
 from lab import appliance as lab_appliance
 from lab import gluster as lab_gluster
 from lab import libvirtd as lab_libvirtd
@@ -39,6 +38,14 @@ from lab import sanlock as lab_sanlock
 from lab.net import Segment, workdir
 
 REPO = Path(__file__).resolve().parent.parent
+_SANLOCK_HOSTS = """
+import sanlock
+names = {sanlock.HOST_LIVE: "live", sanlock.HOST_FAIL: "fail", sanlock.HOST_DEAD: "dead", sanlock.HOST_FREE: "free"}
+try:
+    print(" ".join(f"{h['host_id']}:{names.get(h['flags'] & 15, 'unknown')}" for h in sanlock.get_hosts(b"hectl")))
+except sanlock.SanlockException:
+    pass
+"""
 HECTL = str(REPO / ".venv" / "bin" / "hectl")
 
 
@@ -142,14 +149,14 @@ class Host:
         res = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, timeout=30)
         return [int(p) for p in res.stdout.split()]
 
-    def last_live(self, other: int) -> float | None:
-        """When this host's sanlock last saw ``other``'s host id renewed, on CLOCK_MONOTONIC (sanlock's clock and
-        ``time.monotonic()``'s); None if it has no view of that host."""
-        out = self.daemon.client("host_status", "-s", "hectl", "-D").stdout if self.up else ""
-        blocks = re.split(r"^(?=\d+ timestamp)", out, flags=re.M)
-        block = next((b for b in blocks if b.startswith(f"{other} timestamp")), "")
-        found = re.search(r"^\s+last_live=(\d+)$", block, flags=re.M)
-        return float(found.group(1)) if found else None
+    def sees_dead(self, other: int) -> bool:
+        """This host's sanlock holds ``other``'s host id dead (HOST_DEAD: its leases free to take), asked through
+        sanlock's own Python binding (the client CLI does not print the flags)."""
+        if not self.up:
+            return False
+        env = dict(os.environ, **self.daemon.env)
+        res = subprocess.run([sys.executable, "-c", _SANLOCK_HOSTS], env=env, capture_output=True, text=True, timeout=30)
+        return f"{other}:dead" in res.stdout.split()
 
     def lease_held(self) -> bool:
         """sanlock on this host holds the engine lease (a resource line not still being acquired)."""
@@ -357,13 +364,12 @@ class Cluster:
 
     def failover(self, dead: Host, limit: float, say: Callable[[float, str], None] = lambda t, s: None) -> dict[str, float]:
         """Power loss of ``dead`` and what follows, by phase, in seconds from the power loss: the survivors'
-        vm-status shows it not live (``peers_see_stale``); a survivor's sanlock has seen no renewal for
-        host_dead_seconds, so the lease is free to take (``lease_free``); a QEMU of the engine starts on a
+        vm-status shows it not live (``peers_see_stale``); a survivor's sanlock holds it dead, its leases free
+        to take (``lease_free``); a QEMU of the engine starts on a
         survivor, paused while libvirt waits for the lease (``vm_started``); a survivor's sanlock holds the lease
         (``lease_taken``); the health page is green (``healthy``). ``say(t, text)`` hears each event as it
         happens, including every change of a survivor's agent state. TimeoutError after ``limit`` seconds."""
         survivors = [h for h in self.hosts if h.up and h is not dead]
-        dead_after = host_dead_seconds(self.io_timeout)
         phases: dict[str, float] = {}
         states: dict[int, str] = {}
 
@@ -385,10 +391,8 @@ class Cluster:
                 if rows[h.id]["state"] != states.get(h.id):
                     states[h.id] = rows[h.id]["state"]
                     say(t, f"host {h.id}'s agent: {rows[h.id]['state']} (score {rows[h.id]['score']})")
-                live = h.last_live(dead.id)  # sanlock's rule: dead (its leases free) host_dead_seconds after that
-                if live is not None and time.monotonic() >= live + dead_after:
-                    phase("lease_free", live + dead_after - t0, f"sanlock on host {h.id}: host {dead.id} last renewed at"
-                          f" {live - t0:+.1f} s, so dead, its leases free, from {live + dead_after - t0:+.1f} s")  # fmt: skip
+                if "lease_free" not in phases and h.sees_dead(dead.id):
+                    phase("lease_free", t, f"sanlock on host {h.id} holds host {dead.id} dead: its leases are free to take")
                 if h.engine_pids():
                     phase("vm_started", t, f"QEMU of the engine started on host {h.id}, paused until the lease is held")
                 if h.lease_held():
