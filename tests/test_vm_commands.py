@@ -410,10 +410,16 @@ def test_a_qemu_image_lock_is_a_held_lock_not_a_failure() -> None:
 
     from hectl.vm.libvirt import _error
 
+    def error(message: str) -> libvirt.libvirtError:
+        """libvirt's error as its bindings raise it (its details set, not taken from libvirt's last error)."""
+        exc = libvirt.libvirtError(message)
+        exc.err = (libvirt.VIR_ERR_INTERNAL_ERROR, libvirt.VIR_FROM_QEMU, message, libvirt.VIR_ERR_ERROR, "", "", "", 0, 0)
+        return exc
+
     message = ('internal error: qemu unexpectedly closed the monitor: -blockdev {"driver":"qcow2"}: '
                'Failed to get "write" lock\\nIs another process using the image [/d/images/engine.qcow2]?')  # fmt: skip
-    err = _error(libvirt.libvirtError(message), "cannot start VM engine")
+    err = _error(error(message), "cannot start VM engine")
     assert isinstance(err, LockHeld) and err.exit_code == ExitCode.LOCKED
     assert "in use by another process" in err.message
-    other = _error(libvirt.libvirtError("internal error: qemu unexpectedly closed the monitor: no such file"), "start")
-    assert isinstance(other, HypervisorError)
+    other = _error(error("internal error: qemu unexpectedly closed the monitor: no such file"), "start")
+    assert isinstance(other, HypervisorError) and not isinstance(other, LockHeld)
