@@ -3,7 +3,7 @@
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 declare -gA _hectl_commands=(
-    [hectl]='add-console-password check-liveliness clean-metadata cluster-config console deploy explain ha metrics plugins reinitialize-lockspace set-maintenance storage vm-config vm-poweroff vm-shutdown vm-start vm-status'
+    [hectl]='add-console-password check-liveliness clean-metadata cluster-config console deploy explain ha metrics plugins reinitialize-lockspace set-maintenance storage vm-config vm-migrate vm-poweroff vm-shutdown vm-start vm-status'
     ['hectl add-console-password']=''
     ['hectl check-liveliness']=''
     ['hectl clean-metadata']=''
@@ -27,6 +27,7 @@ declare -gA _hectl_commands=(
     ['hectl vm-config']='set show'
     ['hectl vm-config set']=''
     ['hectl vm-config show']=''
+    ['hectl vm-migrate']=''
     ['hectl vm-poweroff']=''
     ['hectl vm-shutdown']=''
     ['hectl vm-start']=''
@@ -57,6 +58,7 @@ declare -gA _hectl_options=(
     ['hectl vm-config']='--help -h'
     ['hectl vm-config set']='--format --help --json -h'
     ['hectl vm-config show']='--format --help --json -h'
+    ['hectl vm-migrate']='--bandwidth --format --help --json --timeout --to --wait -h'
     ['hectl vm-poweroff']='--format --help --json -h'
     ['hectl vm-shutdown']='--force-after --format --help --json --timeout --wait -h'
     ['hectl vm-start']='--format --healthy --help --json --paused --timeout --wait -h'
@@ -129,6 +131,10 @@ declare -gA _hectl_values=(
     ['hectl vm-config set graphics=']='choice vnc spice none'
     ['hectl vm-config set network=']='choice user bridge none'
     ['hectl vm-config show --format']='choice table json'
+    ['hectl vm-migrate --bandwidth']=''
+    ['hectl vm-migrate --format']='choice table json'
+    ['hectl vm-migrate --timeout']=''
+    ['hectl vm-migrate --to']=''
     ['hectl vm-poweroff --format']='choice table json'
     ['hectl vm-shutdown --force-after']=''
     ['hectl vm-shutdown --format']='choice table json'

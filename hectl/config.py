@@ -116,6 +116,10 @@ class VMConfig(Frozen):
     accelerator: str = "auto"  # auto | kvm | tcg
     console_log: str = ""  # the serial console's log (default: <state_dir>/engine-console.log)
     start_timeout: float = 120.0  # vm-start and the agent give up a start after this (lease wait included)
+    migration_transport: str = "tls"  # tls (qemu+tls:// and an encrypted migration stream) | tcp (unencrypted)
+    migration_pki_dir: str = ""  # cacert.pem, clientcert.pem, clientkey.pem for qemu+tls (default: libvirt's)
+    migration_timeout: float = 120.0  # a live migration not finished by then is aborted (the engine stays)
+    migration_bandwidth: int = 0  # MiB/s for the migration stream (0: no limit)
 
 
 class EngineConfig(Frozen):
@@ -223,10 +227,15 @@ def _mails(text: str) -> tuple[str, ...]:
     return tuple(_mail(part) for part in text.split(",") if part.strip())
 
 
-def _network_test(text: str) -> str:
-    if text not in ("ping", "dns", "tcp", "none"):
-        raise ValueError("must be one of ping, dns, tcp, none")
-    return text
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A key's parser that takes exactly one of ``choices``."""
+
+    def check(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return check
 
 
 def _address(text: str) -> str:
@@ -280,12 +289,6 @@ def _libvirt_uri(text: str) -> str:
     return text
 
 
-def _accelerator(text: str) -> str:
-    if text not in ("auto", "kvm", "tcg"):
-        raise ValueError("must be one of auto, kvm, tcg")
-    return text
-
-
 def _http_url(text: str) -> str:
     text = text.strip()
     scheme, sep, rest = text.partition("://")
@@ -335,7 +338,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "metrics_port": _integer(0, 65535),  # 0: off
     },
     "monitors": {
-        "network_test": _network_test,
+        "network_test": _one_of("ping", "dns", "tcp", "none"),
         "gateway": _address,
         "tcp_port": _PORT,
         "dns_name": _address,
@@ -357,7 +360,16 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "username": _username,
         "password_file": _secret_file,
     },
-    "vm": {"uri": _libvirt_uri, "accelerator": _accelerator, "console_log": _abs_path, "start_timeout": _number(1, HOUR)},
+    "vm": {
+        "uri": _libvirt_uri,
+        "accelerator": _one_of("auto", "kvm", "tcg"),
+        "console_log": _abs_path,
+        "start_timeout": _number(1, HOUR),
+        "migration_transport": _one_of("tls", "tcp"),
+        "migration_pki_dir": _abs_path,
+        "migration_timeout": _number(5, HOUR),
+        "migration_bandwidth": _integer(0, 100000),
+    },
     "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _TIMEOUT},
     "score": {
         "base": _POINTS,

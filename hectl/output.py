@@ -32,6 +32,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "set-maintenance": 1,
     "plugins": 1,
     "vm-action": 1,
+    "vm-migrate": 1,
     "liveliness": 1,
     "console-password": 1,
     "vm-config": 1,
@@ -467,6 +468,15 @@ def _vm_action_text(data: Any) -> str:
     return f"{line} in {data['elapsed_s']:.1f} s\n"
 
 
+def _vm_migrate_text(data: Any) -> str:
+    downtime = "unknown" if data["downtime_ms"] is None else f"{data['downtime_ms']} ms"
+    line = f"engine VM {data['vm']} migrated from host {data['host_id']} to host {data['to_host_id']} ({data['to_hostname']})"
+    line += f" in {data['migration_s']:.1f} s, paused {downtime}"
+    if any(p["phase"] == "healthy" for p in data["phases"]):
+        line += "; taken over and healthy"
+    return f"{line}; {data['elapsed_s']:.1f} s in all\n"
+
+
 def _console_password_text(data: Any) -> str:
     return f"console password set for {data['vm']}: connect to {data['address']} before {data['expires_at']}\n"
 
@@ -513,6 +523,7 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "set-maintenance": _maintenance_text,
     "plugins": _plugins_text,
     "vm-action": _vm_action_text,
+    "vm-migrate": _vm_migrate_text,
     "liveliness": _liveliness_text,
     "console-password": _console_password_text,
     "vm-config": _vm_config_text,

@@ -64,7 +64,7 @@ class Host:
         self.netns = cluster.segment.netns(n)
         self.address = cluster.segment.address(n)
         self.daemon = lab_sanlock.Daemon(cluster.base / f"sanlock{n}", shim)
-        self.libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=self.daemon.run_dir, netns=self.netns)
+        self.libvirtd = lab_libvirtd.Libvirtd(sanlock_run_dir=self.daemon.run_dir, netns=self.netns, listen=self.address)
         self.config = cluster.base / f"hectl-{n}.conf"
         self.state = cluster.base / f"state{n}"
         self.log = cluster.base / f"agent{n}.log"
@@ -258,7 +258,8 @@ class Cluster:
             subprocess.run(["mount", "--bind", str(self.base), str(self.base)], check=True, timeout=30)
             subprocess.run(["mount", "--make-shared", str(self.base)], check=True, timeout=30)
         self.claim()
-        self.segment.up(len(self.hosts), bridge=True)
+        names = {f"host{h.id}.lab": h.address for h in self.hosts} | {"engine.lab": self.engine_ip}
+        self.segment.up(len(self.hosts), bridge=True, names=names)
         for h in self.hosts:
             h.start()
         self.claim()
@@ -303,6 +304,7 @@ class Cluster:
         answers.write_text(
             f"[host]\nid = 1\nhostname = host1.lab\n[storage]\n{self.storage_section(first)}timeout = 5\n"
             f"[paths]\nstate_dir = {first.state}\n[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
+            "migration_transport = tcp\n"
             f"[monitors]\nnetwork_test = ping\ngateway = {self.segment.here}\nprobes = 2\nprobe_timeout = 0.5\n"
             f"[engine]\nfqdn = engine.lab\nhealth_url = {self.health_url}\nhealth_timeout = 2\n"
             f"[ha]\nio_timeout = {self.io_timeout}\n{ha}[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
@@ -320,7 +322,8 @@ class Cluster:
             res = h.hectl(
                 "deploy", "--join", *self.storage_args(h), "--host-id", str(h.id),
                 "--host-hostname", f"host{h.id}.lab", "--paths-state-dir", str(h.state), "--vm-uri", h.libvirtd.uri,
-                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", "--monitors-network-test", "ping",
+                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", "--vm-migration-transport", "tcp",
+                "--monitors-network-test", "ping",
                 "--monitors-gateway", self.segment.here, "--monitors-probes", "2", "--monitors-probe-timeout", "0.5",
                 timeout=600,
             )  # fmt: skip

@@ -42,7 +42,7 @@ LOCK_DRIVER = Path("/usr/lib/x86_64-linux-gnu/libvirt/lock-driver/sanlock.so")
 MOUNTS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt"}
 START_SCRIPT = """\
 set -e
-base=$1; cache=$2; kvm=$3
+base=$1; cache=$2; kvm=$3; shift 3
 mount --bind "$base/etc" /etc/libvirt
 mount --bind "$base/run" /run/libvirt
 mount --bind "$base/lib" /var/lib/libvirt
@@ -50,7 +50,7 @@ mount --bind "$base/log" /var/log/libvirt
 mount --bind "$cache" /var/cache/libvirt
 [ -z "$kvm" ] || mount --bind "$kvm" /dev/kvm
 /usr/sbin/virtlogd -d -p "$base/virtlogd.pid"
-exec taskset -c 0 /usr/sbin/libvirtd -d -f /etc/libvirt/libvirtd.conf -p "$base/libvirtd.pid"
+exec taskset -c 0 /usr/sbin/libvirtd -d -f /etc/libvirt/libvirtd.conf -p "$base/libvirtd.pid" "$@"
 """
 
 
@@ -86,9 +86,12 @@ def open_connection(uri: str) -> libvirt.virConnect:
 class Libvirtd:
     """One private virtlogd + libvirtd pair; ``sanlock_run_dir`` selects the sanlock daemon of its lock driver."""
 
-    def __init__(self, sanlock_run_dir: Path | None = None, cache_dir: Path = CACHE_DIR, netns: str = "") -> None:
+    def __init__(
+        self, sanlock_run_dir: Path | None = None, cache_dir: Path = CACHE_DIR, netns: str = "", listen: str = ""
+    ) -> None:
         self.sanlock_run_dir = sanlock_run_dir
         self.netns = netns  # run in this network namespace (its guests' port forwards bind there)
+        self.listen = listen  # also serve qemu+tcp:// there (no authentication: a lab namespace only), for migrations
         self.cache_dir = cache_dir
         self.base: Path | None = None
 
@@ -144,6 +147,8 @@ class Libvirtd:
         # slave: mounts made later in a shared mount of the host (a storage domain mounted by deploy) appear
         # in libvirtd's namespace too; its own bind mounts never leak out
         argv = ["unshare", "-m", "--propagation", "slave", "sh", "-c", START_SCRIPT, "sh", str(base), str(self.cache_dir), kvm]
+        if self.listen:
+            argv.append("--listen")
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         with open(base / "start.log", "w") as out:  # not a pipe: the daemons would inherit it
@@ -213,6 +218,7 @@ class Libvirtd:
             'unix_sock_group = "root"\nunix_sock_ro_perms = "0777"\nunix_sock_rw_perms = "0770"\n'
             'auth_unix_ro = "none"\nauth_unix_rw = "none"\n'
             f'log_outputs = "3:file:{base}/libvirtd.log"\n'
+            + (f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{self.listen}"\nauth_tcp = "none"\n' if self.listen else "")
         )
         (etc / "qemu.conf").write_text('lock_manager = "sanlock"\n')
         (etc / "qemu-sanlock.conf").write_text("auto_disk_leases = 0\nrequire_lease_for_disks = 0\n")

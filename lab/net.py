@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +20,11 @@ def workdir(prefix: str) -> Path:
 
 def _ip(*argv: str) -> None:
     subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
+
+
+def netns_etc(ns: str) -> Path:
+    """Where ``ip netns exec`` finds the files it shows as /etc/<file> in namespace ``ns``."""
+    return Path("/etc/netns") / ns
 
 
 class Segment:
@@ -37,10 +43,11 @@ class Segment:
     def netns(self, n: int) -> str:
         return f"{self.tag}n{n}"
 
-    def up(self, nodes: int, bridge: bool = False) -> list[str]:
+    def up(self, nodes: int, bridge: bool = False, names: dict[str, str] | None = None) -> list[str]:
         """The switch, ``nodes`` node namespaces (``netns(1..)`` with ``address(1..)`` on their eth0, or with
         ``bridge`` on a bridge ``br0`` enslaving eth0, where a host's VMs join the segment) and the veth from
-        here; returns the node namespaces' names."""
+        here; returns the node namespaces' names. ``names`` (name -> address) is each node's /etc/hosts: what
+        ``ip netns exec`` shows its programs (from /etc/netns/<namespace>/hosts), the lab's DNS."""
         sw = f"{self.tag}sw"
         self.names.append(sw)
         _ip("netns", "add", sw)
@@ -62,6 +69,11 @@ class Segment:
                 _ip("-n", ns, "link", "set", "eth0", "master", "br0")
                 _ip("-n", ns, "link", "set", "br0", "up")
             _ip("-n", ns, "addr", "add", f"{self.address(n)}/28", "dev", dev)
+            if names:
+                etc = netns_etc(ns)
+                etc.mkdir(parents=True, exist_ok=True)
+                lines = ["127.0.0.1 localhost", "::1 localhost"] + [f"{a} {name}" for name, a in names.items()]
+                (etc / "hosts").write_text("\n".join(lines) + "\n")
         _ip("link", "add", f"{self.tag}r", "type", "veth", "peer", "name", f"{self.tag}rh", "netns", sw)
         _ip("-n", sw, "link", "set", f"{self.tag}rh", "master", "br0", "up")
         _ip("addr", "add", f"{self.here}/28", "dev", f"{self.tag}r")
@@ -80,6 +92,7 @@ class Segment:
         subprocess.run(["ip", "link", "del", f"{self.tag}r"], capture_output=True, timeout=30)
         for ns in self.names:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            shutil.rmtree(netns_etc(ns), ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lab.net import netns_etc
+
 REGISTRY = Path(os.environ.get("HECTL_LAB_REGISTRY", "/run/hectl-lab"))
 
 
@@ -112,6 +114,7 @@ def free(doc: dict[str, Any]) -> list[str]:
         if ns in listed:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
             done.append(f"removed netns {ns}")
+        shutil.rmtree(netns_etc(ns), ignore_errors=True)
     for d in doc["dirs"]:
         if os.path.isdir(d):
             shutil.rmtree(d, ignore_errors=True)

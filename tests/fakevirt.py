@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hectl.vm.hypervisor import Graphics, VMInfo
+from collections.abc import Callable
+
+from hectl.vm.hypervisor import Graphics, MigrationProgress, MigrationRequest, MigrationResult, VMInfo
 
 
 class FakeHypervisor:
@@ -19,6 +21,7 @@ class FakeHypervisor:
         self.spec_version = -1  # of the running VM
         self.pid = 0
         self.xml = ""
+        self.migrate_error: Exception | None = None
 
     def info(self, name: str) -> VMInfo:
         graphics = Graphics("vnc", "127.0.0.1", 5900) if self.state != "down" else None
@@ -51,6 +54,15 @@ class FakeHypervisor:
     def poweroff(self, name: str) -> None:
         self.calls.append(("poweroff", name))
         self.state = "down"
+
+    def migrate(self, name: str, request: MigrationRequest, progress: Callable[[MigrationProgress], None]) -> MigrationResult:
+        self.calls.append(("migrate", request))
+        progress(MigrationProgress("copying", 0.0, 100.0, 256.0))
+        if self.migrate_error is not None:
+            raise self.migrate_error
+        progress(MigrationProgress("switching", 1.0, 0.0, 256.0))
+        self.state = "down"
+        return MigrationResult(1.5, 120, 80.0)
 
     def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:
         self.calls.append(("password", valid_to))

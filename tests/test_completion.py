@@ -127,7 +127,7 @@ def bash_complete(line: str, env: dict[str, str], cwd: Path | None = None) -> li
     ("line", "expected"),
     [
         ("hectl set-maintenance --mode ", ["global", "local", "none"]),
-        ("hectl vm-", ["vm-config", "vm-poweroff", "vm-shutdown", "vm-start", "vm-status"]),
+        ("hectl vm-", ["vm-config", "vm-migrate", "vm-poweroff", "vm-shutdown", "vm-start", "vm-status"]),
         ("hectl ha ", ["run", "simulate"]),
         ("hectl --config x vm-status --format ", ["table", "json"]),
         ("hectl --config=x -v vm-status --format=j", ["json"]),

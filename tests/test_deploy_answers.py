@@ -29,6 +29,7 @@ BAD = {
     "notify.destinations": "a b@c", "notify.events": "(", "notify.starttls": "maybe", "notify.implicit_tls": "perhaps",
     "notify.smtp_ca": "ca.pem", "notify.username": "two words", "notify.password_file": "/nonexistent/pw",
     "vm.uri": "nouri", "vm.accelerator": "fast", "vm.console_log": "console.log", "vm.start_timeout": "0",
+    "vm.migration_transport": "ssh", "vm.migration_pki_dir": "pki", "vm.migration_timeout": "1", "vm.migration_bandwidth": "-1",
     "engine.fqdn": "-engine", "engine.health_url": "ftp://engine/", "engine.health_ca": "ca.pem",
     "engine.health_timeout": "0",
     "score.base": "-1", "score.network_penalty": "x", "score.config_penalty": "1e9", "score.bridge_penalty": "-1",

@@ -37,6 +37,7 @@ SCHEMAS = REPO / "docs" / "schemas"
 OPTIONAL = {
     "vm-status": {"problem", "local_maintenance_pending", "clock_skew_s", "lease", "root"},
     "vm-action": {"healthy"},
+    "vm-migrate": {"audit_problem"},
     "explain": {"read_ok", "read_ms", "read_error", "direct_io", "write_ok", "write_ms", "write_error"},
     "deploy": {"failed_step", "error", "seconds"},
     "set-maintenance": {"storage_action"},  # failed_step and error when it failed; seconds: not a dry run

@@ -18,6 +18,7 @@ COMMANDS = {
     "vm-start": "hectl.commands.vm_start:command",
     "vm-shutdown": "hectl.commands.vm_shutdown:command",
     "vm-poweroff": "hectl.commands.vm_poweroff:command",
+    "vm-migrate": "hectl.commands.vm_migrate:command",
     "vm-status": "hectl.commands.vm_status:command",
     "set-maintenance": "hectl.commands.set_maintenance:command",
     "add-console-password": "hectl.commands.add_console_password:command",

@@ -75,6 +75,10 @@ class StorageBackend(abc.ABC):
     """
 
     name: str = ""
+    libvirt_sees_shared: bool = True
+    """libvirt recognises the domain's mount as shared storage (NFS, GlusterFS FUSE), so a live migration of
+    the engine needs no ``VIR_MIGRATE_UNSAFE``. A backend on a plain directory sets False: libvirt cannot tell
+    it is shared, and hectl vouches for it (every host of a domain sees the same files by definition)."""
 
     def __init__(self, options: Mapping[str, str], clock: Clock) -> None:
         self.options = dict(options)

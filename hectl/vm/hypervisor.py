@@ -14,6 +14,7 @@ from hectl.frozen import Frozen
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Protocol
 else:
     Protocol = object
@@ -42,6 +43,30 @@ class VMInfo(Frozen):
     cpu_seconds: float = 0.0  # CPU time used by the VM since it started
 
 
+class MigrationRequest(Frozen):
+    """A live migration of the engine VM to another host (built by ``hectl.vm.migration``)."""
+
+    dest_uri: str  # the target's libvirtd, which this host's libvirtd connects to (peer to peer)
+    migrate_uri: str  # where QEMU sends the migration stream, e.g. tcp://192.0.2.2
+    tls: bool = False  # encrypt the migration stream (QEMU's TLS, with the certificates qemu.conf names)
+    unsafe: bool = False  # the disks are on shared storage that libvirt cannot recognise as shared (localfs)
+    bandwidth_mib: int = 0  # MiB/s (0: no limit)
+    timeout: float = 120.0  # abort after this; the VM keeps running here
+
+
+class MigrationProgress(Frozen):
+    phase: str  # copying (memory, the guest runs here) | switching (paused here, the lease moving with it)
+    elapsed: float
+    remaining_mib: float | None = None
+    total_mib: float | None = None
+
+
+class MigrationResult(Frozen):
+    seconds: float  # libvirt's migration job, start to the VM running at the target
+    downtime_ms: int | None = None  # how long the guest was paused, as libvirt measured it (None: unknown)
+    transferred_mib: float | None = None
+
+
 class Hypervisor(Protocol):
     """One host's hypervisor. Methods raise ``HectlError`` subclasses, never the hypervisor's own errors."""
 
@@ -65,6 +90,11 @@ class Hypervisor(Protocol):
 
     def poweroff(self, name: str) -> None:
         """Stop the VM immediately."""
+        ...
+
+    def migrate(self, name: str, request: MigrationRequest, progress: Callable[[MigrationProgress], None]) -> MigrationResult:
+        """Live-migrate the running VM; on failure or ``request.timeout`` it keeps running here (or stays paused
+        here when it lost its lease: ``LockHeld``)."""
         ...
 
     def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:

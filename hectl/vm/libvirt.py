@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import xml.etree.ElementTree as ET
 
-from hectl.errors import HectlError, HypervisorError, LockHeld, VMStateError, WaitTimeout
-from hectl.vm.hypervisor import Graphics, VMInfo
+from hectl.errors import HectlError, HypervisorError, LockHeld, OperationFailed, VMStateError, WaitTimeout
+from hectl.vm.hypervisor import Graphics, MigrationProgress, MigrationResult, VMInfo
 from hectl.vm.xml import HECTL_NS, graphics_xml
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from hectl.vm.hypervisor import MigrationRequest
 
 
 def _libvirt():  # type: ignore[no-untyped-def]
@@ -44,6 +47,9 @@ _STATES = {  # libvirt state -> (HA state, libvirt's word)
     7: ("paused", "suspended"),
 }
 _PAUSED_STARTING = 11  # VIR_DOMAIN_PAUSED_STARTING_UP
+_PAUSED_MIGRATION = 2  # VIR_DOMAIN_PAUSED_MIGRATION: an incoming migration, or the switch-over of an outgoing one
+INCOMING = "incoming migration"  # VMInfo.detail of a VM still arriving here
+MIGRATION_POLL = 0.5  # seconds between progress reports of a migration
 _SHUTOFF_REASONS = {1: "shutdown", 2: "destroyed", 3: "crashed", 4: "migrated", 5: "saved", 6: "failed", 7: "from snapshot"}
 
 
@@ -66,6 +72,38 @@ def _error(exc: BaseException, what: str) -> HectlError:
     if code in (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC):
         return HypervisorError(f"{what}: {message}", hint="is libvirtd running? see [vm] uri")
     return HypervisorError(f"{what}: {message}")
+
+
+def _where(state: str) -> str:
+    return "the engine VM keeps running here" if state == "up" else f"the engine VM is {state} here"
+
+
+def _incoming(dom: Any) -> bool:
+    """The domain is the target side of a migration still under way."""
+    libvirt = _libvirt()
+    try:
+        return bool(dom.jobStats().get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN)
+    except libvirt.libvirtError:
+        return False
+
+
+def _migration_error(exc: Any, after: str) -> HectlError:
+    """A failed migration (``exc``: a libvirtError) as the hectl error a user can act on; ``after``: the VM's
+    state here now."""
+    libvirt = _libvirt()
+    message = exc.get_error_message() or str(exc)
+    where = _where(after)
+    if "Failed to acquire lock" in message or exc.get_error_code() == libvirt.VIR_ERR_RESOURCE_BUSY:
+        return LockHeld(
+            f"the target could not take the engine lease ({message}); {where}",
+            hint="the target's sanlock must hold its host id in the lockspace: its agent running, live in vm-status",
+        )
+    if exc.get_error_domain() == libvirt.VIR_FROM_RPC:
+        return OperationFailed(
+            f"this host's libvirtd cannot reach the target's ({message}); {where}",
+            hint="the target's libvirtd must listen (libvirtd --listen, listen_tls or listen_tcp); see [vm] migration_transport",
+        )
+    return HypervisorError(f"the migration failed: {message}; {where}")
 
 
 class LibvirtHypervisor:
@@ -109,6 +147,8 @@ class LibvirtHypervisor:
         ha_state, word = _STATES.get(state, ("unknown", str(state)))
         if state == 3 and reason == _PAUSED_STARTING:
             ha_state, word = "starting", "starting up"
+        elif state == 3 and reason == _PAUSED_MIGRATION:
+            ha_state, word = ("starting", INCOMING) if _incoming(dom) else ("paused", "paused for the migration switch-over")
         meta = xml.find(f"metadata/{{{HECTL_NS}}}engine")
         gfx = xml.find("devices/graphics")
         graphics = None
@@ -178,6 +218,89 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != already_done:
                 raise _error(exc, f"cannot {what} VM {name}") from None
+
+    def migrate(self, name: str, request: MigrationRequest, progress: Callable[[MigrationProgress], None]) -> MigrationResult:
+        """Peer to peer: this host's libvirtd drives the migration with the target's. libvirt's sanlock driver
+        releases the engine lease when QEMU here has paused the guest for the switch-over and the target's
+        acquires it before its QEMU runs the guest (docs/vm.md)."""
+        libvirt = _libvirt()
+        dom = self._require(name)
+        flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER | libvirt.VIR_MIGRATE_AUTO_CONVERGE
+        flags |= (libvirt.VIR_MIGRATE_TLS if request.tls else 0) | (libvirt.VIR_MIGRATE_UNSAFE if request.unsafe else 0)
+        params: dict[str, object] = {libvirt.VIR_MIGRATE_PARAM_URI: request.migrate_uri}
+        if request.bandwidth_mib:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = request.bandwidth_mib
+        failure: list[Any] = []
+
+        def run() -> None:
+            try:
+                conn = libvirt.open(self.uri)
+                try:
+                    conn.lookupByName(name).migrateToURI3(request.dest_uri, params, flags)
+                finally:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        conn.close()
+            except libvirt.libvirtError as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name="vm-migrate", daemon=True)
+        began = time.monotonic()
+        worker.start()
+        aborted = False
+        while True:
+            worker.join(MIGRATION_POLL)
+            if not worker.is_alive():
+                break
+            elapsed = time.monotonic() - began
+            if elapsed >= request.timeout:
+                with contextlib.suppress(libvirt.libvirtError):
+                    dom.abortJob()
+                aborted = True
+                worker.join(30)
+                if worker.is_alive():
+                    raise HypervisorError(f"libvirt did not end the migration within 30 s of aborting it ({request.timeout:g} s)")
+                break
+            progress(self._migration_progress(dom, elapsed))
+        seconds = time.monotonic() - began
+        if failure:
+            after = self.info(name).state
+            if aborted and failure[0].get_error_code() == libvirt.VIR_ERR_OPERATION_ABORTED:
+                raise WaitTimeout(f"the migration did not finish within {request.timeout:g} s and was aborted; {_where(after)}")
+            raise _migration_error(failure[0], after)
+        downtime, transferred = self._completed(name, request.dest_uri)
+        return MigrationResult(round(seconds, 3), downtime, transferred)
+
+    def _migration_progress(self, dom: Any, elapsed: float) -> MigrationProgress:
+        libvirt = _libvirt()
+        try:
+            stats = dom.jobStats()
+            state, reason = dom.state()
+        except libvirt.libvirtError:
+            return MigrationProgress("copying", elapsed)
+        phase = "switching" if (state, reason) == (3, _PAUSED_MIGRATION) else "copying"
+        total, remaining = stats.get("memory_total"), stats.get("memory_remaining")
+        mib = lambda n: None if n is None else round(n / 2**20, 1)  # noqa: E731
+        return MigrationProgress(phase, elapsed, mib(remaining), mib(total))
+
+    def _completed(self, name: str, dest_uri: str, timeout: float = 10.0) -> tuple[int | None, float | None]:
+        """(downtime in ms, MiB transferred) of the finished migration, as the target's libvirtd kept them."""
+        libvirt = _libvirt()
+        found: list[tuple[int | None, float | None]] = []
+
+        def ask() -> None:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn = libvirt.open(dest_uri)
+                try:
+                    stats = conn.lookupByName(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+                finally:
+                    conn.close()
+                moved = stats.get("data_processed", stats.get("memory_processed"))
+                found.append((stats.get("downtime"), None if moved is None else round(moved / 2**20, 1)))
+
+        worker = threading.Thread(target=ask, name="vm-migrate-stats", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        return found[0] if found else (None, None)
 
     def set_console_password(self, name: str, password: str, valid_to: str) -> Graphics:
         libvirt = _libvirt()

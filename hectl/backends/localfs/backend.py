@@ -24,6 +24,7 @@ class LocalFSBackend(StorageBackend):
     """``[storage] type = localfs``, ``path = /absolute/dir``."""
 
     name = "localfs"
+    libvirt_sees_shared = False
     KEYS = frozenset({"path"})
 
     def __init__(self, options: Mapping[str, str], clock: Clock) -> None:
