@@ -442,11 +442,55 @@ class Cluster:
         return left + ([f"dir {self.base}"] if self.base.exists() else [])
 
 
+class DomainStates:
+    """Each host's libvirtd's word on the engine domain: its libvirt state number (1 running: the guest's CPUs run;
+    3 paused: a start waiting for the lease, an incoming migration, a switch-over), 0 when there is none, None when
+    libvirtd does not answer within ``bound`` seconds (a hung libvirtd: its question stays pending, none is added)."""
+
+    RUNNING = 1
+
+    def __init__(self, cluster: Cluster, bound: float = 1.0) -> None:
+        self.cluster = cluster
+        self.bound = bound
+        self.conns: dict[int, Any] = {}
+        self.pending: dict[int, threading.Thread] = {}
+
+    def state(self, h: Host) -> int | None:
+        if h.id in self.pending and self.pending[h.id].is_alive():
+            return None
+        answer: list[int] = []
+        worker = self.pending[h.id] = threading.Thread(target=self._ask, args=(h, answer), daemon=True)
+        worker.start()
+        worker.join(self.bound)
+        return answer[0] if answer else None
+
+    def _ask(self, h: Host, answer: list[int]) -> None:
+        import libvirt
+
+        try:
+            conn = self.conns.get(h.id) or lab_libvirtd.open_connection(h.libvirtd.uri)
+            self.conns[h.id] = conn
+            answer.append(conn.lookupByName(self.cluster.vm_name).state()[0])
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                answer.append(0)
+            else:
+                self.conns.pop(h.id, None)  # a restarted libvirtd: connect again next time
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 class NeverTwo(threading.Thread):
-    """Fails the test the moment two engines run: every ``every`` seconds it reads each host's QEMU processes and
-    sanlock daemon directly (never hectl's view). A host runs the engine when a QEMU process of the engine VM
-    lives there and its sanlock is not still acquiring the engine lease for it (libvirt starts QEMU paused and
-    only lets the guest run once the lease is held). Two hosts in two polls in a row is a violation."""
+    """Fails the test the moment two engines run: every ``every`` seconds it reads each host's QEMU processes,
+    libvirtd and sanlock daemon directly (never hectl's view). A host runs the engine when a live QEMU process of
+    the engine VM is there and libvirt says the domain runs (its CPUs: not paused waiting for the lease, not an
+    incoming migration, not a migration's switch-over); where libvirtd does not answer, when its sanlock holds the
+    engine lease. One poll with two such hosts is a violation (``why`` says how each was seen): a migration hands
+    the guest over with a gap (the source pauses, the lease moves, then the target runs), which a poll cannot
+    straddle."""
 
     def __init__(self, cluster: Cluster, every: float = 0.25) -> None:
         super().__init__(name="never-two", daemon=True)
@@ -454,27 +498,34 @@ class NeverTwo(threading.Thread):
         self.every = every
         self.stop = threading.Event()
         self.violations: list[tuple[float, list[int]]] = []
+        self.why: list[str] = []  # for each violation, how each host was seen running
         self.polls = 0
+        self.domains = DomainStates(cluster)
 
-    def running(self) -> list[int]:
-        out = []
+    def running(self) -> dict[int, str]:
+        """The hosts that run the engine now, and how each was seen doing so."""
+        out = {}
         for h in self.cluster.hosts:
-            if not h.up or not h.engine_pids():
+            pids = h.engine_pids() if h.up else []
+            if not pids:
                 continue
-            status = h.daemon.client("status").stdout if h.up else ""
-            acquiring = any(line.startswith("r hectl:engine:") and " ADD" in line for line in status.splitlines())
-            if not acquiring:
-                out.append(h.id)
+            state = self.domains.state(h)
+            if state == DomainStates.RUNNING:
+                out[h.id] = f"QEMU {pids}, libvirt: running"
+            elif state is None and h.lease_held():
+                out[h.id] = f"QEMU {pids}, libvirtd silent, sanlock holds the engine lease"
         return out
 
     def run(self) -> None:
-        before: list[int] = []
-        while not self.stop.wait(self.every):
-            try:
-                now = self.running()
-            except Exception:  # a host being powered off mid-read: read again next time
-                continue
-            self.polls += 1
-            if len(now) > 1 and len(before) > 1:
-                self.violations.append((time.time(), now))
-            before = now
+        try:
+            while not self.stop.wait(self.every):
+                try:
+                    now = self.running()
+                except Exception:  # a host being powered off mid-read: read again next time
+                    continue
+                self.polls += 1
+                if len(now) > 1:
+                    self.violations.append((time.time(), sorted(now)))
+                    self.why.append("; ".join(f"host {i}: {how}" for i, how in sorted(now.items())))
+        finally:
+            self.domains.close()

@@ -60,8 +60,9 @@ class Env(Protocol):
         """The engine VM on this host."""
         ...
 
-    def act(self, action: str) -> None:
-        """Begin ``start``, ``shutdown`` or ``poweroff``; progress shows in ``vm()`` later."""
+    def act(self, action: str, target: int = 0) -> None:
+        """Begin ``start``, ``shutdown``, ``poweroff`` or ``migrate`` (to host ``target``); progress shows in
+        ``vm()`` later."""
         ...
 
     def health(self) -> HostHealth:
@@ -129,7 +130,7 @@ class Agent:
             self.env.transition(self.cfg.host_id, self.memory.state, decision.state, decision.reason)
         self.memory = decision.memory
         for action in decision.actions:
-            self.env.act(action)
+            self.env.act(action, decision.memory.target)
         if storage_ok:
             self._publish(vm, decision, obs.local_maintenance)
         self.last = decision

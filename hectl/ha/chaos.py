@@ -28,8 +28,9 @@ FAULTS = {
     "libvirt-down": "libvirt-up",
     "local-maintenance": "local-maintenance-off",
     "agent-stop": "agent-start",
+    "migration-fails": "migration-works",
 }
-INSTANT = ("agent-restart", "vm-crash", "storage-stall", "clock-jump", "host-reboot")
+INSTANT = ("agent-restart", "vm-crash", "storage-stall", "clock-jump", "host-reboot", "vm-migrate")
 ENDS = tuple(dict.fromkeys(FAULTS.values()))
 
 
@@ -59,6 +60,8 @@ def random_scenario(seed: int, hosts: int = 3, faults: int = 8, span: float = 90
             events.append(Event(at, kind, host, duration=round(rng.uniform(5, min(200, span - at)), 1)))
         elif kind == "clock-jump":
             events.append(Event(at, kind, host, seconds=rng.choice([-86400, -60, 30, 3600])))
+        elif kind == "vm-migrate":  # by hand, to any host: it happens only where the engine runs and the target can take it
+            events.append(Event(at, kind, host, to=rng.randint(1, hosts)))
         else:
             events.append(Event(at, kind, host))
     # end every fault at ``span`` whatever the draws did (a later power-off may have undone an earlier power-on)

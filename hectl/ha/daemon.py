@@ -25,6 +25,7 @@ from hectl.ha import fsm, monitors, sdnotify
 from hectl.ha.agent import Agent, AgentConfig
 from hectl.ha.runtime import HYPERVISOR_TIMEOUT, EngineRuntime
 from hectl.lease import SanlockLeases, require_binding
+from hectl.storage import records
 from hectl.storage.metadata import MetadataStore
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from hectl.config import Config
     from hectl.ha.score import HostHealth
     from hectl.plugins import Plugins
-    from hectl.storage import records
     from hectl.storage.backend import StorageBackend
     from hectl.storage.metadata import MetadataSnapshot
 
@@ -98,8 +98,19 @@ class HostEnv:
     def vm(self) -> fsm.LocalVM:
         return self.runtime.vm()
 
-    def act(self, action: str) -> None:
-        self.runtime.act(action)
+    def act(self, action: str, target: int = 0) -> None:
+        if action == fsm.MIGRATE:
+            self.runtime.migrate(target, self._hostname(target))
+        else:
+            self.runtime.act(action)
+
+    def _hostname(self, host_id: int) -> str:
+        """Host ``host_id``'s hostname from its record ('' when it cannot be read now: the migration then fails)."""
+        try:
+            rec = self.store.read_all().slot(host_id).record
+        except HectlError:
+            return ""
+        return rec.hostname if isinstance(rec, records.HostRecord) else ""
 
     def health(self) -> HostHealth:
         health = monitors.host_health(monitors.sample_all(self.monitors, self.problem), self.cfg.monitors.bridge)

@@ -36,6 +36,11 @@ What differs from the original, on purpose:
   there. A host that waits for a failing owner's engine lease to be freed is
   backed by sanlock and never passed over; a start by a passed-over host is
   still guarded by the engine lease, so this never runs the engine twice;
+- local maintenance of the engine's host migrates the engine live to the
+  best host that can take it (``EngineMigratingAway``), and only if that
+  fails, or no host can take it, shuts it down for another host to start;
+  an engine VM that leaves this host while another host holds the engine
+  lease (a migration, by the agent or by hand) is not an engine failure;
 - no record's wall time is used here: liveness is sequence-number change on
   this host's monotonic clock (``liveness.py``), and so is global maintenance
   expiry (``liveness.MaintenanceClock``).
@@ -73,6 +78,7 @@ class S:
     LOCAL_MAINTENANCE = "LocalMaintenance"
     UNKNOWN_VM = "UnknownLocalVmState"
     RETRY_WAIT = "EngineRetryWait"  # engine down; this host's failures zeroed its score and no other host can start it
+    MIGRATE_AWAY = "EngineMigratingAway"  # local maintenance: the engine is being live-migrated to another host
     STOPPED = "AgentStopped"
 
 
@@ -82,6 +88,7 @@ ALL_STATES = tuple(v for k, v in vars(S).items() if not k.startswith("_"))
 START = "start"
 SHUTDOWN = "shutdown"
 POWEROFF = "poweroff"
+MIGRATE = "migrate"  # live-migrate the engine VM to ``Memory.target``
 
 
 class RemoteHost(Frozen):
@@ -102,8 +109,10 @@ class LocalVM(Frozen):
 
     state: str = "down"  # up | paused | starting | down | unknown
     health: str = "unknown"  # good | bad | unknown (the liveliness probe)
-    down_reason: str = ""  # when down: shutdown | crashed | killed | migrated | lease-busy | start-failed | ""
+    down_reason: str = ""  # when down: shutdown | crashed | killed | migrated | lease-busy | start-failed |
+    # migration-failed (an incoming migration that did not complete) | ""
     detail: str = ""
+    migration: str = ""  # this agent's migration of the VM: "" | running | failed: <why>
 
 
 class Observations(Frozen):
@@ -131,6 +140,7 @@ class Memory(Frozen):
     failed_starts: tuple[float, ...] = ()  # monotonic times of engine failures within the retry window
     waiting_since: float | None = None  # held back in EngineDown by claims sanlock does not back, since
     passed_over: tuple[tuple[int, float], ...] = ()  # (host id, until): hosts whose claims are no longer believed
+    target: int = 0  # the host the engine is being migrated to (EngineMigratingAway)
 
 
 class Decision(Frozen):
@@ -159,6 +169,9 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
         reason = f"host {ids} did not start the engine in {claim_wait(t):.0f} s; starting it here"
     if nxt != mem.state:
         mem = mem._replace(state=nxt, since=now)
+    target = migration_target(obs) if MIGRATE in actions else None
+    if target is not None:  # _transition found the same one
+        mem = mem._replace(target=target.host_id)
     if reason.startswith(_FAILED):
         mem = mem._replace(failed_starts=(*mem.failed_starts, now))
     return Decision(mem, actions, t.loop if delay is None else delay, reason, _score(mem, obs, cfg, t))
@@ -316,6 +329,20 @@ def _can_start(h: RemoteHost) -> bool:
     return h.state == S.DOWN and not h.local_maintenance
 
 
+def migration_target(obs: Observations) -> RemoteHost | None:
+    """The best host to migrate the engine to: live by its record and by sanlock, not in local maintenance, in
+    EngineDown (or still in GlobalMaintenance: it leaves it as this host does), scoring above 0; the lowest id
+    on a tie."""
+    ready = (S.DOWN, S.GLOBAL_MAINTENANCE)
+    able = [h for h in obs.hosts if h.live and h.lease == "live" and h.state in ready and not h.local_maintenance and h.score > 0]
+    return min(able, key=lambda h: (-h.score, h.host_id), default=None)
+
+
+def _lease_elsewhere(obs: Observations) -> int:
+    """The other host that holds the engine lease per sanlock (0: none, or not known)."""
+    return obs.engine_lease if obs.engine_lease > 0 and obs.engine_lease != obs.host_id else 0
+
+
 def _yield_targets(obs: Observations, my_score: int, t: HAConfig) -> list[RemoteHost]:
     """Live remote hosts ready to start the engine (EngineDown) scoring at least ``yield_margin`` above this one, best first."""
     better = [h for h in obs.hosts if h.live and h.score >= my_score + t.yield_margin and _can_start(h)]
@@ -326,11 +353,18 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
     st, vm, age = mem.state, obs.vm, obs.now - mem.since
     if obs.global_maintenance:
         return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None
+    if st == S.MIGRATE_AWAY:
+        return _migrating(mem, obs, age)
     if vm.state == "unknown":
         return S.UNKNOWN_VM, (), f"engine VM state unknown here ({vm.detail or 'no answer'})", None
     if obs.local_maintenance:
         if vm.state in ("up", "paused", "starting") and st not in (S.STOP, S.FORCE_STOP):
-            return S.STOP, (SHUTDOWN,), "local maintenance: shutting the engine down here", None
+            target = migration_target(obs) if vm.state == "up" else None
+            if target is not None:
+                why = f"local maintenance: migrating the engine to host {target.host_id} (score {target.score})"
+                return S.MIGRATE_AWAY, (MIGRATE,), why, None
+            alone = ": no other host can take it live" if vm.state == "up" else ""
+            return S.STOP, (SHUTDOWN,), f"local maintenance: shutting the engine down here{alone}", None
         if vm.state == "down" or st == S.LOCAL_MAINTENANCE:
             return S.LOCAL_MAINTENANCE, (), "local maintenance", None
 
@@ -381,9 +415,28 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
     return S.START, (), f"unknown state {st!r}: starting over", 0.0  # e.g. AgentStopped read back
 
 
+def _migrating(mem: Memory, obs: Observations, age: float) -> Step:
+    """EngineMigratingAway: the runtime migrates the VM to ``mem.target``; the outcome decides what follows."""
+    vm, target = obs.vm, mem.target
+    settle = S.LOCAL_MAINTENANCE if obs.local_maintenance else S.DOWN
+    if vm.state == "down":
+        if vm.down_reason == "migrated" or _lease_elsewhere(obs):
+            return settle, (), f"engine migrated to host {_lease_elsewhere(obs) or target}", 0.0
+        return settle, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} during its migration to host {target}", 0.0
+    if vm.migration.startswith("failed"):
+        why = vm.migration.removeprefix("failed: ")
+        if obs.local_maintenance:
+            return S.STOP, (SHUTDOWN,), f"migration to host {target} failed ({why}): shutting the engine down here", None
+        return S.UP, (), f"migration to host {target} failed ({why}); local maintenance ended: the engine stays", None
+    now = f"; its state here is unknown ({vm.detail})" if vm.state == "unknown" else ""
+    return S.MIGRATE_AWAY, (), f"migrating the engine to host {target} ({age:.0f} s){now}", None
+
+
 def _start_failed(vm: LocalVM) -> Step:
     if vm.down_reason == "lease-busy":
         return S.DOWN, (), "lost the start race: another host holds the engine lease", None
+    if vm.down_reason == "migration-failed":
+        return S.DOWN, (), "an incoming migration of the engine did not complete", None
     return S.DOWN, (), f"{_FAILED}{vm.down_reason or 'engine VM not running'}", None
 
 
@@ -429,6 +482,8 @@ def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, m
     if vm.state == "down":
         if vm.down_reason == "migrated":
             return S.MAYBE_AWAY, (), "engine VM migrated away", None
+        if _lease_elsewhere(obs):  # moved by hand (vm-migrate): the lease went with it
+            return S.MAYBE_AWAY, (), f"engine VM left this host; host {_lease_elsewhere(obs)} holds the engine lease", None
         return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} unexpectedly", 0.0
     if obs.storage_ok and obs.host_lease == "held":  # never yield on a stale view of the others
         my = _score(mem, obs, cfg, t).total

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl.errors import HectlError, HypervisorError, LockHeld, NotDeployed, StorageError
+from hectl.errors import HectlError, HypervisorError, LockHeld, NotDeployed, OperationFailed, StorageError
 from hectl.ha import fsm
 from hectl.ha.monitors import EngineHealthMonitor, Reading
 from hectl.lease import host_dead_seconds
-from hectl.vm import control
+from hectl.vm import control, migration
 from hectl.vm import spec as vmspec
-from hectl.vm.hypervisor import choose_accel
+from hectl.vm.hypervisor import INCOMING, choose_accel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hectl.ha")
 HYPERVISOR_TIMEOUT = 10.0  # seconds the agent waits for libvirt's answer about the VM
+MIGRATION_GRACE = 60.0  # a migration still under way this long after its timeout counts as failed
 
 
 class EngineRuntime:
@@ -64,6 +65,10 @@ class EngineRuntime:
         self.stop_requested = False
         self.last: VMInfo | None = None
         self.waiting: dict[str, threading.Thread] = {}  # hypervisor calls that have not answered yet, by kind
+        self.migrator: threading.Thread | None = None
+        self.migrating_since = 0.0
+        self.migration_error = ""  # why this agent's last migration failed
+        self.migrated = False  # this agent's last migration moved the VM away
 
     def config_problem(self) -> str:
         """Why this host's engine VM configuration is not current ('' when it is): the config penalty's cause.
@@ -124,6 +129,18 @@ class EngineRuntime:
         return answer[0]
 
     def vm(self) -> fsm.LocalVM:
+        return self._vm()._replace(migration=self._migration())
+
+    def _migration(self) -> str:
+        """This agent's migration of the VM: "" (none, or it succeeded), "running", or "failed: why"."""
+        if self.migrator is not None and self.migrator.is_alive():
+            late = self.clock.monotonic() - self.migrating_since - self.cfg.vm.migration_timeout
+            if late < MIGRATION_GRACE:
+                return "running"
+            return f"failed: libvirt has not ended the migration {self.cfg.vm.migration_timeout + late:.0f} s after it began"
+        return f"failed: {self.migration_error}" if self.migration_error else ""
+
+    def _vm(self) -> fsm.LocalVM:
         starting = self.starter is not None and self.starter.is_alive()
         try:
             spec = self._spec()
@@ -153,6 +170,10 @@ class EngineRuntime:
         return fsm.LocalVM("down", "unknown", down_reason=self._down_reason(previous), detail=info.detail)
 
     def _down_reason(self, previous: VMInfo | None) -> str:
+        if self.migrated:
+            return "migrated"
+        if previous is not None and previous.detail == INCOMING:
+            return "migration-failed"
         if self.start_error:
             return self.start_error
         if self.stop_requested:
@@ -192,7 +213,7 @@ class EngineRuntime:
         spec = self._spec(refresh=True)
         accel, _why = choose_accel(self.cfg.vm.accelerator)
         xml = control.host_domain_xml(self.cfg, spec, self.backend, accel)
-        self.start_error, self.stop_requested = "", False
+        self.start_error, self.stop_requested, self.migrated = "", False, False
         hyper = self._hypervisor()
 
         # The agent starts only when the lease's holder is gone or failing: let sanlock finish declaring it dead.
@@ -211,3 +232,38 @@ class EngineRuntime:
 
         self.starter = threading.Thread(target=run, name="vm-start", daemon=True)
         self.starter.start()
+
+    def migrate(self, target: int, hostname: str) -> None:
+        """Begin the live migration of the engine VM to host ``target`` (``hostname`` from its record), in a thread;
+        the outcome shows in ``vm()``: gone with down_reason "migrated", or ``migration`` "failed: why"."""
+        if self.migrator is not None and self.migrator.is_alive():
+            return
+        self.migration_error, self.migrated = "", False
+        cfg = self.cfg
+
+        def run() -> None:
+            try:
+                if not migration.usable_hostname(hostname):
+                    raise OperationFailed(f"host {target}'s hostname {hostname!r} is not a DNS name or an IP address")
+                name = self._spec().name
+                unsafe = not self.backend.libvirt_sees_shared
+                req = migration.request(
+                    cfg.vm,
+                    hostname,
+                    migration.resolve(hostname),
+                    unsafe=unsafe,
+                    timeout=cfg.vm.migration_timeout,
+                    bandwidth=cfg.vm.migration_bandwidth,
+                )
+                done = self._hypervisor().migrate(name, req, lambda _p: None)
+                self.migrated = True
+                log.info(
+                    "engine VM migrated to host %d (%s) in %.1f s, paused %s ms", target, hostname, done.seconds, done.downtime_ms
+                )
+            except HectlError as exc:
+                self.migration_error = exc.message
+                log.warning("engine VM not migrated to host %d: %s", target, exc.message)
+
+        self.migrating_since = self.clock.monotonic()
+        self.migrator = threading.Thread(target=run, name="vm-migrate", daemon=True)
+        self.migrator.start()

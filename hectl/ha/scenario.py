@@ -44,7 +44,9 @@ ACTIONS = {
     "vm-start": "",  # an admin starts the engine VM by hand on this host
     "vm-start-fails": "",  # every start of the engine VM on this host fails outright from now on
     "vm-start-works": "",
-    "vm-migrate": "to",  # the engine VM is live-migrated to host ``to`` (by the engine itself)
+    "vm-migrate": "to",  # an admin live-migrates the engine VM to host ``to`` (hectl vm-migrate)
+    "migration-fails": "",  # migrations from this host fail at the switch-over (the target cannot take the lease)
+    "migration-works": "",
     "acpi-ignored": "",  # the guest ignores ACPI shutdown requests from now on
     "libvirt-down": "",
     "libvirt-up": "",
@@ -263,6 +265,8 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         h.lockspace_lost = a == "sanlock-io-lost"
     elif a in ("vm-start-fails", "vm-start-works"):
         h.start_fails = a == "vm-start-fails"
+    elif a in ("migration-fails", "migration-works"):
+        h.migration_fails = a == "migration-fails"
     elif a in ("health-bad", "health-good"):
         h.engine_health_bad = a == "health-bad"
     elif a == "vm-crash":
@@ -274,7 +278,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
     elif a == "vm-start":
         world.vm_action(h, fsm.START)
     elif a == "vm-migrate":
-        world.migrate(h, world.hosts[int(ev.to)])
+        world.migrate(h, world.hosts.get(int(ev.to)))
     elif a == "acpi-ignored":
         h.acpi_ignored = True
     elif a in ("libvirt-down", "libvirt-up"):

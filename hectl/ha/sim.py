@@ -28,6 +28,7 @@ from hectl.ha.score import MAX_FAILED_STARTS, HostHealth
 from hectl.lease import LEASE_FREE, LEASE_UNKNOWN
 from hectl.storage import records
 from hectl.storage.metadata import MetadataSnapshot
+from hectl.vm.hypervisor import INCOMING
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class SimTimings(Frozen):
     storage_timeout: float = 5.0  # the agent's hard I/O timeout
     liveness_window: float = 30.0
     reboot: float = 120.0  # a graceful host reboot: from powered off to powered on again (firmware, OS)
+    migrate: float = 6.0  # a live migration: copying the memory while the guest runs, to the switch-over
 
     @property
     def renew(self) -> float:
@@ -121,6 +123,7 @@ class SimVM:
         self.down_reason = ""
         self.detail = ""
         self.waiting = ""  # what its lease acquire waits for (logged once per wait)
+        self.migration = ""  # its migration to another host: "" | running | failed: <why>
 
 
 class Slot(Frozen):
@@ -146,6 +149,7 @@ class SimHost:
         self.metadata_lost = False  # only the agent's metadata I/O fails
         self.lockspace_lost = False  # only sanlock's I/O fails
         self.start_fails = False  # the engine VM fails to start here (QEMU or libvirt refuses it)
+        self.migration_fails = False  # migrations from here fail at the switch-over (the target's lease acquire)
         self.network_ok = True
         self.engine_health_bad = False
         self.local_maintenance = False
@@ -237,13 +241,14 @@ class SimEnv:
         if self.host.libvirt_down:
             return fsm.LocalVM("unknown", detail="libvirtd does not answer")
         if vm.state == "up":
-            return fsm.LocalVM("up", "bad" if self.host.engine_health_bad else "good", detail="running")
+            health = "bad" if self.host.engine_health_bad else "good"
+            return fsm.LocalVM("up", health, detail="running", migration=vm.migration)
         if vm.state == "starting":
             return fsm.LocalVM("starting", "unknown", detail=vm.detail)
         return fsm.LocalVM(vm.state, "unknown", down_reason=vm.down_reason, detail=vm.detail)
 
-    def act(self, action: str) -> None:
-        self.world.vm_action(self.host, action)
+    def act(self, action: str, target: int = 0) -> None:
+        self.world.vm_action(self.host, action, target)
 
     def health(self) -> HostHealth:
         ok = 5 if self.host.network_ok else 0
@@ -396,8 +401,10 @@ class World:
 
     # --- engine VM model ---------------------------------------------------------------------
 
-    def vm_action(self, h: SimHost, action: str) -> None:
+    def vm_action(self, h: SimHost, action: str, target: int = 0) -> None:
         vm = h.vm
+        if action == fsm.MIGRATE and vm.state == "up":
+            self.migrate(h, self.hosts.get(target))
         if action == fsm.START and vm.state == "down":
             vm.state, vm.down_reason, vm.detail, vm.waiting = "starting", "", "acquiring the engine lease", ""
             since, generation = self.now, h.generation
@@ -424,16 +431,45 @@ class World:
         if h.vm.state != "down":
             self._vm_down(h, "crashed", "QEMU killed")
 
-    def migrate(self, src: SimHost, dst: SimHost) -> None:
-        """Live migration (done by the engine, not the agent): the VM and its lease move to ``dst``.
-
-        The destination must hold its sanlock host id (libvirt acquires the lease there).
-        """
-        if src.vm.state != "up" or not dst.powered or not dst.joined() or dst.vm.state != "down":
+    def migrate(self, src: SimHost, dst: SimHost | None) -> None:
+        """A live migration (by the agent, or by hand): the memory is copied for ``t.migrate`` while the guest runs
+        on ``src`` and an incoming VM waits, paused, on ``dst``; then the switch-over (``_switch_over``)."""
+        vm = src.vm
+        if vm.state != "up" or vm.migration == "running":
             return
-        self._vm_down(src, "migrated", f"to host {dst.id}", release=False)
-        dst.vm.state, dst.vm.holds_lease, dst.vm.detail = "up", True, "running"
+        if dst is None or dst is src or not dst.powered or dst.vm.state != "down":
+            vm.migration = f"failed: host {dst.id if dst else '?'} cannot take it"
+            self.log(src.id, "vm: migration refused", vm.migration.removeprefix("failed: "))
+            return
+        vm.migration = "running"
+        dst.vm.state, dst.vm.detail, dst.vm.down_reason = "starting", INCOMING, ""
+        self.log(src.id, "vm: migration begins", f"to host {dst.id}")
+        generations = (src.generation, dst.generation)
+        self.at(self.now + self.t.migrate, lambda: self._switch_over(src, dst, generations))
+
+    def _switch_over(self, src: SimHost, dst: SimHost, generations: tuple[int, int]) -> None:
+        """libvirt's sanlock driver: the source pauses the guest and releases the engine lease, the target acquires
+        it (never waiting) before its guest runs; if it cannot, the source takes the lease back and runs on. A side
+        that lost power mid-way ends the migration there: the other side's VM goes on (the source) or goes away."""
+        src_on = src.generation == generations[0] and src.vm.state == "up" and src.vm.holds_lease
+        dst_on = dst.generation == generations[1] and dst.vm.state == "starting" and dst.vm.detail == INCOMING
+        if not src_on:
+            if dst_on:
+                self._vm_down(dst, "migration-failed", f"host {src.id}, the source, went away", release=False)
+            return
+        why = ""
+        if not dst_on:
+            why = "the connection to the target was lost"
+        elif src.migration_fails or not dst.joined() or not dst.sanlock_ok() or self.renewal_age(dst.id) >= self.t.fail:
+            why = "the target could not take the engine lease"
+            self._vm_down(dst, "migration-failed", "the engine lease could not be acquired here", release=False)
+        if why:
+            src.vm.migration = f"failed: {why}"
+            self.log(src.id, "vm: migration failed", why)
+            return
+        self._vm_down(src, "migrated", f"to host {dst.id}")
         self.lease_owner = (dst.id, self.ls_generation.get(dst.id, 0))
+        dst.vm.state, dst.vm.holds_lease, dst.vm.detail = "up", True, "running"
         self.log(dst.id, "vm: engine up", f"migrated from host {src.id}")
 
     def _wait(self, h: SimHost, why: str, detail: str) -> None:
@@ -681,6 +717,9 @@ class World:
         holders = [h.id for h in self.hosts.values() if h.vm.state in ("starting", "up", "paused") and h.vm.holds_lease]
         if len(holders) > 1 and not self.double:
             self.violations.append(f"t={self.now:.1f}: engine running on hosts {holders}")
+        for h in self.hosts.values():
+            if h.vm.state == "up" and not h.vm.holds_lease:
+                self.violations.append(f"t={self.now:.1f}: engine VM running on host {h.id} without the engine lease")
         self.double = len(holders) > 1
         self._grace_new_failures()
         if self.engine_host() is not None:

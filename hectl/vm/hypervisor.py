@@ -20,6 +20,9 @@ else:
     Protocol = object
 
 
+INCOMING = "incoming migration"  # VMInfo.detail of a VM (state "starting") still arriving from another host
+
+
 class Graphics(Frozen):
     type: str  # vnc | spice
     listen: str

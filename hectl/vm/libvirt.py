@@ -14,7 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from hectl.errors import HectlError, HypervisorError, LockHeld, OperationFailed, VMStateError, WaitTimeout
-from hectl.vm.hypervisor import Graphics, MigrationProgress, MigrationResult, VMInfo
+from hectl.vm.hypervisor import INCOMING, Graphics, MigrationProgress, MigrationResult, VMInfo
 from hectl.vm.xml import HECTL_NS, graphics_xml
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -48,7 +48,6 @@ _STATES = {  # libvirt state -> (HA state, libvirt's word)
 }
 _PAUSED_STARTING = 11  # VIR_DOMAIN_PAUSED_STARTING_UP
 _PAUSED_MIGRATION = 2  # VIR_DOMAIN_PAUSED_MIGRATION: an incoming migration, or the switch-over of an outgoing one
-INCOMING = "incoming migration"  # VMInfo.detail of a VM still arriving here
 MIGRATION_POLL = 0.5  # seconds between progress reports of a migration
 _SHUTOFF_REASONS = {1: "shutdown", 2: "destroyed", 3: "crashed", 4: "migrated", 5: "saved", 6: "failed", 7: "from snapshot"}
 

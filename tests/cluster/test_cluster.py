@@ -13,6 +13,7 @@ import pytest
 
 from hectl.lease import host_dead_seconds, renewal_fail_seconds
 from lab import cluster as lab_cluster
+from tests.cluster.helpers import engine_host, stays
 from tests.virt.vmlab import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
@@ -46,22 +47,6 @@ def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, l
 # What does not depend on the storage runs on localfs only (the suite's time): an agent restart, global
 # maintenance, gateway loss, a hung guest, a libvirtd hang and the watcher's own test.
 localfs_only = pytest.mark.parametrize("lab", ["localfs"], indirect=True)
-
-
-def engine_host(cluster: lab_cluster.Cluster) -> lab_cluster.Host:
-    """The live host that runs the (healthy) engine, once there is exactly one."""
-    via = next(h for h in cluster.hosts if h.up)
-    _, winner = wait_until(lambda: cluster.one_engine(via), 180, "one healthy engine")
-    return cluster.hosts[winner - 1]
-
-
-def stays(cluster: lab_cluster.Cluster, host: lab_cluster.Host, seconds: float) -> None:
-    """The engine stays on ``host`` (the same QEMU process) for ``seconds``."""
-    pids = host.engine_pids()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert cluster.engine_hosts() == [host.id] and host.engine_pids() == pids, "the engine moved or restarted"
-        time.sleep(1)
 
 
 def test_all_hosts_live_and_the_engine_where_deploy_started_it(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
@@ -121,7 +106,7 @@ def test_local_maintenance_moves_the_engine_and_none_does_not_move_it_back(
     assert old.hectl("set-maintenance", "--mode", "local", "--reason", "patching").returncode == 0
     via = next(h for h in cluster.hosts if h.up and h is not old)
     took, new = wait_until(lambda: (w := cluster.one_engine(via)) != old.id and w, 240, "the engine moved")
-    print(f"\nlocal maintenance of host {old.id} -> engine healthy on host {new}: {took:.1f} s (cold move)")
+    print(f"\nlocal maintenance of host {old.id} -> engine healthy on host {new}: {took:.1f} s")
     assert old.hectl("set-maintenance", "--mode", "none").returncode == 0
     stays(cluster, cluster.hosts[new - 1], 8 * 2)
     assert time.monotonic() - t0 > took

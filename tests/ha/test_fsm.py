@@ -9,6 +9,7 @@ import pytest
 from hectl.config import HAConfig, ScoreConfig
 from hectl.ha.fsm import (
     ALL_STATES,
+    MIGRATE,
     POWEROFF,
     SHUTDOWN,
     START,
@@ -46,8 +47,8 @@ def observe(**kw: Any) -> Observations:
     return Observations(**base)
 
 
-def go(state: str, age: float = 5.0, failed: tuple[float, ...] = (), **kw: Any):  # type: ignore[no-untyped-def]
-    return step(Memory(state, NOW - age, failed), observe(**kw), CFG, T)
+def go(state: str, age: float = 5.0, failed: tuple[float, ...] = (), target: int = 2, **kw: Any):  # type: ignore[no-untyped-def]
+    return step(Memory(state, NOW - age, failed, target=target), observe(**kw), CFG, T)
 
 
 FOUR = (NOW - 300, NOW - 200, NOW - 100, NOW - 50)  # four engine failures within the retry window
@@ -63,6 +64,121 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.STARTING, dict(vm=LocalVM("starting"), local_maintenance=True), 5, S.STOP, (SHUTDOWN,), "local maintenance"),
     (S.STOP, dict(vm=UP, local_maintenance=True), 5, S.STOP, (), "waiting for shutdown"),
     (S.DOWN, dict(local_maintenance=True), 5, S.LOCAL_MAINTENANCE, (), "local maintenance"),
+    # local maintenance of the engine's host: a live migration to the best host that can take it
+    (
+        S.UP,
+        dict(vm=UP, local_maintenance=True, hosts=(remote(),)),
+        5,
+        S.MIGRATE_AWAY,
+        (MIGRATE,),
+        "migrating the engine to host 2",
+    ),
+    (S.UP_BAD, dict(vm=LocalVM("up", "bad"), local_maintenance=True, hosts=(remote(),)), 5, S.MIGRATE_AWAY, (MIGRATE,), "host 2"),
+    (
+        S.UP,
+        dict(vm=UP, local_maintenance=True, hosts=(remote(2, score=3000), remote(3))),
+        5,
+        S.MIGRATE_AWAY,
+        (MIGRATE,),
+        "host 3 (score 3400)",
+    ),
+    (
+        S.UP,
+        dict(vm=UP, local_maintenance=True, hosts=(remote(3), remote(2))),
+        5,
+        S.MIGRATE_AWAY,
+        (MIGRATE,),
+        "host 2",
+    ),  # tie: lower id
+    (
+        S.GLOBAL_MAINTENANCE,
+        dict(vm=UP, local_maintenance=True, hosts=(remote(state=S.GLOBAL_MAINTENANCE),)),
+        5,
+        S.MIGRATE_AWAY,
+        (MIGRATE,),
+        "host 2",
+    ),
+    (
+        S.UP,
+        dict(vm=UP, local_maintenance=True, global_maintenance=True, hosts=(remote(),)),
+        5,
+        S.GLOBAL_MAINTENANCE,
+        (),
+        "hands off",
+    ),
+    (
+        S.UP,
+        dict(vm=UP, local_maintenance=True, hosts=(remote(lease="fail"),)),
+        5,
+        S.STOP,
+        (SHUTDOWN,),
+        "no other host can take it live",
+    ),
+    (
+        S.UP,
+        dict(vm=UP, local_maintenance=True, hosts=(remote(live=False),)),
+        5,
+        S.STOP,
+        (SHUTDOWN,),
+        "no other host can take it live",
+    ),
+    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(local_maintenance=True),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
+    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(score=0),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
+    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(state=S.UNKNOWN_VM),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
+    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(score=2**31 - 1),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
+    (S.STARTING, dict(vm=LocalVM("starting"), local_maintenance=True, hosts=(remote(),)), 5, S.STOP, (SHUTDOWN,), "shutting"),
+    # EngineMigratingAway: the outcome of the migration
+    (
+        S.MIGRATE_AWAY,
+        dict(vm=LocalVM("up", "good", migration="running"), local_maintenance=True),
+        10,
+        S.MIGRATE_AWAY,
+        (),
+        "host 2 (10 s)",
+    ),
+    (S.MIGRATE_AWAY, dict(vm=LocalVM("unknown", detail="no answer"), local_maintenance=True), 10, S.MIGRATE_AWAY, (), "unknown"),
+    (
+        S.MIGRATE_AWAY,
+        dict(vm=LocalVM("down", down_reason="migrated"), local_maintenance=True),
+        10,
+        S.LOCAL_MAINTENANCE,
+        (),
+        "migrated to host 2",
+    ),
+    (
+        S.MIGRATE_AWAY,
+        dict(vm=LocalVM("down", down_reason="killed"), engine_lease=3, local_maintenance=True),
+        10,
+        S.LOCAL_MAINTENANCE,
+        (),
+        "to host 3",
+    ),
+    (S.MIGRATE_AWAY, dict(vm=LocalVM("down", down_reason="migrated")), 10, S.DOWN, (), "migrated to host 2"),
+    (
+        S.MIGRATE_AWAY,
+        dict(vm=LocalVM("down", down_reason="crashed"), local_maintenance=True),
+        10,
+        S.LOCAL_MAINTENANCE,
+        (),
+        "engine failure: engine VM crashed during its migration to host 2",
+    ),
+    (
+        S.MIGRATE_AWAY,
+        dict(vm=LocalVM("up", "good", migration="failed: lease refused"), local_maintenance=True),
+        10,
+        S.STOP,
+        (SHUTDOWN,),
+        "migration to host 2 failed (lease refused): shutting the engine down here",
+    ),
+    (
+        S.MIGRATE_AWAY,
+        dict(vm=LocalVM("up", "good", migration="failed: lost")),
+        10,
+        S.UP,
+        (),
+        "failed (lost); local maintenance ended",
+    ),
+    (S.MIGRATE_AWAY, dict(vm=UP, local_maintenance=True, global_maintenance=True), 10, S.GLOBAL_MAINTENANCE, (), "hands off"),
     # re-evaluation states
     (S.START, dict(vm=UP), 0, S.STARTING, (), "found running"),
     (S.START, dict(), 0, S.DOWN, (), "not running here"),
@@ -133,12 +249,21 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.STARTING, dict(vm=LocalVM("up", "bad")), 300, S.STOP, (SHUTDOWN,), "engine failure: engine not healthy 300 s after start"),
     (S.STARTING, dict(vm=LocalVM("down", down_reason="lease-busy")), 30, S.DOWN, (), "lost the start race"),
     (S.STARTING, dict(vm=LocalVM("down", down_reason="crashed")), 30, S.DOWN, (), "engine failure: crashed"),
+    (
+        S.STARTING,
+        dict(vm=LocalVM("down", down_reason="migration-failed")),
+        30,
+        S.DOWN,
+        (),
+        "incoming migration of the engine did not",
+    ),
     # EngineUp
     (S.UP, dict(vm=UP), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=LocalVM("up", "bad")), 50, S.UP_BAD, (), "health bad"),
     (S.UP, dict(vm=LocalVM("paused", "bad")), 50, S.UP_BAD, (), "paused"),
     (S.UP, dict(vm=LocalVM("down", down_reason="killed")), 50, S.UNEXPECTEDLY_DOWN, (), "engine VM killed unexpectedly"),
     (S.UP, dict(vm=LocalVM("down", down_reason="migrated")), 50, S.MAYBE_AWAY, (), "migrated"),
+    (S.UP, dict(vm=LocalVM("down", down_reason="killed"), engine_lease=3), 50, S.MAYBE_AWAY, (), "host 3 holds the engine lease"),
     (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3280),)), 50, S.STOP, (SHUTDOWN,), "host 2 scores 3280"),
     (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3279),)), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=UP, health=WEAK, hosts=(remote(score=3400, live=False),)), 50, S.UP, (), "healthy"),
@@ -197,6 +322,13 @@ def test_failed_starts_are_counted(state: str, obs: dict[str, Any]) -> None:
     d = go(state, age=300, **obs)
     assert d.memory.failed_starts == (NOW,)
     assert d.score.total == 3350 or d.score.zeroed_by  # -50 per failed start
+
+
+def test_migrating_away_remembers_its_target_and_costs_nothing() -> None:
+    d = go(S.UP, vm=UP, local_maintenance=True, hosts=(remote(2, score=3000), remote(3)), target=0)
+    assert (d.state, d.memory.target, d.memory.failed_starts) == (S.MIGRATE_AWAY, 3, ())
+    d = go(S.STARTING, vm=LocalVM("down", down_reason="migration-failed"))
+    assert d.memory.failed_starts == () and d.score.total == 3400
 
 
 def test_lost_race_costs_nothing() -> None:
