@@ -33,7 +33,7 @@ from hectl.backends.glusterfs.backend import mounted
 from lab import appliance as lab_appliance
 from lab import gluster as lab_gluster
 from lab import libvirtd as lab_libvirtd
-from lab import reaper, stallfs
+from lab import pki, reaper, stallfs
 from lab import sanlock as lab_sanlock
 from lab.net import Segment, workdir
 
@@ -49,8 +49,8 @@ except sanlock.SanlockException:
 HECTL = str(REPO / ".venv" / "bin" / "hectl")
 
 
-def missing(stallable: bool = False, storage: str = "localfs") -> str:
-    found = lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing()
+def missing(stallable: bool = False, storage: str = "localfs", tls: bool = False) -> str:
+    found = lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing() or (pki.missing() if tls else "")
     found = found or (lab_gluster.missing(pool=True) if storage == "glusterfs" else "")
     return found or ((stallfs.missing_requirements() or "") if stallable else "")
 
@@ -227,7 +227,9 @@ class Cluster:
 
     VOLUME = "engine"
 
-    def __init__(self, n: int = 3, io_timeout: int = 2, stallable: bool = False, storage: str = "localfs") -> None:
+    def __init__(
+        self, n: int = 3, io_timeout: int = 2, stallable: bool = False, storage: str = "localfs", tls: bool = False
+    ) -> None:
         if storage not in ("localfs", "glusterfs") or (stallable and storage != "localfs"):
             raise ValueError(f"storage {storage!r}, stallable {stallable}: localfs (stallable or not) or glusterfs")
         reaper.reap()  # what labs killed before their clean-up left behind
@@ -243,6 +245,11 @@ class Cluster:
         self.root = (self.mount.mountpoint if self.mount else self.base) / "domain"
         shim = lab_sanlock.build_shim(self.base)
         self.hosts = [Host(self, i, shim) for i in range(1, n + 1)]
+        self.tls = tls  # migrations over qemu+tls:// with TLS streams (a lab CA), else qemu+tcp://
+        if tls:
+            ca = pki.Authority(self.base / "pki")
+            for h in self.hosts:
+                h.libvirtd.tls_dir = ca.issue(f"host{h.id}.lab", h.address, self.base / f"pki{h.id}")
         self.timings: dict[str, float] = {}
 
     @property
@@ -304,7 +311,7 @@ class Cluster:
         answers.write_text(
             f"[host]\nid = 1\nhostname = host1.lab\n[storage]\n{self.storage_section(first)}timeout = 5\n"
             f"[paths]\nstate_dir = {first.state}\n[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
-            "migration_transport = tcp\n"
+            f"{self.migration_keys(first)}"
             f"[monitors]\nnetwork_test = ping\ngateway = {self.segment.here}\nprobes = 2\nprobe_timeout = 0.5\n"
             f"[engine]\nfqdn = engine.lab\nhealth_url = {self.health_url}\nhealth_timeout = 2\n"
             f"[ha]\nio_timeout = {self.io_timeout}\n{ha}[timeouts]\nliveness_window = 8\nagent_silent_after = 8\n"
@@ -322,7 +329,7 @@ class Cluster:
             res = h.hectl(
                 "deploy", "--join", *self.storage_args(h), "--host-id", str(h.id),
                 "--host-hostname", f"host{h.id}.lab", "--paths-state-dir", str(h.state), "--vm-uri", h.libvirtd.uri,
-                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", "--vm-migration-transport", "tcp",
+                "--vm-accelerator", "tcg", "--vm-start-timeout", "120", *self.migration_args(h),
                 "--monitors-network-test", "ping",
                 "--monitors-gateway", self.segment.here, "--monitors-probes", "2", "--monitors-probe-timeout", "0.5",
                 timeout=600,
@@ -330,6 +337,18 @@ class Cluster:
             if res.returncode != 0:
                 raise RuntimeError(f"deploy --join on host {h.id} failed: {res.stderr.strip()[-2000:]}")
             self.timings[f"join_{h.id}_s"] = time.monotonic() - t0
+
+    def migration_keys(self, host: Host) -> str:
+        """The [vm] migration keys of ``host``'s configuration."""
+        if not self.tls:
+            return "migration_transport = tcp\n"
+        return f"migration_transport = tls\nmigration_pki_dir = {host.libvirtd.tls_dir}\n"
+
+    def migration_args(self, host: Host) -> list[str]:
+        """The same as ``deploy --join`` options."""
+        if not self.tls:
+            return ["--vm-migration-transport", "tcp"]
+        return ["--vm-migration-transport", "tls", "--vm-migration-pki-dir", str(host.libvirtd.tls_dir)]
 
     def storage_section(self, host: Host) -> str:
         """The [storage] keys of ``host``'s configuration."""

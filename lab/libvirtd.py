@@ -92,6 +92,7 @@ class Libvirtd:
         self.sanlock_run_dir = sanlock_run_dir
         self.netns = netns  # run in this network namespace (its guests' port forwards bind there)
         self.listen = listen  # also serve qemu+tcp:// there (no authentication: a lab namespace only), for migrations
+        self.tls_dir: Path | None = None  # with ``listen``: also qemu+tls:// and TLS migration streams (lab/pki.py)
         self.cache_dir = cache_dir
         self.base: Path | None = None
 
@@ -218,9 +219,17 @@ class Libvirtd:
             'unix_sock_group = "root"\nunix_sock_ro_perms = "0777"\nunix_sock_rw_perms = "0770"\n'
             'auth_unix_ro = "none"\nauth_unix_rw = "none"\n'
             f'log_outputs = "3:file:{base}/libvirtd.log"\n'
-            + (f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{self.listen}"\nauth_tcp = "none"\n' if self.listen else "")
+            + (f'listen_tcp = 1\nlisten_addr = "{self.listen}"\nauth_tcp = "none"\n' if self.listen else "")
+            + (f"listen_tls = {int(bool(self.listen and self.tls_dir))}\n")
+            + (
+                f'key_file = "{self.tls_dir}/serverkey.pem"\ncert_file = "{self.tls_dir}/servercert.pem"\n'
+                f'ca_file = "{self.tls_dir}/cacert.pem"\nauth_tls = "none"\n'
+                if self.listen and self.tls_dir
+                else ""
+            )
         )
-        (etc / "qemu.conf").write_text('lock_manager = "sanlock"\n')
+        tls = f'migrate_tls_x509_cert_dir = "{self.tls_dir}"\nmigrate_tls_x509_verify = 1\n' if self.tls_dir else ""
+        (etc / "qemu.conf").write_text('lock_manager = "sanlock"\n' + tls)
         (etc / "qemu-sanlock.conf").write_text("auto_disk_leases = 0\nrequire_lease_for_disks = 0\n")
 
     @property

@@ -1,4 +1,5 @@
-"""Live migration on the three-host lab (real libvirtd + QEMU + sanlock in each host's namespaces): vm-migrate,
+"""Live migration on the three-host lab (real libvirtd + QEMU + sanlock in each host's namespaces), over TLS
+(qemu+tls:// between the libvirtds, an encrypted migration stream, certificates from a lab CA): vm-migrate,
 local maintenance, a target that cannot take the lease, and power loss of either side in the middle; the
 never-two-engines watcher polls every 50 ms throughout, and the health page is probed every 100 ms from a third
 host."""
@@ -9,15 +10,17 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from hectl.config import VMConfig
-from hectl.errors import LockHeld
+from hectl.errors import LockHeld, OperationFailed
 from hectl.lease import host_dead_seconds
 from hectl.vm import migration
 from hectl.vm.libvirt import LibvirtHypervisor
 from lab import cluster as lab_cluster
+from lab import pki
 from lab.probe import HealthProbe
 from tests.cluster.helpers import engine_host, stays
 from tests.virt.vmlab import wait_until
@@ -29,10 +32,10 @@ BANDWIDTH = 4  # MiB/s: a migration of the lab's engine (~80 MiB) takes ~20 s, l
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
-    reason = lab_cluster.missing()
+    reason = lab_cluster.missing(tls=True)
     if reason:
         pytest.skip(reason)
-    cluster = lab_cluster.Cluster(3)
+    cluster = lab_cluster.Cluster(3, tls=True)  # (tests/cluster/test_cluster.py migrates over plain qemu+tcp://)
     watcher = lab_cluster.NeverTwo(cluster, every=0.05)
     try:
         cluster.start()
@@ -91,7 +94,8 @@ def test_vm_migrate_moves_the_running_engine_with_one_short_gap(lab: tuple[lab_c
         time.sleep(2)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
-    assert (data["to_host_id"], data["result"]) == (target.id, "migrated") and data["downtime_ms"] is not None
+    assert (data["to_host_id"], data["result"], data["transport"]) == (target.id, "migrated", "tls")
+    assert data["downtime_ms"] is not None
     assert cluster.engine_hosts() == [target.id] and not source.engine_pids() and arrived_live(target, cluster)
     gaps = probe.outages(since=t0 - 1)
     print(f"\nvm-migrate {source.id} -> {target.id}: {data['migration_s']:.1f} s, libvirt downtime {data['downtime_ms']} ms, "
@@ -155,8 +159,8 @@ def test_a_target_that_cannot_take_the_lease_is_refused_and_the_engine_runs_on(
             assert target.daemon.client("rem_lockspace", "-s", spec.split()[1]).returncode == 0
         hyper = LibvirtHypervisor(source.libvirtd.uri)
         try:
-            tcp = VMConfig(migration_transport="tcp")
-            req = migration.request(tcp, f"host{target.id}.lab", target.address, unsafe=True, timeout=60, bandwidth=0)
+            tls = VMConfig(migration_pki_dir=str(source.libvirtd.tls_dir))
+            req = migration.request(tls, f"host{target.id}.lab", target.address, unsafe=True, timeout=60, bandwidth=0)
             with pytest.raises(LockHeld, match=r"the target could not take the engine lease.*keeps running here"):
                 hyper.migrate(cluster.vm_name, req, lambda _p: None)
         finally:
@@ -166,6 +170,28 @@ def test_a_target_that_cannot_take_the_lease_is_refused_and_the_engine_runs_on(
     finally:
         target.start_agent()  # it joins the lockspace again
     stays(cluster, source, 4)
+    assert watcher.violations == []
+
+
+def test_a_client_certificate_the_target_does_not_trust_is_refused_cleanly(
+    lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo], tmp_path: Path
+) -> None:
+    """TLS is in force: this host's libvirtd, given a key and certificate from another CA, cannot reach the target's."""
+    cluster, watcher = lab
+    all_live(cluster)
+    source = engine_host(cluster)
+    target = others(cluster, source)[0]
+    pids = source.engine_pids()
+    stranger = pki.Authority(tmp_path / "ca").issue(f"host{source.id}.lab", source.address, tmp_path / "pki")
+    req = migration.request(VMConfig(migration_pki_dir=str(stranger)), f"host{target.id}.lab", target.address,
+                            unsafe=True, timeout=60, bandwidth=0)  # fmt: skip
+    hyper = LibvirtHypervisor(source.libvirtd.uri)
+    try:
+        with pytest.raises(OperationFailed, match=r"cannot reach the target's.*keeps running here"):
+            hyper.migrate(cluster.vm_name, req, lambda _p: None)
+    finally:
+        hyper.close()
+    assert source.engine_pids() == pids and cluster.engine_hosts() == [source.id] and not target.engine_pids()
     assert watcher.violations == []
 
 
