@@ -240,3 +240,55 @@ def test_a_start_waiting_for_the_lease_reads_as_starting_not_unknown(domain: Dom
     rt.starter.join(5)  # type: ignore[union-attr]
     rt.waiting["query"].join(5)
     assert rt.vm().state == "up"
+
+
+def test_a_migration_runs_in_the_background_and_its_outcome_shows_in_the_vm(domain: Domain) -> None:
+    """Moved away: the VM is gone with down_reason "migrated"; refused: it runs on, ``migration`` says why."""
+    from hectl.vm.hypervisor import MigrationRequest
+
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    hyper = FakeHypervisor("up")
+    rt = runtime(domain, hyper)
+    assert rt.vm().migration == ""
+    hyper.migrate_error = LockHeld("the target could not take the engine lease")
+    rt.migrate(2, "192.0.2.2")
+    assert rt.migrator is not None
+    rt.migrator.join(5)
+    vm = rt.vm()
+    assert (vm.state, vm.migration) == ("up", "failed: the target could not take the engine lease")
+    hyper.migrate_error = None
+    rt.migrate(2, "192.0.2.2")
+    rt.migrator.join(5)
+    assert rt.vm() == fsm.LocalVM("down", "unknown", down_reason="migrated", detail="fake")
+    requests = [c[1] for c in hyper.calls if c[0] == "migrate"]
+    assert requests[-1] == MigrationRequest(
+        "qemu+tls://192.0.2.2/system", "tcp://192.0.2.2", tls=True, unsafe=True, timeout=120.0
+    )
+
+
+@pytest.mark.parametrize("hostname", ["", "evil/system?socket=/tmp/x", "-oProxyCommand=x"])
+def test_a_target_hostname_that_is_no_name_fails_the_migration_without_libvirt(domain: Domain, hostname: str) -> None:
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    hyper = FakeHypervisor("up")
+    rt = runtime(domain, hyper)
+    rt.migrate(2, hostname)
+    assert rt.migrator is not None
+    rt.migrator.join(5)
+    assert rt.vm().migration.startswith("failed: host 2's hostname") and not [c for c in hyper.calls if c[0] == "migrate"]
+
+
+def test_an_incoming_migration_that_vanishes_is_not_an_engine_failure(domain: Domain) -> None:
+    from hectl.vm.hypervisor import INCOMING
+
+    vmspec.update(domain.app().backend(), SPEC, 5)
+
+    class Arriving(FakeHypervisor):
+        def info(self, name: str):  # type: ignore[no-untyped-def]
+            info = super().info(name)
+            return info._replace(detail=INCOMING) if self.state == "starting" else info
+
+    hyper = Arriving("starting")
+    rt = runtime(domain, hyper)
+    assert rt.vm().state == "starting"
+    hyper.state = "down"
+    assert rt.vm().down_reason == "migration-failed"
