@@ -38,20 +38,6 @@ from lab import cluster as lab_cluster  # noqa: E402
 RESULTS_DIR = REPO / "bench" / "results"
 
 
-def wait(predicate, limit: float, what: str, every: float = 0.2) -> float:  # type: ignore[no-untyped-def]
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > limit:
-            raise TimeoutError(f"{what}: not within {limit:g} s")
-        time.sleep(every)
-    return time.monotonic() - t0
-
-
-def engine_on(cluster: lab_cluster.Cluster) -> lab_cluster.Host | None:
-    holders = cluster.engine_hosts()
-    return cluster.hosts[holders[0] - 1] if len(holders) == 1 else None
-
-
 def run_one(io_timeout: int, storage: str) -> dict[str, Any]:
     cluster = lab_cluster.Cluster(3, io_timeout=io_timeout, storage=storage)
     watcher = lab_cluster.NeverTwo(cluster)
@@ -63,18 +49,20 @@ def run_one(io_timeout: int, storage: str) -> dict[str, Any]:
         cluster.start_agents()
         result["lab"] = dict(cluster.timings)
         first = cluster.hosts[1]
-        wait(lambda: all(r["live"] for r in first.status()["hosts"]), 120 + 10 * io_timeout, "all hosts live")
+        lab_cluster.wait_for(lambda: all(r["live"] for r in first.status()["hosts"]), 120 + 10 * io_timeout, "all hosts live")
         # the planned move
-        old = engine_on(cluster)
+        old = cluster.engine_on()
         assert old is not None
         via = next(h for h in cluster.hosts if h is not old)
         t0 = time.monotonic()
         old.hectl("set-maintenance", "--mode", "local", "--reason", "bench")
-        wait(lambda: (e := engine_on(cluster)) is not None and e is not old and cluster.healthy(via), 600, "planned move")
+        lab_cluster.wait_for(
+            lambda: (e := cluster.engine_on()) is not None and e is not old and cluster.healthy(via), 600, "planned move"
+        )
         result["planned_move_s"] = round(time.monotonic() - t0, 2)
         old.hectl("set-maintenance", "--mode", "none")
         # the power loss
-        dead = engine_on(cluster)
+        dead = cluster.engine_on()
         assert dead is not None
         phases = cluster.failover(dead, host_dead_seconds(io_timeout) + 180)
         result["failover_s"] = {k: round(v, 2) for k, v in phases.items()}

@@ -49,6 +49,16 @@ except sanlock.SanlockException:
 HECTL = str(REPO / ".venv" / "bin" / "hectl")
 
 
+def wait_for(predicate: Callable[[], object], limit: float, what: str, every: float = 0.2) -> float:
+    """Seconds until ``predicate()`` is true; TimeoutError after ``limit``."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > limit:
+            raise TimeoutError(f"{what}: not within {limit:g} s")
+        time.sleep(every)
+    return time.monotonic() - t0
+
+
 def missing(stallable: bool = False, storage: str = "localfs", tls: bool = False) -> str:
     found = lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing() or (pki.missing() if tls else "")
     found = found or (lab_gluster.missing(pool=True) if storage == "glusterfs" else "")
@@ -133,6 +143,14 @@ class Host:
         if res.returncode != 0:
             raise RuntimeError(f"vm-status on host {self.id}: {res.stderr.strip()}")
         return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+    def row(self) -> dict[str, Any]:
+        """This host's own row of its vm-status."""
+        return next(r for r in self.status()["hosts"] if r["host_id"] == self.id)
+
+    def agent_state(self) -> str:
+        """This host's agent state, as its own vm-status shows it."""
+        return str(self.row()["state"])
 
     def engine_pids(self) -> list[int]:
         """QEMU processes of the engine VM on this host (running or paused)."""
@@ -374,6 +392,11 @@ class Cluster:
     def engine_hosts(self) -> list[int]:
         """Hosts whose sanlock holds the engine lease (read from each host's daemon, not from hectl)."""
         return [h.id for h in self.hosts if h.lease_held()]
+
+    def engine_on(self) -> Host | None:
+        """The host whose sanlock holds the engine lease, when exactly one does."""
+        holders = self.engine_hosts()
+        return self.hosts[holders[0] - 1] if len(holders) == 1 else None
 
     def healthy(self, via: Host) -> bool:
         res = via.hectl("check-liveliness", "--url", self.health_url, "--timeout", "2", timeout=30)

@@ -13,7 +13,7 @@ import pytest
 
 from hectl.lease import host_dead_seconds, renewal_fail_seconds
 from lab import cluster as lab_cluster
-from tests.cluster.helpers import engine_host, stays
+from tests.cluster.helpers import deployed, engine_host, stays
 from tests.virt.vmlab import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
@@ -27,21 +27,9 @@ def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, l
     if reason:
         pytest.skip(reason)
     cluster = lab_cluster.Cluster(3, stallable=storage == "localfs", storage=storage)
-    watcher = lab_cluster.NeverTwo(cluster)
-    try:
-        cluster.start()
-        cluster.deploy()
-        watcher.start()
-        cluster.start_agents()
+    with deployed(cluster, lab_cluster.NeverTwo(cluster)) as lab:
         print(f"\nlab ({storage}): {', '.join(f'{k} {v:.1f}' for k, v in cluster.timings.items())}")
-        yield cluster, watcher
-    finally:
-        watcher.stop.set()
-        watcher.join(10)
-        logs = {h.id: h.log.read_text() for h in cluster.hosts if h.log.exists()}
-        cluster.close()
-    assert cluster.leftovers() == []
-    assert not [i for i, text in logs.items() if "Traceback" in text], "an agent logged a traceback"
+        yield lab
 
 
 # What does not depend on the storage runs on localfs only (the suite's time): an agent restart, global

@@ -7,6 +7,7 @@ host."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from hectl.config import VMConfig
-from hectl.errors import LockHeld, OperationFailed
+from hectl.errors import HectlError, LockHeld, OperationFailed
 from hectl.lease import host_dead_seconds
 from hectl.vm import migration
 from hectl.vm.libvirt import LibvirtHypervisor
 from lab import cluster as lab_cluster
 from lab import pki
 from lab.probe import HealthProbe
-from tests.cluster.helpers import engine_host, stays
+from tests.cluster.helpers import deployed, engine_host, stays
 from tests.virt.vmlab import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
@@ -37,20 +38,9 @@ def lab() -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
         pytest.skip(reason)
     cluster = lab_cluster.Cluster(3, tls=True)  # (tests/cluster/test_cluster.py migrates over plain qemu+tcp://)
     watcher = lab_cluster.NeverTwo(cluster, every=0.05)
-    try:
-        cluster.start()
-        cluster.deploy()
-        watcher.start()
-        cluster.start_agents()
-        yield cluster, watcher
-    finally:
-        watcher.stop.set()
-        watcher.join(10)
-        logs = {h.id: h.log.read_text() for h in cluster.hosts if h.log.exists()}
-        cluster.close()
-    assert watcher.violations == []
-    assert cluster.leftovers() == []
-    assert not [i for i, text in logs.items() if "Traceback" in text], "an agent logged a traceback"
+    with deployed(cluster, watcher) as lab:
+        yield lab
+    assert watcher.violations == [], watcher.why
 
 
 def others(cluster: lab_cluster.Cluster, *hosts: lab_cluster.Host) -> list[lab_cluster.Host]:
@@ -66,8 +56,24 @@ def arrived_live(host: lab_cluster.Host, cluster: lab_cluster.Cluster) -> bool:
         conn.close()
 
 
-def state_of(host: lab_cluster.Host) -> str:
-    return str(next(r["state"] for r in host.status()["hosts"] if r["host_id"] == host.id))
+def settle(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> tuple[lab_cluster.Host, lab_cluster.Host, list[int]]:
+    """Once every host is settled: the engine's host, another host, and the engine's QEMU."""
+    cluster, _ = lab
+    all_live(cluster)
+    source = engine_host(cluster)
+    return source, others(cluster, source)[0], source.engine_pids()
+
+
+def refused(cluster: lab_cluster.Cluster, source: lab_cluster.Host, req: migration.MigrationRequest) -> HectlError:
+    """The migration ``req`` asked of the source's libvirtd directly (below hectl's checks): the error it ends in."""
+    hyper = LibvirtHypervisor(source.libvirtd.uri)
+    try:
+        hyper.migrate(cluster.vm_name, req, lambda _p: None)
+    except HectlError as exc:
+        return exc
+    finally:
+        hyper.close()
+    raise AssertionError("the migration went through")
 
 
 def all_live(cluster: lab_cluster.Cluster) -> None:
@@ -104,7 +110,7 @@ def test_vm_migrate_moves_the_running_engine_with_one_short_gap(lab: tuple[lab_c
     assert watcher.violations == [], watcher.why
     stays(cluster, target, 6)
     # the source's agent saw the engine leave with its lease: no engine failure counted there
-    wait_until(lambda: state_of(source) == "EngineDown", 60, "the source back in EngineDown")
+    wait_until(lambda: source.agent_state() == "EngineDown", 60, "the source back in EngineDown")
     assert next(r["score"] for r in source.status()["hosts"] if r["host_id"] == source.id) == 3400
 
 
@@ -118,12 +124,12 @@ def test_local_maintenance_migrates_and_none_does_not_move_it_back(lab: tuple[la
         assert source.hectl("set-maintenance", "--mode", "local", "--reason", "patching").returncode == 0
 
         def moved() -> int:
-            states.add(state_of(source))
+            states.add(source.agent_state())
             holders = cluster.engine_hosts()
             return holders[0] if holders and holders != [source.id] else 0
 
         took, new = wait_until(moved, 120, "the engine migrated away", every=0.5)
-        wait_until(lambda: state_of(source) == "LocalMaintenance", 60, "local maintenance")
+        wait_until(lambda: source.agent_state() == "LocalMaintenance", 60, "local maintenance")
     target = cluster.hosts[new - 1]
     gaps = probe.outages(since=t0)
     print(f"\nlocal maintenance of host {source.id} -> migrated to host {new} in {took:.1f} s; states {sorted(states)}; "
@@ -144,10 +150,7 @@ def test_a_target_that_cannot_take_the_lease_is_refused_and_the_engine_runs_on(
     anyway (below hectl's checks): the target's lease acquire fails at the switch-over, the source takes the lease
     back and the guest runs on there, paused only for the attempt."""
     cluster, watcher = lab
-    all_live(cluster)
-    source = engine_host(cluster)
-    target = others(cluster, source)[0]
-    pids = source.engine_pids()
+    source, target, pids = settle(lab)
     assert target.agent is not None
     target.agent.terminate()  # a clean stop: its record says stopped
     target.agent.wait(30)
@@ -157,14 +160,10 @@ def test_a_target_that_cannot_take_the_lease_is_refused_and_the_engine_runs_on(
         spec = next((line for line in target.daemon.client("status").stdout.splitlines() if line.startswith("s hectl:")), "")
         if spec:  # the agent leaves it joined when it stops
             assert target.daemon.client("rem_lockspace", "-s", spec.split()[1]).returncode == 0
-        hyper = LibvirtHypervisor(source.libvirtd.uri)
-        try:
-            tls = VMConfig(migration_pki_dir=str(source.libvirtd.tls_dir))
-            req = migration.request(tls, f"host{target.id}.lab", target.address, unsafe=True, timeout=60, bandwidth=0)
-            with pytest.raises(LockHeld, match=r"the target could not take the engine lease.*keeps running here"):
-                hyper.migrate(cluster.vm_name, req, lambda _p: None)
-        finally:
-            hyper.close()
+        tls = VMConfig(migration_pki_dir=str(source.libvirtd.tls_dir))
+        req = migration.request(tls, f"host{target.id}.lab", target.address, unsafe=True, timeout=60, bandwidth=0)
+        error = refused(cluster, source, req)
+        assert isinstance(error, LockHeld) and re.search(r"could not take the engine lease.*keeps running here", error.message)
         assert source.engine_pids() == pids and cluster.engine_hosts() == [source.id] and not target.engine_pids()
         assert cluster.healthy(source)
     finally:
@@ -178,19 +177,12 @@ def test_a_client_certificate_the_target_does_not_trust_is_refused_cleanly(
 ) -> None:
     """TLS is in force: this host's libvirtd, given a key and certificate from another CA, cannot reach the target's."""
     cluster, watcher = lab
-    all_live(cluster)
-    source = engine_host(cluster)
-    target = others(cluster, source)[0]
-    pids = source.engine_pids()
+    source, target, pids = settle(lab)
     stranger = pki.Authority(tmp_path / "ca").issue(f"host{source.id}.lab", source.address, tmp_path / "pki")
     req = migration.request(VMConfig(migration_pki_dir=str(stranger)), f"host{target.id}.lab", target.address,
                             unsafe=True, timeout=60, bandwidth=0)  # fmt: skip
-    hyper = LibvirtHypervisor(source.libvirtd.uri)
-    try:
-        with pytest.raises(OperationFailed, match=r"cannot reach the target's.*keeps running here"):
-            hyper.migrate(cluster.vm_name, req, lambda _p: None)
-    finally:
-        hyper.close()
+    error = refused(cluster, source, req)
+    assert isinstance(error, OperationFailed) and re.search(r"cannot reach the target's.*keeps running here", error.message)
     assert source.engine_pids() == pids and cluster.engine_hosts() == [source.id] and not target.engine_pids()
     assert watcher.violations == []
 
@@ -217,10 +209,7 @@ def test_power_loss_of_the_target_mid_migration_leaves_the_engine_running_at_the
     lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
 ) -> None:
     cluster, watcher = lab
-    all_live(cluster)
-    source = engine_host(cluster)
-    target = others(cluster, source)[0]
-    pids = source.engine_pids()
+    source, target, pids = settle(lab)
     proc = _migrate_in_background(source, target)
     try:
         _incoming(target, proc)
@@ -243,9 +232,7 @@ def test_power_loss_of_the_source_mid_migration_ends_with_one_engine(
     lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
 ) -> None:
     cluster, watcher = lab
-    all_live(cluster)
-    source = engine_host(cluster)
-    target = others(cluster, source)[0]
+    source, target, _ = settle(lab)
     proc = _migrate_in_background(source, target)
     try:
         _incoming(target, proc)
