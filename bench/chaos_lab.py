@@ -12,9 +12,10 @@ waits for one healthy engine (away from the host when the fault moves the engine
 engine again. A fault that must not move the engine (agent restart, a short storage stall, a libvirtd hang,
 any fault on another host) is also checked for an engine restart. The domain can stall (localfs through
 lab/stallfs.py; on Gluster every brick stopped), so storage stalls shorter and longer than sanlock's renewal
-budget are among the faults. The run prints a timeline (seconds since the start: what happened, where the
-engine went) and a summary, and writes both as JSON; exit status 2 on a second engine, a missed bound or an
-engine restart that should not have happened.
+budget are among the faults, and so are live migrations: by hand (vm-migrate), through local maintenance, and
+with the source or the target losing power in the middle. The run prints a timeline (seconds since the start:
+what happened, where the engine went) and a summary, and writes both as JSON; exit status 2 on a second engine,
+a missed bound or an engine restart that should not have happened.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import datetime
 import json
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -68,6 +70,24 @@ def _power_on(cluster: lab_cluster.Cluster, host: lab_cluster.Host) -> None:
     host.start_agent()
 
 
+def _power_loss_mid_migration(cluster: lab_cluster.Cluster, host: lab_cluster.Host) -> None:
+    """The engine migrating, slowed to 4 MiB/s (~20 s of copying), from ``host`` (the engine's) to the best host,
+    or from the engine's host to ``host``; ``host`` loses power 4 s into it."""
+    source = cluster.engine_on()
+    if source is not None:
+        to = [] if host is source else ["--to", str(host.id)]
+        argv = ["ip", "netns", "exec", source.netns, lab_cluster.HECTL, "vm-migrate", "--bandwidth", "4", *to]
+        proc = subprocess.Popen(argv, env=source.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(4)
+    host.power_loss()
+    if source is not None:
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
 @dataclass(frozen=True)
 class Fault:
     """One fault: how to inject it, what heals it afterwards, and what it does to an engine on the host."""
@@ -95,6 +115,8 @@ FAULTS = (
     Fault("storage-stall-short", _stall(lambda io: renewal_fail_seconds(io) / 2), moves=False, restarts=False, shared=True),
     Fault("storage-stall-long", _stall(lambda io: renewal_fail_seconds(io) + 10), moves=False, shared=True),
     Fault("libvirtd-hang", _hang_libvirtd, moves=False, restarts=False),
+    Fault("vm-migrate", lambda c, h: h.hectl("vm-migrate")),  # by hand; refused (exit 6) on another host
+    Fault("power-loss-mid-migration", _power_loss_mid_migration, _power_on, power=True),
 )
 
 

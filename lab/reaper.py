@@ -26,8 +26,9 @@ from lab.net import netns_etc
 REGISTRY = Path(os.environ.get("HECTL_LAB_REGISTRY", "/run/hectl-lab"))
 
 
-def _started(pid: int) -> str:
-    """The start time of ``pid`` (clock ticks since boot), '' when it does not run."""
+def started(pid: int) -> str:
+    """The start time of ``pid`` (clock ticks since boot, as /proc shows it), '' when it does not run (or is a
+    zombie): with the pid, it tells a process from a later one that got the same pid."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -39,7 +40,7 @@ def _started(pid: int) -> str:
 def claim(name: str, dirs: Sequence[str] = (), netns: Sequence[str] = (), links: Sequence[str] = ()) -> None:
     """Record (or update) what lab ``name``, owned by this process, has created."""
     REGISTRY.mkdir(mode=0o755, parents=True, exist_ok=True)
-    doc = {"owner": os.getpid(), "started": _started(os.getpid()), "dirs": list(dirs), "netns": list(netns),
+    doc = {"owner": os.getpid(), "started": started(os.getpid()), "dirs": list(dirs), "netns": list(netns),
            "links": list(links)}  # fmt: skip
     tmp = REGISTRY / f".{name}.tmp"
     tmp.write_text(json.dumps(doc))
@@ -57,7 +58,7 @@ def claims() -> dict[str, dict[str, Any]]:
     for path in sorted(REGISTRY.glob("*.json")) if REGISTRY.is_dir() else []:
         with contextlib.suppress(OSError, ValueError):
             doc = json.loads(path.read_text())
-            doc["alive"] = bool(doc["started"]) and _started(int(doc["owner"])) == doc["started"]
+            doc["alive"] = bool(doc["started"]) and started(int(doc["owner"])) == doc["started"]
             out[path.stem] = doc
     return out
 
@@ -100,7 +101,7 @@ def free(doc: dict[str, Any]) -> list[str]:
     if pids:
         done.append(f"killed {len(pids)} processes")
         deadline = time.monotonic() + 10
-        while any(_started(p) for p in pids) and time.monotonic() < deadline:
+        while any(started(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
     for target in _mounts_under(doc["dirs"]):
         subprocess.run(["umount", "-l", target], capture_output=True, timeout=30)

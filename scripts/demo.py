@@ -71,6 +71,7 @@ def main() -> int:
 def failover(io_timeout: int) -> int:
     """Three hosts deployed in the lab; the engine's host loses power; the failover, narrated and timed."""
     from lab import cluster as lab_cluster
+    from lab.probe import HealthProbe
 
     reason = lab_cluster.missing()
     if reason:
@@ -106,7 +107,7 @@ def failover(io_timeout: int) -> int:
         show(h2, "vm-status")
         dead = cluster.hosts[0]
         print("\n== power loss of host 1: every process of the host SIGKILLed at once (agent, sanlock, libvirtd, QEMU);"
-              "\n   the never-two-engines watcher reads every host's QEMU processes and sanlock state throughout")  # fmt: skip
+              "\n   the never-two-engines watcher reads every host's QEMU processes and libvirt's run state")  # fmt: skip
         phases = cluster.failover(dead, dead_after + 180, lambda t, text: print(f"   +{t:5.1f} s  {text}", flush=True))
         winner = cluster.one_engine(h2) or cluster.engine_hosts()[0]
         print(f"== the engine runs again, on host {winner}")
@@ -122,7 +123,15 @@ def failover(io_timeout: int) -> int:
         print("\n== failover timings, seconds from the power loss:")
         for key, (what, floor) in floors.items():
             print(f"   {what:<34} {phases.get(key, float('nan')):6.1f} s   floor: {floor}")
-        ok = not watcher.violations and watcher.polls > 0
+        survivor = next(h for h in cluster.hosts if h.up and h.id != winner)
+        print(f"\n== a planned move: the engine live-migrated from host {winner} to host {survivor.id} (its lease moves"
+              f"\n   with it), the health page probed every 100 ms from host {survivor.id}")  # fmt: skip
+        with HealthProbe(survivor.netns, cluster.health_url) as probe:
+            moved = show(cluster.hosts[winner - 1], "vm-migrate", "--to", str(survivor.id), "--wait").returncode == 0
+            time.sleep(1)
+        lost = sum(1 for _, answered in probe.samples if not answered)
+        print(f"== {len(probe.samples)} probes, {lost} unanswered; the engine runs on host {cluster.engine_hosts()}")
+        ok = moved and not watcher.violations and watcher.polls > 0
         print(f"== never two engines: {watcher.polls} polls of every host, {len(watcher.violations)} intervals with two")
         print(f"== demo {'finished' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s")
         return 0 if ok else 1
@@ -136,11 +145,12 @@ def failover(io_timeout: int) -> int:
             cluster.close()
 
 
-def show(host: Any, *args: str) -> None:
+def show(host: Any, *args: str) -> subprocess.CompletedProcess[str]:
     """``hectl ARGS`` on a lab host, echoed with its output."""
     print(f"\n$ hectl {shlex.join(args)}        # on host {host.id}", flush=True)
     res = host.hectl(*args)
     print(res.stdout + res.stderr, end="", flush=True)
+    return res  # type: ignore[no-any-return]
 
 
 def short(base: Path) -> int:
@@ -387,11 +397,13 @@ def host_row(env: dict[str, str], host_id: int) -> dict[str, Any] | None:
 
 def started_at(pidfile: Path) -> float:
     """When the process in ``pidfile`` started, on CLOCK_BOOTTIME (0.0 if unknown)."""
+    from lab import reaper
+
     try:
-        stat = Path(f"/proc/{int(pidfile.read_text().split()[0])}/stat").read_text()
+        ticks = reaper.started(int(pidfile.read_text().split()[0]))
     except (OSError, ValueError, IndexError):
         return 0.0
-    return int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    return int(ticks) / os.sysconf("SC_CLK_TCK") if ticks else 0.0
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hectl import audit
-from hectl.errors import ExitCode, LockHeld, WaitTimeout
+from hectl.errors import ExitCode, HypervisorError, LockHeld, OperationFailed, WaitTimeout
 from hectl.vm import migration
 from hectl.vm.hypervisor import MigrationRequest
 from tests.conftest import Domain
@@ -133,8 +133,30 @@ def test_only_dns_names_and_ip_addresses_become_uris(name: str, ok: bool) -> Non
 
 
 def test_resolve_names_a_failure_clearly() -> None:
-    from hectl.errors import OperationFailed
-
     assert migration.resolve("localhost") in ("127.0.0.1", "::1")
     with pytest.raises(OperationFailed, match=r"cannot resolve the target's hostname no-such-host\.invalid"):
         migration.resolve("no-such-host.invalid")
+
+
+@pytest.mark.parametrize(
+    ("code", "domain", "message", "after", "error", "words"),
+    [
+        (38, 42, "Failed to acquire lock: No space left on device", "up", LockHeld, "the target could not take the engine lease"),
+        (38, 7, "unable to connect to server at 'h2:16514': refused", "up", OperationFailed, "cannot reach the target's"),
+        (1, 10, "operation failed: migration out job: unexpectedly failed", "paused", HypervisorError, "the migration failed"),
+    ],
+)  # fmt: skip
+def test_libvirt_migration_errors_say_what_failed_and_where_the_engine_is(
+    code: int, domain: int, message: str, after: str, error: type, words: str
+) -> None:
+    """libvirt's error codes and domains as measured on the lab (a target without the lockspace: code 38 from the
+    locking domain; a refused TLS or TCP connection: the RPC domain)."""
+    import libvirt
+
+    from hectl.vm.libvirt import _migration_error
+
+    exc = libvirt.libvirtError(message)
+    exc.err = (code, domain, message, libvirt.VIR_ERR_ERROR, "", "", "", 0, 0)
+    err = _migration_error(exc, after)
+    assert type(err) is error and words in err.message and message in err.message
+    assert err.message.endswith("keeps running here" if after == "up" else f"the engine VM is {after} here")
