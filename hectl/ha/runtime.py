@@ -167,11 +167,11 @@ class EngineRuntime:
             return fsm.LocalVM("up", health, detail=detail if health == "good" else f"{detail}; {why}")
         if info.state in ("paused", "starting") or starting:
             return fsm.LocalVM("starting" if starting else info.state, "unknown", detail=detail)
-        return fsm.LocalVM("down", "unknown", down_reason=self._down_reason(previous), detail=info.detail)
+        return fsm.LocalVM("down", "unknown", down_reason=self._down_reason(previous, info), detail=info.detail)
 
-    def _down_reason(self, previous: VMInfo | None) -> str:
-        if self.migrated:
-            return "migrated"
+    def _down_reason(self, previous: VMInfo | None, now: VMInfo) -> str:
+        if self.migrated or (self.migrator is not None and self.migrator.is_alive()) or "(migrated)" in now.detail:
+            return "migrated"  # libvirt ends the domain here once the target runs it (its call returns just after)
         if previous is not None and previous.detail == INCOMING:
             return "migration-failed"
         if self.start_error:

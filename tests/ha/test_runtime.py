@@ -292,3 +292,31 @@ def test_an_incoming_migration_that_vanishes_is_not_an_engine_failure(domain: Do
     assert rt.vm().state == "starting"
     hyper.state = "down"
     assert rt.vm().down_reason == "migration-failed"
+
+
+def test_the_vm_gone_while_the_migration_call_has_not_returned_is_migrated(domain: Domain) -> None:
+    """libvirt ends the domain here at the switch-over's end; its migrate call returns a little later (the source's
+    clean-up, the target's statistics): meanwhile the VM is gone because it migrated, not killed."""
+    vmspec.update(domain.app().backend(), SPEC, 5)
+    release = threading.Event()
+
+    class Slow(FakeHypervisor):
+        def migrate(self, name, request, progress):  # type: ignore[no-untyped-def]
+            self.state = "down"
+            release.wait(10)
+            return super().migrate(name, request, progress)
+
+    hyper = Slow("up")
+    rt = runtime(domain, hyper)
+    rt.vm()
+    rt.migrate(2, "192.0.2.2")
+    try:
+        deadline = time.monotonic() + 5
+        while hyper.state != "down" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rt.vm().down_reason == "migrated"
+    finally:
+        release.set()
+        assert rt.migrator is not None
+        rt.migrator.join(5)
+    assert rt.vm().down_reason == "migrated"
