@@ -167,14 +167,18 @@ class Host:
         res = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, timeout=30)
         return [int(p) for p in res.stdout.split()]
 
-    def sees_dead(self, other: int) -> bool:
-        """This host's sanlock holds ``other``'s host id dead (HOST_DEAD: its leases free to take), asked through
-        sanlock's own Python binding (the client CLI does not print the flags)."""
+    def lease_view(self) -> dict[int, str]:
+        """This host's sanlock's word on every host id of the lockspace (live, fail, dead, free), asked through
+        sanlock's own Python binding (the client CLI does not print the flags); empty while it is down."""
         if not self.up:
-            return False
+            return {}
         env = dict(os.environ, **self.daemon.env)
         res = subprocess.run([sys.executable, "-c", _SANLOCK_HOSTS], env=env, capture_output=True, text=True, timeout=30)
-        return f"{other}:dead" in res.stdout.split()
+        return {int(i): state for i, _, state in (word.partition(":") for word in res.stdout.split())}
+
+    def sees_dead(self, other: int) -> bool:
+        """This host's sanlock holds ``other``'s host id dead (HOST_DEAD: its leases free to take)."""
+        return self.lease_view().get(other) == "dead"
 
     def lease_held(self) -> bool:
         """sanlock on this host holds the engine lease (a resource line not still being acquired)."""

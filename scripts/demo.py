@@ -130,7 +130,8 @@ def failover(io_timeout: int) -> int:
             moved = show(cluster.hosts[winner - 1], "vm-migrate", "--to", str(survivor.id), "--wait").returncode == 0
             time.sleep(1)
         lost = sum(1 for _, answered in probe.samples if not answered)
-        print(f"== {len(probe.samples)} probes, {lost} unanswered; the engine runs on host {cluster.engine_hosts()}")
+        where = " and ".join(str(i) for i in cluster.engine_hosts()) or "none"
+        print(f"== {len(probe.samples)} probes, {lost} unanswered; the engine runs on host {where}")
         ok = moved and not watcher.violations and watcher.polls > 0
         print(f"== never two engines: {watcher.polls} polls of every host, {len(watcher.violations)} intervals with two")
         print(f"== demo {'finished' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s")
@@ -149,7 +150,7 @@ def show(host: Any, *args: str) -> subprocess.CompletedProcess[str]:
     """``hectl ARGS`` on a lab host, echoed with its output."""
     print(f"\n$ hectl {shlex.join(args)}        # on host {host.id}", flush=True)
     res = host.hectl(*args)
-    print(res.stdout + res.stderr, end="", flush=True)
+    print(res.stderr + res.stdout, end="", flush=True)  # progress and warnings came first
     return res  # type: ignore[no-any-return]
 
 

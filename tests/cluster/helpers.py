@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 
+import pytest
+
 from lab import cluster as lab_cluster
 from tests.virt.vmlab import wait_until
+
+LOG_TAIL = 150
 
 
 def engine_host(cluster: lab_cluster.Cluster) -> lab_cluster.Host:
@@ -28,10 +33,12 @@ def stays(cluster: lab_cluster.Cluster, host: lab_cluster.Host, seconds: float) 
 
 @contextlib.contextmanager
 def deployed(
-    cluster: lab_cluster.Cluster, watcher: lab_cluster.NeverTwo
+    cluster: lab_cluster.Cluster, watcher: lab_cluster.NeverTwo, request: pytest.FixtureRequest
 ) -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
     """The lab started, deployed and its agents running with ``watcher`` polling; afterwards closed, leaving
-    nothing behind, no agent having logged a traceback."""
+    nothing behind, no agent having logged a traceback. When a test failed meanwhile (or HECTL_LAB_LOGS is set),
+    the tail of each agent's log goes to the terminal first, past pytest's capture: CI keeps only its output."""
+    failed_before = request.session.testsfailed
     try:
         cluster.start()
         cluster.deploy()
@@ -42,6 +49,12 @@ def deployed(
         watcher.stop.set()
         watcher.join(10)
         logs = {h.id: h.log.read_text() for h in cluster.hosts if h.log.exists()}
+        if os.environ.get("HECTL_LAB_LOGS") or request.session.testsfailed > failed_before:
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                for i, text in logs.items():
+                    lines = text.splitlines()[-LOG_TAIL:]
+                    print(f"\n--- the last {len(lines)} lines of host {i}'s agent log ---", *lines, sep="\n", flush=True)
         cluster.close()
     assert cluster.leftovers() == []
     assert not [i for i, text in logs.items() if "Traceback" in text], "an agent logged a traceback"

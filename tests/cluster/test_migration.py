@@ -32,13 +32,13 @@ BANDWIDTH = 4  # MiB/s: a migration of the lab's engine (~80 MiB) takes ~20 s, l
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
+def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
     reason = lab_cluster.missing(tls=True)
     if reason:
         pytest.skip(reason)
     cluster = lab_cluster.Cluster(3, tls=True)  # (tests/cluster/test_cluster.py migrates over plain qemu+tcp://)
     watcher = lab_cluster.NeverTwo(cluster, every=0.05)
-    with deployed(cluster, watcher) as lab:
+    with deployed(cluster, watcher, request) as lab:
         yield lab
     assert watcher.violations == [], watcher.why
 
@@ -77,15 +77,17 @@ def refused(cluster: lab_cluster.Cluster, source: lab_cluster.Host, req: migrati
 
 
 def all_live(cluster: lab_cluster.Cluster) -> None:
-    """Every host live, settled (EngineUp or EngineDown) and scoring, as the others see it."""
-    via = others(cluster)[0]
-    want = {h.id for h in cluster.hosts if h.up}
+    """Every host live, settled (EngineUp or EngineDown) and scoring, as the others see it, and each host's
+    sanlock sees every other one live (a host powered on again has rejoined with a new generation)."""
+    up = [h for h in cluster.hosts if h.up]
+    want = {h.id for h in up}
 
     def settled() -> bool:
-        rows = via.status()["hosts"]
-        return {r["host_id"] for r in rows if r["live"] and r["score"] and r["state"] in ("EngineUp", "EngineDown")} >= want
+        rows = up[0].status()["hosts"]
+        ready = {r["host_id"] for r in rows if r["live"] and r["score"] and r["state"] in ("EngineUp", "EngineDown")}
+        return ready >= want and all(want - {h.id} <= {i for i, s in h.lease_view().items() if s == "live"} for h in up)
 
-    wait_until(settled, 180, "every host live and settled")
+    wait_until(settled, 240, "every host live and settled")
 
 
 def test_vm_migrate_moves_the_running_engine_with_one_short_gap(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:

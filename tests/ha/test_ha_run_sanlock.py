@@ -91,7 +91,10 @@ def host(data: dict[str, Any], host_id: int) -> dict[str, Any]:
     return next(h for h in data["hosts"] if h["host_id"] == host_id)
 
 
-def test_two_agents_join_then_power_loss_is_seen_stale_failed_dead(lab_hosts: dict[str, Any]) -> None:
+def test_two_agents_join_explain_and_a_clean_stop(lab_hosts: dict[str, Any]) -> None:
+    """Two agents with real sanlock daemons join and see each other live; explain shows the real monitors; a clean
+    stop is prompt, published and releases the host id. (A power loss, seen stale, failing and dead in
+    vm-status, is tests/cluster/test_cluster.py's.)"""
     cfg1 = lab_hosts["configs"][0]
 
     def both_live(d: dict[str, Any]) -> bool:
@@ -110,16 +113,6 @@ def test_two_agents_join_then_power_loss_is_seen_stale_failed_dead(lab_hosts: di
     assert terms[0] == "base 3400" and terms[-1] == f"= {why['score']['total']}"
     assert {(h["host_id"], h["record"], h["sanlock"]) for h in why["hosts"]} == {(1, "live", "live"), (2, "live", "live")}
     assert why["storage"]["read_ok"] and why["storage"]["write_ok"] and why["storage"]["read_ms"] >= 0  # the storage monitor
-
-    # Power loss of host 2: its agent and its sanlock daemon die at once.
-    lab_hosts["agents"][1].send_signal(signal.SIGKILL)
-    lab_hosts["daemons"][1].kill()
-    stale, data = wait_for(lambda d: not host(d, 2)["live"], WINDOW + 10, "host 2 stale", cfg1)
-    assert host(data, 2)["stale_reason"] == "remote-host-silent" and host(data, 1)["live"]
-    assert stale <= WINDOW + 2 * 2 + 2  # window + two agent loops + slack
-    failed, _ = wait_for(lambda d: host(d, 2).get("lease") in ("fail", "dead"), 40, "sanlock: host 2 failed", cfg1)
-    dead, data = wait_for(lambda d: host(d, 2).get("lease") == "dead", 120, "sanlock: host 2 dead", cfg1)
-    assert stale < failed + stale <= dead + failed + stale
 
     # A clean stop of host 1: prompt, published, host id released.
     t0 = time.monotonic()
