@@ -220,10 +220,12 @@ def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster
 
     limit = host_dead_seconds(cluster.io_timeout)
     took, winner = wait_until(over, limit + 120, "failover")
+    # the survivor's agent publishes sanlock's view each cycle: "dead" may show a cycle after the engine runs again
+    wait_until(lambda: over() and "dead" in seen, 30, "vm-status showing the dead host's lease dead")
     print(f"\npower loss of host {dead.id} -> engine healthy on host {winner}: {took:.1f} s (host_dead_seconds {limit:.0f}); "
           f"seen: {', '.join(f'{k} {v:.1f}' for k, v in seen.items() if k)}")  # fmt: skip
     assert winner != dead.id and took >= limit - 2 * cluster.io_timeout  # nothing could start before the lease expired
-    assert seen["stale"] < seen["fail"] < seen["dead"] <= took  # the records first; sanlock fails it, then holds it dead
+    assert seen["stale"] < seen["fail"] < seen["dead"]  # the records first; sanlock fails it, then holds it dead
     assert watcher.violations == [] and watcher.polls > 100
 
 
