@@ -37,25 +37,44 @@ def failover() -> dict[str, object]:
     return {"runs": len(times), "min_s": min(times), "median_s": statistics.median(times), "max_s": max(times)}
 
 
-def schedules(total: int) -> dict[str, object]:
+def fenced_failover() -> dict[str, object]:
+    """The same power loss with fencing ([fencing] dead_after 15, a working device), at every phase."""
+    base = scenario.load(str(REPO / "tests" / "ha" / "scenarios" / "fence-power-loss.toml"))
+    times = []
+    for phase in range(20):
+        at = 120.0 + phase
+        sc = base._replace(events=(scenario.Event(at, "power-off", 1),), duration=at + 400)
+        result = scenario.run(sc)
+        up = [e.t for e in result.timeline if e.what == "EngineStarting -> EngineUp" and e.t > at]
+        assert up and not result.violations, result.lines()
+        times.append(up[0] - at)
+    return {"runs": len(times), "min_s": min(times), "median_s": statistics.median(times), "max_s": max(times)}
+
+
+def schedules(total: int, fencing: bool = False) -> dict[str, object]:
     start = time.perf_counter()
     per = total // len(CONFIGS)
     bad = []
     recoveries = []
+    fenced = failed = 0
     for config in CONFIGS:
         for seed in range(per):
-            outcome = chaos.check(seed, **config)
+            outcome = chaos.check(seed, fencing=fencing, **config)
             if not outcome.ok:
                 bad.append({"config": config, "seed": seed, "violations": list(outcome.violations)})
             if outcome.recovered_after is not None:
                 recoveries.append(outcome.recovered_after)
-    return {
+            fenced, failed = fenced + outcome.fencings[0], failed + outcome.fencings[1]
+    out: dict[str, object] = {
         "schedules": per * len(CONFIGS),
         "configs": CONFIGS,
         "violations": bad,
         "max_recovery_after_faults_s": max(recoveries),
         "seconds": round(time.perf_counter() - start, 1),
     }
+    if fencing:
+        out |= {"fencings_confirmed": fenced, "fencings_failed": failed}
+    return out
 
 
 def decision_cost(hosts: int = 2000, repeat: int = 200) -> dict[str, object]:
@@ -137,14 +156,21 @@ def main() -> int:
     args = parser.parse_args()
     results = {
         "failover": failover(),
+        "fenced_failover": fenced_failover(),
         "decision_cost": decision_cost(),
         "agent": agent_cost(),
         "schedules": schedules(args.schedules),
+        "fencing_schedules": schedules(args.schedules, fencing=True),
     }
     f, d, s, a = results["failover"], results["decision_cost"], results["schedules"], results["agent"]
     print(
         f"failover after engine-host power loss (io_timeout 10, {f['runs']} phases): "
         f"min {f['min_s']:.1f} s, median {f['median_s']:.1f} s, max {f['max_s']:.1f} s (target <= 160 s)"
+    )
+    ff = results["fenced_failover"]
+    print(
+        f"... with fencing (dead_after 15, a working device): min {ff['min_s']:.1f} s, median {ff['median_s']:.1f} s, "
+        f"max {ff['max_s']:.1f} s (target < 30 s)"
     )
     print(f"decision cost with {d['hosts']} hosts: {d['per_step_ms']} ms per step")
     print(f"hectl ha run (loop 1 s, 250 hosts, real sanlock): {a}")
@@ -152,11 +178,17 @@ def main() -> int:
         f"randomized schedules: {s['schedules']} run, {len(s['violations'])} with a violation, "
         f"worst recovery after the last fault {s['max_recovery_after_faults_s']:.1f} s, {s['seconds']} s wall"
     )
+    fs = results["fencing_schedules"]
+    print(
+        f"randomized schedules with fencing and device faults: {fs['schedules']} run, {len(fs['violations'])} with a "
+        f"violation, {fs['fencings_confirmed']} fencings confirmed, {fs['fencings_failed']} failed, worst recovery after "
+        f"the last fault {fs['max_recovery_after_faults_s']:.1f} s, {fs['seconds']} s wall"
+    )
     out = args.json or REPO / "bench" / "results" / f"bench_ha-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {out}")
-    return 1 if s["violations"] else 0
+    return 1 if s["violations"] or fs["violations"] else 0
 
 
 if __name__ == "__main__":

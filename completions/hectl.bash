@@ -3,7 +3,7 @@
 # Static parts are pure shell; dynamic values come from `hectl __complete KIND PREFIX`.
 
 declare -gA _hectl_commands=(
-    [hectl]='add-console-password check-liveliness clean-metadata cluster-config console deploy explain ha metrics plugins reinitialize-lockspace set-maintenance storage vm-config vm-migrate vm-poweroff vm-shutdown vm-start vm-status'
+    [hectl]='add-console-password check-liveliness clean-metadata cluster-config console deploy explain fence ha metrics plugins reinitialize-lockspace set-maintenance storage vm-config vm-migrate vm-poweroff vm-shutdown vm-start vm-status'
     ['hectl add-console-password']=''
     ['hectl check-liveliness']=''
     ['hectl clean-metadata']=''
@@ -13,6 +13,9 @@ declare -gA _hectl_commands=(
     ['hectl console']=''
     ['hectl deploy']=''
     ['hectl explain']=''
+    ['hectl fence']='check off'
+    ['hectl fence check']=''
+    ['hectl fence off']=''
     ['hectl ha']='run simulate'
     ['hectl ha run']=''
     ['hectl ha simulate']=''
@@ -44,6 +47,9 @@ declare -gA _hectl_options=(
     ['hectl console']='--help --log -h'
     ['hectl deploy']='--answers --answers-out --appliance-image --appliance-initrd --appliance-kernel --cloud-init-enabled --cloud-init-hostname --cloud-init-root-password-file --cloud-init-ssh-key --dry-run --engine-fqdn --engine-health-ca --engine-health-timeout --engine-health-url --engine-vm-bridge --engine-vm-cmdline --engine-vm-graphics --engine-vm-graphics-listen --engine-vm-guest-port --engine-vm-host-port --engine-vm-mac --engine-vm-memory-mib --engine-vm-name --engine-vm-network --engine-vm-vcpus --format --help --host-hostname --host-id --join --json --remove --storage-option --storage-timeout --storage-type --timeout -h'
     ['hectl explain']='--format --help --json --timeout -h'
+    ['hectl fence']='--help -h'
+    ['hectl fence check']='--format --help --host-id --json -h'
+    ['hectl fence off']='--format --help --host-id --json --yes -h'
     ['hectl ha']='--help -h'
     ['hectl ha run']='--help -h'
     ['hectl ha simulate']='--format --help --json -h'
@@ -111,6 +117,10 @@ declare -gA _hectl_values=(
     ['hectl deploy --timeout']=''
     ['hectl explain --format']='choice table json'
     ['hectl explain --timeout']=''
+    ['hectl fence check --format']='choice table json'
+    ['hectl fence check --host-id']='dynamic host-ids'
+    ['hectl fence off --format']='choice table json'
+    ['hectl fence off --host-id']='dynamic host-ids'
     ['hectl ha simulate --format']='choice table json'
     ['hectl metrics --timeout']=''
     ['hectl plugins --format']='choice table json'
@@ -147,7 +157,7 @@ declare -gA _hectl_values=(
     ['hectl vm-status --timeout']=''
 )
 declare -gA _hectl_args=(
-    ['hectl cluster-config set']='choice score.base= score.network_penalty= score.config_penalty= score.bridge_penalty= score.memory_penalty= score.cpu_penalty= score.cpu_min= score.cpu_max= score.retry_penalty= ha.loop= ha.history= ha.starting= ha.bad_health= ha.stop= ha.maybe_away= ha.retry_window= ha.yield_margin= ha.io_timeout= ha.engine_mem_mib= timeouts.liveness_window= timeouts.agent_silent_after= notify.smtp_server= notify.smtp_port= notify.timeout= notify.source= notify.destinations= notify.events= notify.starttls= notify.implicit_tls= notify.username= engine.fqdn= engine.health_url= engine.health_timeout='
+    ['hectl cluster-config set']='choice score.base= score.network_penalty= score.config_penalty= score.bridge_penalty= score.memory_penalty= score.cpu_penalty= score.cpu_min= score.cpu_max= score.retry_penalty= ha.loop= ha.history= ha.starting= ha.bad_health= ha.stop= ha.maybe_away= ha.retry_window= ha.yield_margin= ha.io_timeout= ha.engine_mem_mib= timeouts.liveness_window= timeouts.agent_silent_after= notify.smtp_server= notify.smtp_port= notify.timeout= notify.source= notify.destinations= notify.events= notify.starttls= notify.implicit_tls= notify.username= engine.fqdn= engine.health_url= engine.health_timeout= fencing.enabled= fencing.dead_after= fencing.timeout='
     ['hectl ha simulate']=file
     ['hectl vm-config set']='choice uuid= name= memory_mib= vcpus= kernel= initrd= cmdline= disk= disk_format= seed= network= bridge= mac= host_port= guest_port= graphics= graphics_listen='
 )

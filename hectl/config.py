@@ -136,6 +136,21 @@ class EngineConfig(Frozen):
         return f"http://{self.fqdn}/ovirt-engine/services/health" if self.fqdn else ""
 
 
+class FencingConfig(Frozen):
+    """``[fencing]``: power a dead engine host off through its fence device, then take over before sanlock's wait."""
+
+    enabled: bool = False  # the agent's fast path (hectl fence works without it)
+    dead_after: float = 15.0  # a host whose record and sanlock renewals stopped this long is judged dead
+    timeout: float = 30.0  # one fence action (off, status, monitor)
+    secrets_dir: str = "/etc/hectl/fencing"  # host-local: <secrets_dir>/host<N> holds host N's device secrets
+    agents_dir: str = "/usr/sbin"  # host-local: fence agents are run from here only
+    devices: tuple[tuple[int, str], ...] = ()  # (host id, device) from the host<N> keys
+
+    def device(self, host_id: int) -> str:
+        """Host ``host_id``'s fence device ('' when it has none)."""
+        return dict(self.devices).get(host_id, "")
+
+
 class Config(Frozen):
     source: str
     host: HostConfig
@@ -148,6 +163,7 @@ class Config(Frozen):
     notify: NotifyConfig = NotifyConfig()
     vm: VMConfig = VMConfig()
     engine: EngineConfig = EngineConfig()
+    fencing: FencingConfig = FencingConfig()
     plugin_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     @property
@@ -370,6 +386,13 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "migration_timeout": _number(5, HOUR),
         "migration_bandwidth": _integer(0, 100000),
     },
+    "fencing": {
+        "enabled": _yes_no,
+        "dead_after": _number(1, HOUR),
+        "timeout": _number(1, HOUR),
+        "secrets_dir": _abs_path,
+        "agents_dir": _abs_path,
+    },
     "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _TIMEOUT},
     "score": {
         "base": _POINTS,
@@ -384,22 +407,47 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     },
 }
 _OPEN_SECTIONS = ("storage",)  # may hold keys for the backend
+FENCE_DEVICE_KEY = "host<N>"  # [fencing] host1, host2...: each host's fence device (shared)
+
+
+def _device_host(section: str, key: str) -> int:
+    """The host id of a ``[fencing] host<N>`` key (0 when ``key`` is not one)."""
+    if section != "fencing" or not key.startswith("host"):
+        return 0
+    try:
+        return parse.host_id(key[4:])
+    except ValueError:
+        return 0
+
+
+def _fence_device(text: str) -> str:
+    parse.fence_device(text)
+    return text.strip()
+
 
 # Keys every host must agree on: once a domain carries a cluster configuration (``hectl deploy``,
 # ``hectl cluster-config set``) they come from there, and a local file that sets one is refused.
 # Paths to local files (secrets, CA bundles) and the metrics port stay host-local.
 _HOST_LOCAL = {("ha", "metrics_port"), ("notify", "password_file"), ("notify", "smtp_ca"), ("engine", "health_ca")}
-SHARED_SECTIONS = ("score", "ha", "timeouts", "notify", "engine")
+_HOST_LOCAL |= {("fencing", "secrets_dir"), ("fencing", "agents_dir")}
+SHARED_SECTIONS = ("score", "ha", "timeouts", "notify", "engine", "fencing")
 
 
 def is_shared(section: str, key: str) -> bool:
     """Whether ``[section] key`` belongs to the cluster configuration on the domain."""
+    if _device_host(section, key):
+        return True
     return section in SHARED_SECTIONS and key in _SCHEMA[section] and (section, key) not in _HOST_LOCAL
 
 
 def shared_keys() -> list[str]:
-    """Every shared key as ``section.key`` (for completion and docs)."""
+    """Every shared key as ``section.key`` (for completion and docs), besides ``fencing.host<N>`` (host N's device)."""
     return [f"{s}.{k}" for s in SHARED_SECTIONS for k in _SCHEMA[s] if is_shared(s, k)]
+
+
+def shared_keys_text() -> str:
+    """The shared keys for a message."""
+    return ", ".join([*shared_keys(), f"fencing.{FENCE_DEVICE_KEY}"])
 
 
 def schema() -> dict[str, tuple[str, ...]]:
@@ -412,6 +460,7 @@ def default_text(section: str, key: str) -> str:
     records: dict[str, type[Frozen]] = {"storage": StorageConfig, "paths": PathsConfig, "timeouts": TimeoutsConfig}
     records["score"] = ScoreConfig
     records |= {"ha": HAConfig, "monitors": MonitorsConfig, "notify": NotifyConfig, "vm": VMConfig, "engine": EngineConfig}
+    records["fencing"] = FencingConfig
     value = records[section]._field_defaults.get(key, "") if section in records else ""
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -422,6 +471,8 @@ def default_text(section: str, key: str) -> str:
 
 def parse_value(section: str, key: str, text: str) -> object:
     """``text`` as the value of ``[section] key``, in its range; ``ValueError`` says why not."""
+    if _device_host(section, key):
+        return _fence_device(text)
     return _SCHEMA[section].get(key, str)(text)
 
 
@@ -477,8 +528,9 @@ def load(
         if section not in _SCHEMA:
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(_SCHEMA))}, plugin:NAME)")
         for key, value in parser.items(section):
-            if key not in _SCHEMA[section] and section not in _OPEN_SECTIONS:
-                raise ConfigError(f"{path}: [{section}] unknown key '{key}' (known: {', '.join(sorted(_SCHEMA[section]))})")
+            if key not in _SCHEMA[section] and section not in _OPEN_SECTIONS and not _device_host(section, key):
+                known = sorted(_SCHEMA[section]) + ([FENCE_DEVICE_KEY] if section == "fencing" else [])
+                raise ConfigError(f"{path}: [{section}] unknown key '{key}' (known: {', '.join(known)})")
             if shared is not None and is_shared(section, key):
                 raise ConfigError(
                     f"{path}: [{section}] {key} is shared by every host and kept on the storage domain",
@@ -518,6 +570,19 @@ def load(
     notify = NotifyConfig(**{k: get("notify", k, NotifyConfig._field_defaults[k]) for k in _SCHEMA["notify"]})  # type: ignore[arg-type]
     vm = VMConfig(**{k: get("vm", k, VMConfig._field_defaults[k]) for k in _SCHEMA["vm"]})  # type: ignore[arg-type]
     engine = EngineConfig(**{k: get("engine", k, EngineConfig._field_defaults[k]) for k in _SCHEMA["engine"]})  # type: ignore[arg-type]
+    fence_raw = raw.get("fencing", {})
+    devices = tuple(
+        sorted((_device_host("fencing", k), str(get("fencing", k, ""))) for k in fence_raw if _device_host("fencing", k))
+    )
+    fence_keys = {k: get("fencing", k, FencingConfig._field_defaults[k]) for k in _SCHEMA["fencing"]}
+    fencing = FencingConfig(**fence_keys, devices=devices)  # type: ignore[arg-type]
+    if fencing.enabled and fencing.dead_after <= ha.loop:
+        raise ConfigError(
+            f"{path}: [fencing] dead_after ({fencing.dead_after:g} s) must be longer than [ha] loop ({ha.loop:g} s): "
+            "a live host's record would look silent between two of its writes"
+        )
+    if fencing.enabled and not devices:
+        raise ConfigError(f"{path}: [fencing] enabled = yes needs a device for at least one host (host<N> = fence_...)")
     if mon.network_test in ("ping", "tcp") and not mon.gateway:
         raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
     if bool(notify.username) != bool(notify.password_file):
@@ -542,6 +607,7 @@ def load(
         notify=notify,
         vm=vm,
         engine=engine,
+        fencing=fencing,
         plugin_sections=tuple(plugin_sections),
     )
 

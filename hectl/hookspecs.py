@@ -52,6 +52,24 @@ def hectl_register_monitors(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def hectl_register_fence_methods(register: Callable[..., None]) -> None:
+    """Register fence methods: ways to power a host off that are not programs of the fence-agents family.
+
+    Call ``register(name, factory)``; ``name`` is what ``[fencing] host<N>`` starts with
+    (never ``fence_*``: those are fence agents). ``factory(device, secrets, fencing)``
+    gets the ``FenceDevice`` (method and parameters), the host's secrets (a dict) and
+    the ``[fencing]`` configuration, and returns a ``hectl.fencing.device.FenceMethod``:
+    ``run(action, timeout)`` answers ``Answer(code, message, elapsed)`` like a fence
+    agent (``status``: 0 on, 2 off; other actions: 0 success; ``code=None``: timed out).
+    The message must not contain a secret.
+
+    Called by: ``hectl fence`` and the HA agent, when a host's device is used.
+    Returns: ignored. A name registered twice is a ``PluginError``; an exception here
+    disables only this plugin's methods (logged).
+    """
+
+
 # --- Runtime notifications: called from the HA loop and commands; must be fast ---------------
 
 

@@ -18,6 +18,7 @@ import errno
 import os
 
 from hectl.errors import HectlError, LockHeld, NotAvailable, StorageError
+from hectl.frozen import Frozen
 from hectl.storage.backend import ENGINE_LEASE_NAME, LOCKSPACE_NAME
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -38,6 +39,98 @@ SANLOCK_ERRORS = {
     -245: "the lease could not be acquired (SANLK_ACQUIRE_OTHER)",
     -262: "this host id is being used by another host",
 }
+
+
+class DeltaLease(Frozen):
+    """One host id's record in the lockspace, as sanlock wrote it (its delta lease)."""
+
+    host_id: int
+    generation: int
+    timestamp: int  # the owner's clock at its last renewal; LEASE_FREE when released
+
+    def describe(self) -> str:
+        state = "free" if self.timestamp == LEASE_FREE else f"renewed at {self.timestamp}"
+        return f"host id {self.host_id} generation {self.generation} {state}"
+
+
+DELTA_MAGIC = 0x12212010  # sanlock's DELTA_DISK_MAGIC (leader.h)
+# struct leader_record up to io_timeout: magic, version, flags, sector_size, num_hosts, max_hosts, owner_id,
+# owner_generation, lver, space_name[48], resource_name[48], timestamp, unused1, checksum, unused2, io_timeout.
+_LEADER = "<IIIIQQQQQ48s48sQQIHH"
+
+
+def parse_delta(data: bytes, host_id: int) -> DeltaLease:
+    """Host ``host_id``'s delta lease from its 512-byte sector; ``ValueError`` when it is not one of ours.
+
+    Only read to see whether the owner still renews (a change) and who owns it;
+    sanlock itself checks the checksum of everything it acts on.
+    """
+    import struct
+
+    if len(data) < struct.calcsize(_LEADER):
+        raise ValueError("short sector")
+    fields = struct.unpack_from(_LEADER, data)
+    magic, owner, generation, space, timestamp = fields[0], fields[6], fields[7], fields[9], fields[11]
+    if magic != DELTA_MAGIC or space.rstrip(b"\0") != LOCKSPACE_NAME.encode():
+        raise ValueError(f"host id {host_id}: no sanlock delta lease of lockspace {LOCKSPACE_NAME} there")
+    if owner != host_id:
+        raise ValueError(f"host id {host_id}: the sector names host id {owner}")
+    return DeltaLease(host_id, int(generation), int(timestamp))
+
+
+def read_delta(paths: DomainPaths, host_id: int, timeout: float, sector_size: int = 512) -> DeltaLease:
+    """Read host ``host_id``'s delta lease straight from the lockspace file (bounded: ``StorageError``)."""
+    from hectl.storage import directio
+
+    result = directio.read(paths.lockspace, (host_id - 1) * sector_size, sector_size, timeout, root=paths.root)
+    try:
+        return parse_delta(result.data, host_id)
+    except ValueError as exc:
+        raise StorageError(f"the lockspace {paths.lockspace}: {exc}") from None
+
+
+def read_deltas(paths: DomainPaths, host_ids: tuple[int, ...], timeout: float, sector_size: int = 512) -> dict[int, DeltaLease]:
+    """The delta leases of ``host_ids`` in one bounded read (``StorageError``); sectors that are not one are left out."""
+    from hectl.storage import directio
+
+    if not host_ids:
+        return {}
+    data = directio.read(paths.lockspace, 0, max(host_ids) * sector_size, timeout, root=paths.root).data
+    out = {}
+    for h in host_ids:
+        try:
+            out[h] = parse_delta(data[(h - 1) * sector_size : h * sector_size], h)
+        except ValueError:
+            continue
+    return out
+
+
+def free_host_id(paths: DomainPaths, seen: DeltaLease, timeout: float) -> None:
+    """Release the delta lease of a host that is confirmed powered off, so that its leases can be taken now.
+
+    sanlock's paxos_acquire takes a lease at once when its owner's delta lease
+    is free (timestamp 0) instead of waiting host_dead_seconds for it to go
+    stale: that wait exists because nobody could know the owner was dead, and
+    a fence device's confirmed power-off is that knowledge (docs/fencing.md).
+    Refused (``LockHeld``) when the record changed since ``seen``: the host
+    renewed after it was judged dead. The write is sanlock's own
+    (``sanlock direct release_id``), bounded by ``timeout``.
+    """
+    from hectl.storage import directio
+
+    now = read_delta(paths, seen.host_id, timeout)
+    if now.timestamp == LEASE_FREE and now.generation == seen.generation:
+        return
+    if now != seen:
+        raise LockHeld(f"host id {seen.host_id} renewed its lease since it was judged dead ({now.describe()})")
+    import shutil
+
+    spec = f"{LOCKSPACE_NAME}:{seen.host_id}:{paths.lockspace}:0"
+    argv = [shutil.which("sanlock") or "/usr/sbin/sanlock", "direct", "release_id", "-s", spec]
+    directio.run_command(argv, timeout, f"freeing host id {seen.host_id}")
+    after = read_delta(paths, seen.host_id, timeout)
+    if after.timestamp != LEASE_FREE:
+        raise StorageError(f"host id {seen.host_id} is not free after sanlock released it ({after.describe()})")
 
 
 def renewal_fail_seconds(io_timeout: float) -> float:

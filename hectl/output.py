@@ -42,6 +42,8 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "simulate": 1,
     "storage-check": 1,
     "storage-connect": 1,
+    "fence-check": 1,
+    "fence-off": 1,
     "error": 1,
 }
 
@@ -394,6 +396,22 @@ def _storage_check_text(data: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fence_check_text(data: Any) -> str:
+    rows = [
+        [d["host_id"], _short(d["device"]), "yes" if d["works"] else "NO", d["power"], _short(d["problem"], 60) or "-"]
+        for d in data["devices"]
+    ]
+    state = "enabled" if data["enabled"] else "disabled ([fencing] enabled = no)"
+    return _table(rows, ["host", "device", "works", "power", "problem"]) + f"\nfencing by the agents: {state}\n"
+
+
+def _fence_off_text(data: Any) -> str:
+    line = f"host {data['host_id']} is off: {data['device']} confirmed it in {data['elapsed_s']:.1f} s"
+    if data["host_id_freed"]:
+        return line + "; its sanlock host id is free, so its leases can be taken now\n"
+    return line + f"; its sanlock host id was not freed ({data['free_problem']}): its leases free up after host_dead_seconds\n"
+
+
 def _storage_connect_text(data: Any) -> str:
     st = data["storage"]
     where = f"{st['type']} at {st.get('root', '?')}"
@@ -532,4 +550,6 @@ _TEXT_VIEWS: dict[str, Callable[[Any], str]] = {
     "repair": _repair_text,
     "storage-check": _storage_check_text,
     "storage-connect": _storage_connect_text,
+    "fence-check": _fence_check_text,
+    "fence-off": _fence_off_text,
 }

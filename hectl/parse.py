@@ -13,6 +13,7 @@ from __future__ import annotations
 MAX_HOST_ID = 2000
 MAX_TTL = 366 * 86400  # the longest duration (maintenance TTL, console password)
 DIGITS = frozenset("0123456789")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -73,3 +74,61 @@ def _human(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size:g} {unit}"
     return f"{seconds:g} second" + ("" if seconds == 1 else "s")
+
+
+# Fence device parameters hectl sets itself, or that would make a device line from the shared (untrusted)
+# domain run a program, read or write a local file, or log secrets; secrets come from the host's secrets file.
+FENCE_RESERVED = frozenset(
+    {"action", "option", "password", "passwd", "debug", "debug_file", "verbose", "verbose_level", "use_sudo"}
+    | {"identity_file", "ssh_options", "password_script", "plug_script", "quiet"}
+)
+FENCE_RESERVED_SUFFIXES = ("_path", "_script", "_file", "_cmd")
+
+
+def fence_key(key: str) -> str:
+    """A fence-agent parameter name: lower-case letters, digits and ``_``, starting with a letter."""
+    ok = 0 < len(key) <= 64 and key[0] in _LOWER and all(c in _LOWER or c in DIGITS or c == "_" for c in key)
+    if not ok:
+        raise ValueError(f"'{key[:64]}' is not a parameter name (lower-case letters, digits and '_')")
+    return key
+
+
+def fence_value(key: str, value: str) -> str:
+    """A parameter's value: printable text of at most 512 characters (it travels as one ``key=value`` line)."""
+    if len(value) > 512 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{key}: the value must be printable text of at most 512 characters")
+    return value
+
+
+def fence_device(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``METHOD key=value ...`` -> (method, parameters), shell-style quoting allowed in values.
+
+    ``METHOD`` is a fence agent (``fence_ipmilan``) or a fence method a plugin registers.
+    Reserved keys (``FENCE_RESERVED``, names ending in ``FENCE_RESERVED_SUFFIXES``) are refused:
+    they belong in the host's secrets file or to hectl.
+    """
+    import shlex
+
+    if len(text) > 4096:
+        raise ValueError("a fence device is at most 4096 characters")
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"not a fence device: {exc}") from None
+    if not words:
+        raise ValueError("names no fence agent (example: fence_ipmilan ip=192.0.2.11 username=admin lanplus=1)")
+    method = words[0]
+    if len(method) > 64 or not method[0].isalpha() or not all(c.isascii() and (c.isalnum() or c in "_-") for c in method):
+        raise ValueError(f"'{method[:64]}' is not a fence agent or method name")
+    params: dict[str, str] = {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise ValueError(f"'{word[:64]}' is not key=value")
+        key = fence_key(key)
+        if key in FENCE_RESERVED or key.endswith(FENCE_RESERVED_SUFFIXES):
+            raise ValueError(f"{key} may not be set here (secrets go in the host's secrets file; hectl sets the action)")
+        if key in params:
+            raise ValueError(f"{key} is given twice")
+        params[key] = fence_value(key, value)
+    return method, tuple(params.items())

@@ -150,6 +150,25 @@ class Plugins:
                 log.exception("plugin %s: monitors not registered", impl.plugin_name)
         return found
 
+    def fence_methods(self) -> dict[str, Callable[..., object]]:
+        """Every plugin's fence method by name; a duplicate or a ``fence_*`` name is a ``PluginError``."""
+        found: dict[str, tuple[Callable[..., object], str]] = {}
+        for impl in self.pm.hook.hectl_register_fence_methods.get_hookimpls():
+
+            def register(name: str, factory: Callable[..., object], _plugin: str = impl.plugin_name) -> None:
+                if name in found or name.startswith("fence_"):
+                    why = f"also registered by '{found[name][1]}'" if name in found else "fence_* names are fence agents"
+                    raise PluginError(f"fence method '{name}' of plugin '{_plugin}': {why}")
+                found[name] = (factory, _plugin)
+
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception:
+                log.exception("plugin %s: fence methods not registered", impl.plugin_name)
+        return {name: factory for name, (factory, _) in sorted(found.items())}
+
     def add(self, name: str, plugin: object) -> None:
         """Register a plugin built at run time (e.g. the mail notifier from ``[notify]``)."""
         self.pm.register(plugin, name=name)

@@ -15,11 +15,13 @@ cd "$(dirname "$0")/.."
 # glusterfs-server + glusterfs-client + libgfapi0 (the glusterfs backend: FUSE mount, gfapi reads; the tests start
 # their own glusterd and a replica-3 volume), qemu-utils (deploy imports the engine disk image with qemu-img),
 # libnfs13 (the nfs backend's userspace client), nfs-ganesha + nfs-ganesha-vfs (the tests' NFS server: this kernel
-# has no NFS server), iproute2 (the tests' network namespaces), ctdb (the ctdb backend's CLI; the tests start 3 ctdbd).
+# has no NFS server), iproute2 (the tests' network namespaces), ctdb + ethtool (the ctdb backend's CLI; the tests start 3 ctdbd, whose
+# interface monitor reads the link state with ethtool),
+# fence-agents + ipmitool + openipmi (fencing: the real fence_ipmilan drives each lab host's ipmi_sim BMC).
 PACKAGES=(python3 python3-venv sanlock python3-sanlock gcc libc6-dev iputils-ping bash zsh fish groff-base fuse libfuse2
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-sanlock qemu-system-x86 python3-libvirt
   libxml2-utils openssl systemd glusterfs-server glusterfs-client libgfapi0 qemu-utils
-  libnfs13 nfs-ganesha nfs-ganesha-vfs iproute2 ctdb)
+  libnfs13 nfs-ganesha nfs-ganesha-vfs iproute2 ctdb ethtool fence-agents ipmitool openipmi)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -76,7 +76,7 @@ def test_tree_has_every_command_and_option() -> None:
     tree = {" ".join(c.path): c for c in scripts.command_tree()}
     subcommands = ["hectl ha run", "hectl ha simulate", "hectl vm-config set", "hectl vm-config show"]
     subcommands += ["hectl storage check", "hectl storage connect", "hectl storage disconnect"]
-    subcommands += ["hectl cluster-config set", "hectl cluster-config show"]
+    subcommands += ["hectl cluster-config set", "hectl cluster-config show", "hectl fence check", "hectl fence off"]
     assert sorted(tree) == sorted(["hectl", *subcommands, *(f"hectl {name}" for name in COMMANDS)])
     assert [name for name, _ in tree["hectl ha"].subcommands] == ["run", "simulate"]
     assert tree["hectl ha"].subcommands[0] == ("run", "Run the HA agent in the foreground (for systemd; logs to stderr)")

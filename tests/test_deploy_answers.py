@@ -30,6 +30,8 @@ BAD = {
     "notify.smtp_ca": "ca.pem", "notify.username": "two words", "notify.password_file": "/nonexistent/pw",
     "vm.uri": "nouri", "vm.accelerator": "fast", "vm.console_log": "console.log", "vm.start_timeout": "0",
     "vm.migration_transport": "ssh", "vm.migration_pki_dir": "pki", "vm.migration_timeout": "1", "vm.migration_bandwidth": "-1",
+    "fencing.enabled": "sometimes", "fencing.dead_after": "0", "fencing.timeout": "0.5", "fencing.secrets_dir": "rel",
+    "fencing.agents_dir": "sbin",
     "engine.fqdn": "-engine", "engine.health_url": "ftp://engine/", "engine.health_ca": "ca.pem",
     "engine.health_timeout": "0",
     "score.base": "-1", "score.network_penalty": "x", "score.config_penalty": "1e9", "score.bridge_penalty": "-1",

@@ -217,6 +217,15 @@ def test_offset_read_reports_extents_relative_to_its_start(disk_dir: Path) -> No
     assert r.data[2 * SLOT : 3 * SLOT] == slot
 
 
+@pytest.mark.parametrize("sector", [1, 7, 9])
+def test_a_sector_inside_an_aligned_block_reads_itself(disk_dir: Path, sector: int) -> None:
+    """sanlock's delta leases are 512-byte sectors: a read at 512 * n must not start at the 4 KiB block."""
+    path = disk_dir / "lockspace"
+    path.write_bytes(b"".join(bytes([i]) * 512 for i in range(16)))
+    r = directio.read(str(path), sector * 512, 512, timeout=10)
+    assert r.size == 512 and r.data == bytes([sector]) * 512
+
+
 @pytest.mark.parametrize("cut", [512, 300])
 def test_short_file_reports_its_size_and_a_truncated_slot(disk_dir: Path, cut: int) -> None:
     """A file that ends inside slot 2: a whole first sector still decodes; a cut one is truncated."""

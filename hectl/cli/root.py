@@ -31,6 +31,7 @@ COMMANDS = {
     "metrics": "hectl.commands.metrics:command",
     "plugins": "hectl.commands.plugins:command",
     "storage": "hectl.commands.storage:group",
+    "fence": "hectl.commands.fence:group",
     "reinitialize-lockspace": "hectl.commands.reinitialize_lockspace:command",
     "clean-metadata": "hectl.commands.clean_metadata:command",
 }

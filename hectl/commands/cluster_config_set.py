@@ -20,7 +20,7 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
         if not sep or not dot:
             raise click.BadParameter(f"'{item}' is not SECTION.KEY=VALUE")
         if not config_mod.is_shared(section, key):
-            raise click.BadParameter(f"{name.strip()} is not a shared key (shared: {', '.join(config_mod.shared_keys())})")
+            raise click.BadParameter(f"{name.strip()} is not a shared key (shared: {config_mod.shared_keys_text()})")
         if value.strip():
             try:
                 config_mod.parse_value(section, key, value.strip())

@@ -16,7 +16,7 @@ from hectl.errors import StorageError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.liveness import LivenessTracker, MaintenanceClock
-from hectl.lease import LEASE_UNKNOWN
+from hectl.lease import LEASE_FREE, LEASE_UNKNOWN
 from hectl.storage import records
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -61,8 +61,17 @@ class Env(Protocol):
         ...
 
     def act(self, action: str, target: int = 0) -> None:
-        """Begin ``start``, ``shutdown``, ``poweroff`` or ``migrate`` (to host ``target``); progress shows in
-        ``vm()`` later."""
+        """Begin ``start``, ``shutdown``, ``poweroff``, ``migrate`` (to host ``target``) or ``fence`` (host
+        ``target``); progress shows in ``vm()`` or ``fence_result()`` later."""
+        ...
+
+    def renewals(self, host_ids: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+        """The delta leases of ``host_ids`` read from the lockspace: (generation, timestamp) each (bounded;
+        raises StorageError)."""
+        ...
+
+    def fence_result(self) -> str:
+        """This host's last fencing: "" (none yet) | running | confirmed: <how> | failed: <why>."""
         ...
 
     def health(self) -> HostHealth:
@@ -85,6 +94,8 @@ class AgentConfig(Frozen):
     liveness_window: float
     score: ScoreConfig
     timings: HAConfig = HAConfig()
+    fence_after: float | None = None  # [fencing] dead_after when fencing is enabled
+    fenceable: frozenset[int] = frozenset()  # hosts with a fence device
 
 
 class Agent:
@@ -105,6 +116,7 @@ class Agent:
         self.last: fsm.Decision | None = None
         self.storage: dict[str, object] = {}  # the storage monitor: last read/write times and errors
         self.snapshot: MetadataSnapshot | None = None  # the last metadata read
+        self.renewal_seen: dict[int, tuple[tuple[int, int], float]] = {}  # host id -> (delta lease, changed at)
 
     def cycle(self) -> fsm.Decision:
         """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
@@ -124,6 +136,8 @@ class Agent:
             host_lease=self.env.host_lease(),
             storage_ok=storage_ok,
             engine_lease=self.env.engine_lease() if storage_ok else LEASE_UNKNOWN,
+            fence_after=self.cfg.fence_after,
+            fence=self.env.fence_result() if self.memory.state == fsm.S.FENCE else "",
         )
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
         if decision.state != self.memory.state:
@@ -169,7 +183,7 @@ class Agent:
                 if self.seq is None:
                     self.seq = rec.seq
                 continue
-            live, _ = self.tracker.observe(rec.host_id, rec.seq, now)
+            live, silent = self.tracker.observe(rec.host_id, rec.seq, now)
             hosts.append(
                 fsm.RemoteHost(
                     host_id=rec.host_id,
@@ -180,11 +194,35 @@ class Agent:
                     vm=rec.engine.vm,
                     health=rec.engine.health,
                     local_maintenance=rec.local_maintenance,
+                    silent=silent,
                 )
             )
         self.tracker.forget({h.host_id for h in hosts})
-        self.hosts = tuple(hosts)
+        self.hosts = tuple(self._renewals(hosts, now))
         return True
+
+    def _renewals(self, hosts: list[fsm.RemoteHost], now: float) -> list[fsm.RemoteHost]:
+        """With fencing, each fenceable host's delta lease, timed like records: seconds since it last changed."""
+        watch = tuple(h.host_id for h in hosts if h.host_id in self.cfg.fenceable)
+        if self.cfg.fence_after is None or not watch:
+            return hosts
+        try:
+            leases = self.env.renewals(watch)
+        except StorageError:
+            leases = {}
+        out = []
+        for h in hosts:
+            lease = leases.get(h.host_id)
+            if lease is None or lease[1] == LEASE_FREE:  # unread, or released (by its host, or by a fencer)
+                self.renewal_seen.pop(h.host_id, None)
+                out.append(h)
+                continue
+            seen = self.renewal_seen.get(h.host_id)
+            if seen is None or seen[0] != lease:
+                seen = (lease, now)
+                self.renewal_seen[h.host_id] = seen
+            out.append(h._replace(renewal_silent=now - seen[1], fenceable=True))
+        return out
 
     def _publish(self, vm: fsm.LocalVM, d: fsm.Decision, local_maintenance: bool) -> None:
         rec = self._record(vm, d.state, d.score.total, d.reason, local_maintenance, details=tuple(d.score.explain()))

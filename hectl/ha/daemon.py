@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import localstate, metrics, status
+from hectl import lease, localstate, metrics, status
 from hectl.errors import ConfigError, HectlError
 from hectl.ha import fsm, monitors, sdnotify
 from hectl.ha.agent import Agent, AgentConfig
+from hectl.ha.fencer import Fencer
 from hectl.ha.runtime import HYPERVISOR_TIMEOUT, EngineRuntime
 from hectl.lease import SanlockLeases, require_binding
 from hectl.storage import records
@@ -65,11 +66,13 @@ class HostEnv:
         self.problem = problem
         self.leases_view: dict[int, str] = {}
         self.monitors: dict[str, object] = {}
+        methods = plugins.fence_methods if plugins is not None else dict
+        self.fencer = Fencer(cfg, store.backend, clock, methods)
         self.reconfigure(cfg)
 
     def reconfigure(self, cfg: Config) -> None:
         """Take a new configuration: rebuild the monitors and hand the engine monitor to the VM runtime."""
-        self.cfg = self.runtime.cfg = cfg
+        self.cfg = self.runtime.cfg = self.fencer.cfg = cfg
         self.runtime.spec = None  # re-read the engine VM spec too
         self.monitors = self.plugins.monitors(cfg, self.clock) if self.plugins is not None else {}
         engine = self.monitors.pop("engine", None)
@@ -101,8 +104,17 @@ class HostEnv:
     def act(self, action: str, target: int = 0) -> None:
         if action == fsm.MIGRATE:
             self.runtime.migrate(target, self._hostname(target))
+        elif action == fsm.FENCE:
+            self.fencer.begin(target, "judged dead: its record and its sanlock renewals stopped")
         else:
             self.runtime.act(action)
+
+    def renewals(self, host_ids: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+        deltas = lease.read_deltas(self.store.backend.paths(), host_ids, self.cfg.storage.timeout)
+        return {h: (d.generation, d.timestamp) for h, d in deltas.items()}
+
+    def fence_result(self) -> str:
+        return self.fencer.result()
 
     def _hostname(self, host_id: int) -> str:
         """Host ``host_id``'s hostname from its record ('' when it cannot be read now: the migration then fails)."""
@@ -141,6 +153,8 @@ def agent_config(cfg: Config) -> AgentConfig:
         liveness_window=cfg.timeouts.liveness_window,
         score=cfg.score,
         timings=cfg.ha,
+        fence_after=cfg.fencing.dead_after if cfg.fencing.enabled else None,
+        fenceable=frozenset(h for h, _ in cfg.fencing.devices),
     )
 
 

@@ -41,6 +41,13 @@ What differs from the original, on purpose:
   fails, or no host can take it, shuts it down for another host to start;
   an engine VM that leaves this host while another host holds the engine
   lease (a migration, by the agent or by hand) is not an engine failure;
+- with fencing (docs/fencing.md), the host that would start the engine
+  does not wait out sanlock's host_dead_seconds for an engine host whose
+  record and sanlock renewals have both stopped for ``[fencing]
+  dead_after`` (and for a missed renewal at least): it powers that host off
+  through its fence device (``FencingHost``) and, once the device reports it
+  off and its host id is freed, starts the engine at once; a fence that
+  fails leaves the normal path, never a guess;
 - no record's wall time is used here: liveness is sequence-number change on
   this host's monotonic clock (``liveness.py``), and so is global maintenance
   expiry (``liveness.MaintenanceClock``).
@@ -79,6 +86,7 @@ class S:
     UNKNOWN_VM = "UnknownLocalVmState"
     RETRY_WAIT = "EngineRetryWait"  # engine down; this host's failures zeroed its score and no other host can start it
     MIGRATE_AWAY = "EngineMigratingAway"  # local maintenance: the engine is being live-migrated to another host
+    FENCE = "FencingHost"  # the engine's host is judged dead: powering it off through its fence device
     STOPPED = "AgentStopped"
 
 
@@ -89,6 +97,7 @@ START = "start"
 SHUTDOWN = "shutdown"
 POWEROFF = "poweroff"
 MIGRATE = "migrate"  # live-migrate the engine VM to ``Memory.target``
+FENCE = "fence"  # power host ``Memory.target`` off through its fence device, confirm it, free its host id
 
 
 class RemoteHost(Frozen):
@@ -102,6 +111,9 @@ class RemoteHost(Frozen):
     vm: str = "down"
     health: str = "unknown"
     local_maintenance: bool = False
+    silent: float = 0.0  # seconds since its record last changed (on this host's clock)
+    renewal_silent: float | None = None  # seconds since its sanlock delta lease last changed (None: not read)
+    fenceable: bool = False  # fencing is enabled and it has a fence device
 
 
 class LocalVM(Frozen):
@@ -130,6 +142,8 @@ class Observations(Frozen):
     host_lease: str = "held"  # this host's sanlock host-id lease: held | joining | lost | none
     storage_ok: bool = True  # the last metadata read succeeded (else ``hosts`` is what was seen before)
     engine_lease: int = LEASE_UNKNOWN  # who holds the engine VM lease per sanlock: a host id, LEASE_FREE or LEASE_UNKNOWN
+    fence_after: float | None = None  # [fencing] dead_after when fencing is enabled (None: it is not)
+    fence: str = ""  # this agent's fencing of ``Memory.target``: "" | running | confirmed: <how> | failed: <why>
 
 
 class Memory(Frozen):
@@ -140,7 +154,9 @@ class Memory(Frozen):
     failed_starts: tuple[float, ...] = ()  # monotonic times of engine failures within the retry window
     waiting_since: float | None = None  # held back in EngineDown by claims sanlock does not back, since
     passed_over: tuple[tuple[int, float], ...] = ()  # (host id, until): hosts whose claims are no longer believed
-    target: int = 0  # the host the engine is being migrated to (EngineMigratingAway)
+    target: int = 0  # the host the engine is being migrated to (EngineMigratingAway), or being fenced (FencingHost)
+    fenced: tuple[tuple[int, float], ...] = ()  # (host id, when): hosts this agent fenced, counted dead until they return
+    fence_failed: tuple[tuple[int, float], ...] = ()  # (host id, when): not fenced again within retry_window
 
 
 class Decision(Frozen):
@@ -161,7 +177,10 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
     mem = mem._replace(
         failed_starts=tuple(f for f in mem.failed_starts if now - f < t.retry_window),
         passed_over=tuple(p for p in mem.passed_over if p[1] > now),
+        fence_failed=tuple(f for f in mem.fence_failed if now - f[1] < t.retry_window),
+        fenced=tuple(f for f in mem.fenced if not _returned(obs, f[0])),
     )
+    obs = _fenced_dead(obs, mem)
     mem, obs, passed = _judge_claims(mem, obs, cfg, t)
     nxt, actions, reason, delay = _transition(mem, obs, t, cfg)
     if passed and nxt == S.START_VM:
@@ -169,15 +188,21 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
         reason = f"host {ids} did not start the engine in {claim_wait(t):.0f} s; starting it here"
     if nxt != mem.state:
         mem = mem._replace(state=nxt, since=now)
-    target = migration_target(obs) if MIGRATE in actions else None
+    target = migration_target(obs) if MIGRATE in actions else fence_target(mem, obs, cfg, t) if FENCE in actions else None
     if target is not None:  # _transition found the same one
         mem = mem._replace(target=target.host_id)
+    if mem.state == S.DOWN and reason.startswith(_FENCED):
+        mem = mem._replace(fenced=(*mem.fenced, (mem.target, now)))
+    elif reason.startswith(_FENCE_FAILED):
+        mem = mem._replace(fence_failed=(*mem.fence_failed, (mem.target, now)))
     if reason.startswith(_FAILED):
         mem = mem._replace(failed_starts=(*mem.failed_starts, now))
     return Decision(mem, actions, t.loop if delay is None else delay, reason, _score(mem, obs, cfg, t))
 
 
 _FAILED = "engine failure: "  # reasons that count an engine failure (a failed start, a crash, bad health) begin with this
+_FENCED = "fenced host "  # reasons that record a confirmed fencing begin with this
+_FENCE_FAILED = "fencing host "  # ... and a failed one ("fencing host 1 failed: ...")
 _DOWN_STATES = (S.DOWN, S.RETRY_WAIT)
 
 
@@ -246,6 +271,69 @@ def _judge_claims(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig)
     ids = {claims[0].host_id}  # the one waited on; the next (maybe waiting on it too) gets its own claim_wait
     mem = _pass_over(mem, ids, obs.now, t)._replace(waiting_since=obs.now)
     return mem, _believed(obs, mem, cfg), sorted(ids)
+
+
+def _returned(obs: Observations, host_id: int) -> bool:
+    """A fenced host is back: its record changes again, or sanlock sees it renew (a new generation)."""
+    h = next((h for h in obs.hosts if h.host_id == host_id), None)
+    return h is not None and ((h.live and h.silent == 0.0) or h.renewal_silent == 0.0)
+
+
+def _fenced_dead(obs: Observations, mem: Memory) -> Observations:
+    """Hosts this agent fenced are off: dead to sanlock, whatever its view (it reads their freed id a renewal later)."""
+    if not mem.fenced:
+        return obs
+    fenced = {f[0] for f in mem.fenced}
+    hosts = tuple(h._replace(live=False, lease="dead") if h.host_id in fenced else h for h in obs.hosts)
+    return obs._replace(hosts=hosts)
+
+
+def renewal_overdue(t: HAConfig) -> float:
+    """How long a host's delta lease may go unchanged before a renewal is surely missed (sanlock renews every
+    2 x io_timeout)."""
+    return 2 * t.io_timeout + 1
+
+
+def dead_for(h: RemoteHost, fence_after: float, t: HAConfig) -> float:
+    """Seconds until ``h`` is judged dead for fencing (0: it is): its record silent ``fence_after`` seconds,
+    and its sanlock delta lease unchanged as long and past a renewal it should have written."""
+    if h.renewal_silent is None:
+        return float("inf")
+    return max(fence_after - h.silent, max(fence_after, renewal_overdue(t)) - h.renewal_silent, 0.0)
+
+
+def fence_target(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> RemoteHost | None:
+    """The engine's host, when this host is the one to fence it now (see the module docstring); else None."""
+    owner = _fence_candidate(mem, obs, cfg, t)
+    return owner if owner is not None and obs.fence_after is not None and dead_for(owner, obs.fence_after, t) == 0 else None
+
+
+def _fence_candidate(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> RemoteHost | None:
+    """The engine's host, if this host is the one to fence it once it is judged dead (``dead_for``).
+
+    It holds the engine lease per sanlock, it has a
+    device, this host has not fenced it or failed to within ``retry_window``, no other live host is fencing,
+    and this host would start the engine once it is gone: its own storage and
+    lease work, its VM is down, its score is above 0 and no live host goes
+    before it in the election.
+    """
+    if obs.fence_after is None or obs.engine_lease <= 0 or obs.engine_lease == obs.host_id:
+        return None
+    if not obs.storage_ok or obs.host_lease != "held" or obs.vm.state != "down":
+        return None
+    owner = next((h for h in obs.hosts if h.host_id == obs.engine_lease), None)
+    tried = {f[0] for f in (*mem.fenced, *mem.fence_failed)}
+    if owner is None or not owner.fenceable or owner.host_id in tried or owner.lease in ("dead", "free"):
+        return None
+    if owner.renewal_silent is None:
+        return None
+    others = obs._replace(hosts=tuple(h for h in obs.hosts if h.host_id != owner.host_id))
+    if any(h.live and h.state == S.FENCE for h in others.hosts):
+        return None
+    my = _score(mem, obs, cfg, t).total
+    if my <= 0 or _engine_elsewhere(others) is not None or _claims(others, my):
+        return None
+    return owner
 
 
 def _score(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Score:
@@ -317,7 +405,7 @@ def _claims(obs: Observations, my_score: int) -> list[RemoteHost]:
     for h in obs.hosts:
         if not h.live:
             continue
-        if h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING):
+        if h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING, S.FENCE):
             acting.append(h)
         elif h.score >= my_score and (h.score > my_score or h.host_id < obs.host_id) and _can_start(h):
             better.append(h)  # it goes before this host in the election (so its score is above 0) and can start it
@@ -355,6 +443,8 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
         return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None
     if st == S.MIGRATE_AWAY:
         return _migrating(mem, obs, age)
+    if st == S.FENCE:
+        return _fencing(mem, obs, age)
     if vm.state == "unknown":
         return S.UNKNOWN_VM, (), f"engine VM state unknown here ({vm.detail or 'no answer'})", None
     if obs.local_maintenance:
@@ -432,6 +522,18 @@ def _migrating(mem: Memory, obs: Observations, age: float) -> Step:
     return S.MIGRATE_AWAY, (), f"migrating the engine to host {target} ({age:.0f} s){now}", None
 
 
+def _fencing(mem: Memory, obs: Observations, age: float) -> Step:
+    """FencingHost: the runtime powers ``mem.target`` off through its device; the outcome decides what follows."""
+    h = mem.target
+    if obs.fence.startswith("confirmed"):
+        how = obs.fence.removeprefix("confirmed: ")
+        return S.DOWN, (), f"{_FENCED}{h}: {how}; taking the engine over", 0.0
+    if obs.fence.startswith("failed"):
+        why = obs.fence.removeprefix("failed: ")
+        return S.DOWN, (), f"{_FENCE_FAILED}{h} failed ({why}): waiting for sanlock to declare it dead", 0.0
+    return S.FENCE, (), f"fencing host {h}, the engine's host, judged dead ({age:.0f} s)", 1.0
+
+
 def _start_failed(vm: LocalVM) -> Step:
     if vm.down_reason == "lease-busy":
         return S.DOWN, (), "lost the start race: another host holds the engine lease", None
@@ -443,10 +545,18 @@ def _start_failed(vm: LocalVM) -> Step:
 def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:
     if obs.vm.state in ("up", "paused", "starting"):
         return S.STARTING, (), "engine VM running here", 0.0
+    target = fence_target(mem, obs, cfg, t)
+    if target is not None:
+        why = f"record silent {target.silent:.0f} s, sanlock renewals silent {target.renewal_silent or 0:.0f} s"
+        return S.FENCE, (FENCE,), f"host {target.host_id} runs the engine and is judged dead ({why}): fencing it", 1.0
     elsewhere = _engine_elsewhere(obs)
     if elsewhere is not None:
         verb = "up" if elsewhere.vm in ("up", "paused") else "starting" if elsewhere.live else "held"
         how = "" if elsewhere.live else f" (record stale, sanlock lease {elsewhere.lease})"
+        candidate = _fence_candidate(mem, obs, cfg, t)
+        if candidate is not None and candidate.host_id == elsewhere.host_id and obs.fence_after is not None:
+            wake = max(0.5, min(t.loop, dead_for(candidate, obs.fence_after, t)))
+            return S.DOWN, (), f"engine on host {elsewhere.host_id}{how}; fencing it in {wake:.0f} s unless it returns", wake
         if (
             elsewhere.host_id == obs.engine_lease
             and elsewhere.vm not in ("up", "paused")

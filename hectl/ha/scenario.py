@@ -13,7 +13,7 @@ from hectl.errors import ConfigError
 from hectl.frozen import Frozen
 from hectl.ha import fsm
 from hectl.ha.agent import AgentConfig
-from hectl.ha.sim import Entry, SimHost, SimTimings, World, liveness_bound, unhealthy_grace
+from hectl.ha.sim import Entry, SimHost, SimTimings, World, fence_bound, liveness_bound, unhealthy_grace
 from hectl.parse import MAX_TTL
 from hectl.storage import records
 
@@ -53,6 +53,10 @@ ACTIONS = {
     "agent-stop": "",
     "agent-start": "",
     "agent-rogue": "score",  # the agent hangs republishing EngineDown with ``score`` (live record), never acting
+    "fence-works": "",  # this host's fence device works (the default with [fencing])
+    "fence-fails": "",  # ... fails at once
+    "fence-slow": "",  # ... never answers: fails after [sim] fence_timeout
+    "fence-keeps-on": "",  # ... accepts off, but the host stays on
 }
 CLUSTER_ACTIONS = {"global-maintenance", "global-maintenance-off"}
 MAX_HOSTS = 64  # the work grows with hosts squared times the duration
@@ -81,6 +85,7 @@ class Scenario(Frozen):
     events: tuple[Event, ...]
     sim: SimTimings = SimTimings()
     timings: HAConfig = HAConfig()
+    fence_after: float | None = None  # [fencing] dead_after: every host has a fence device (None: no fencing)
 
 
 class Result(Frozen):
@@ -102,9 +107,12 @@ class Result(Frozen):
         out.append(f"end {self.scenario.duration:.0f} s: {where}; downtime {self.downtime:.1f} s")
         sc = self.scenario
         bound, grace = liveness_bound(sc.sim, sc.timings), unhealthy_grace(sc.sim, sc.timings)
+        fenced = ""
+        if sc.fence_after is not None:
+            fenced = f", {fence_bound(sc.sim, sc.timings, sc.fence_after):.0f} s of a fenced power loss"
         out += [f"VIOLATION {v}" for v in self.violations] or [
             f"safety: never two engines; liveness: up again within {bound:.0f} s of a fault "
-            f"({grace:.0f} s for an unhealthy engine) while a host could run it"
+            f"({grace:.0f} s for an unhealthy engine{fenced}) while a host could run it"
         ]
         return out
 
@@ -138,7 +146,7 @@ def load(path: str) -> Scenario:
 
 
 def parse(data: dict[str, object], path: str) -> Scenario:
-    known = {"description", "hosts", "duration", "engine_host", "event", "sim", "ha"}
+    known = {"description", "hosts", "duration", "engine_host", "event", "sim", "ha", "fencing"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
@@ -177,8 +185,12 @@ def parse(data: dict[str, object], path: str) -> Scenario:
         high = MAX_TTL if extra == "ttl" else MAX_SCORE if extra == "score" else MAX_NUMBER
         kw = {extra: _number(ev, extra, where, 0.0 if extra == "ttl" else None, high)} if extra else {}
         events.append(Event(at=_number(ev, "at", where), action=str(action), host=host, **kw))
+    fence_after = None
+    if "fencing" in data:
+        fence_after = _overrides(("dead_after",), data["fencing"], f"{path} [fencing]", "fencing").get("dead_after", 15.0)
     name = os.path.splitext(os.path.basename(path))[0]
-    return Scenario(name, str(data.get("description", "")), hosts, duration, engine_host, tuple(events), sim, timings)
+    description = str(data.get("description", ""))
+    return Scenario(name, description, hosts, duration, engine_host, tuple(events), sim, timings, fence_after)
 
 
 def _overrides(fields: tuple[str, ...], table: object, where: str, section: str = "") -> dict[str, float]:
@@ -208,12 +220,15 @@ def agent_config(host_id: int, sc: Scenario) -> AgentConfig:
         liveness_window=sc.sim.liveness_window,
         score=ScoreConfig(),
         timings=sc.timings,
+        fence_after=sc.fence_after,
+        fenceable=frozenset(range(1, sc.hosts + 1)) if sc.fence_after is not None else frozenset(),
     )
 
 
 def run(sc: Scenario) -> Result:
     """Run ``sc`` on a fresh simulated cluster."""
     world = World(sc.hosts, sc.sim, sc.timings)
+    world.fence_after = sc.fence_after
     for h in world.hosts.values():
         world.power_on(h, agent_config(h.id, sc), engine_running=h.id == sc.engine_host)
     for ev in sorted(sc.events, key=lambda e: e.at):
@@ -287,5 +302,7 @@ def _apply(world: World, sc: Scenario, ev: Event) -> None:
         world.stop_agent(h)
     elif a == "agent-rogue":
         world.rogue_agent(h, int(ev.score))
+    elif a.startswith("fence-"):
+        h.fence_device = a.removeprefix("fence-")
     elif a == "agent-start" and h.agent is None:
         world.restart_agent(h, agent_config(h.id, sc))

@@ -50,6 +50,8 @@ class SimTimings(Frozen):
     liveness_window: float = 30.0
     reboot: float = 120.0  # a graceful host reboot: from powered off to powered on again (firmware, OS)
     migrate: float = 6.0  # a live migration: copying the memory while the guest runs, to the switch-over
+    fence: float = 0.5  # a working fence device: off, then status says off
+    fence_timeout: float = 30.0  # [fencing] timeout: a device that does not answer fails after this
 
     @property
     def renew(self) -> float:
@@ -87,6 +89,14 @@ def liveness_bound(t: SimTimings, timings: HAConfig) -> float:
     up to two agent loops; then the engine boots.
     """
     return t.dead + t.join + t.liveness_window + 2 * timings.loop + t.boot
+
+
+def fence_bound(t: SimTimings, timings: HAConfig, fence_after: float) -> float:
+    """The engine's host lost power and its fence device works: judged dead once its record and its renewals have
+    stopped long enough (``fsm.dead_for``), fenced, and the engine started at once. A host that was itself just
+    (re)joining needs a window of history; then up to two agent loops, the device, the start and the boot."""
+    judged = max(fence_after, fsm.renewal_overdue(timings))
+    return judged + t.liveness_window + 2 * timings.loop + t.fence + t.lease_delay + t.boot
 
 
 def restart_bound(t: SimTimings, timings: HAConfig) -> float:
@@ -151,6 +161,8 @@ class SimHost:
         self.start_fails = False  # the engine VM fails to start here (QEMU or libvirt refuses it)
         self.migration_fails = False  # migrations from here fail at the switch-over (the target's lease acquire)
         self.network_ok = True
+        self.fence_device = "works"  # works | fails | slow (never answers) | keeps-on (accepts off, stays on)
+        self.fence_outcome = ""  # this host's last fencing of another: "" | running | confirmed: ... | failed: ...
         self.engine_health_bad = False
         self.local_maintenance = False
         self.acpi_ignored = False
@@ -248,7 +260,24 @@ class SimEnv:
         return fsm.LocalVM(vm.state, "unknown", down_reason=vm.down_reason, detail=vm.detail)
 
     def act(self, action: str, target: int = 0) -> None:
-        self.world.vm_action(self.host, action, target)
+        if action == fsm.FENCE:
+            self.world.fence(self.host, self.world.hosts[target])
+        else:
+            self.world.vm_action(self.host, action, target)
+
+    def renewals(self, host_ids: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+        """The delta leases on disk: (lockspace generation, renewal time in ms; 0 when released)."""
+        if not self.host.sanlock_ok():
+            raise StorageTimeout("simulated storage does not answer")
+        w, out = self.world, {}
+        for h in host_ids:
+            slot = w.slots.get(h)
+            if slot is not None:
+                out[h] = (w.ls_generation.get(h, 0), 0 if slot.free else int(w.renewals.get(h, 0.0) * 1000) + 1)
+        return out
+
+    def fence_result(self) -> str:
+        return self.host.fence_outcome
 
     def health(self) -> HostHealth:
         ok = 5 if self.host.network_ok else 0
@@ -267,6 +296,7 @@ class World:
     def __init__(self, nhosts: int, t: SimTimings | None = None, timings: HAConfig | None = None) -> None:
         self.t = t or SimTimings()
         self.timings = timings or HAConfig()
+        self.fence_after: float | None = None  # [fencing] dead_after when the scenario enables fencing
         self.clock = VirtualClock(monotonic=0.0, wall=0.0)
         self.meta = bytearray(records.SLOT_SIZE * (nhosts + 1))
         self.hosts = {i: SimHost(self, i) for i in range(1, nhosts + 1)}
@@ -399,6 +429,47 @@ class World:
             self.log(h.id, "sanlock: lockspace left", "host id released")
         h.joined_at = None
 
+    def fence(self, h: SimHost, target: SimHost) -> None:
+        """``h`` fences ``target`` through its device: off, status off, then its host id freed (by ``h``'s sanlock I/O).
+
+        A device that fails, never answers (``fence_timeout``) or keeps the host on fails the fencing: the outage may
+        then last as long as without fencing."""
+        if h.fence_outcome == "running":
+            return
+        h.fence_outcome, generation, device = "running", h.generation, target.fence_device
+        self.log(h.id, "fence: powering off", f"host {target.id} (its device {device})")
+
+        def failed(why: str) -> None:
+            if h.generation == generation:
+                h.fence_outcome = f"failed: {why}"
+                self.log(h.id, "fence: failed", f"host {target.id}: {why}")
+                self._allow(self.liveness_bound - self.renewal_age(target.id))
+
+        def done() -> None:
+            if h.generation != generation:
+                return  # the fencer itself lost power: its fencing ends with it
+            if target.powered:
+                self.power_off(target)
+                self.log(target.id, "host: powered off by its fence device", f"fenced by host {h.id}")
+            if not h.sanlock_ok():
+                failed("the device confirmed it off, but its host id could not be freed (storage)")
+                return
+            self.renewals.pop(target.id, None)
+            self.slots[target.id] = Slot(self.slots.get(target.id, Slot(0, True)).daemon, free=True)
+            h.fence_outcome = f"confirmed: host {target.id} off; its sanlock host id is free"
+            self.log(h.id, "fence: confirmed", f"host {target.id} off, its host id freed")
+
+        if device == "works":
+            self.at(self.now + self.t.fence, done)
+        elif device == "fails":
+            self.at(self.now + 1.0, lambda: failed("the device's off failed"))
+        elif device == "slow":
+            self.at(
+                self.now + self.t.fence_timeout, lambda: failed(f"the device's off did not finish in {self.t.fence_timeout:g} s")
+            )
+        else:
+            self.at(self.now + 4.0, lambda: failed("the device accepted off but still reports the host on"))
+
     # --- engine VM model ---------------------------------------------------------------------
 
     def vm_action(self, h: SimHost, action: str, target: int = 0) -> None:
@@ -493,9 +564,12 @@ class World:
         if self.lease_owner is not None and self.lease_owner[0] != h.id:
             owner, owner_gen = self.lease_owner
             renewed = self.renewals.get(owner)
+            slot = self.slots.get(owner)
             if self.ls_generation.get(owner) != owner_gen:
                 # The owner has rejoined since it took the lease: that generation of it is dead (sanlock's rule).
                 self.log(h.id, "sanlock: engine lease taken over", f"from host {owner}'s previous lockspace generation")
+            elif slot is not None and slot.free:  # paxos_acquire: "owner delta free" (released, or freed after fencing)
+                self.log(h.id, "sanlock: engine lease taken over", f"host {owner}'s host id is free")
             elif renewed is not None and (self.now - renewed < self.t.renew or renewed > since):
                 self._vm_down(h, "lease-busy", f"host {owner} holds the engine lease (sanlock -243)", release=False)
                 return
@@ -520,12 +594,14 @@ class World:
 
         self.at(self.now + self.t.boot, ready)
 
-    def _vm_down(self, h: SimHost, reason: str, detail: str, release: bool = True) -> None:
+    def _vm_down(self, h: SimHost, reason: str, detail: str, release: bool = True, fenced: bool = False) -> None:
         vm = h.vm
         was = vm.state
         if vm.holds_lease:
             if release:  # the others may start the engine at once
                 self._allow(restart_bound(self.t, self.timings))
+            elif fenced and self.fence_after is not None:  # a working device: fenced, the lease taken at once
+                self._allow(fence_bound(self.t, self.timings, self.fence_after))
             elif reason != "migrated":  # its lease must expire first: the outage may last from its last renewal
                 self._allow(self.liveness_bound - self.renewal_age(h.id))
         vm.state, vm.down_reason, vm.detail, vm.waiting = "down", reason, detail, ""
@@ -557,9 +633,10 @@ class World:
         self._start_agent(h, cfg)
 
     def power_off(self, h: SimHost) -> None:
+        fenced = self.fence_after is not None and h.fence_device == "works" and h.vm.holds_lease
         h.powered, h.generation, h.agent, h.agent_run = False, h.generation + 1, None, h.agent_run + 1
         if h.vm.state != "down":
-            self._vm_down(h, "host powered off", "", release=False)
+            self._vm_down(h, "host powered off", "", release=False, fenced=fenced)
         h.joined_at = None
 
     def shutdown_host(self, h: SimHost, cfg: AgentConfig | None = None) -> None:

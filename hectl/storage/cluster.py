@@ -50,7 +50,7 @@ def check(sections: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, s
             if not config_mod.is_shared(section, key):
                 raise ConfigError(
                     f"cluster configuration: {section}.{key} is not a shared key",
-                    hint=f"shared keys: {', '.join(config_mod.shared_keys())}",
+                    hint=f"shared keys: {config_mod.shared_keys_text()}",
                 )
             text = str(value).strip()
             try:

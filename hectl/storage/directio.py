@@ -211,7 +211,7 @@ def _read_into(fd: int, buf: mmap.mmap, offset: int, length: int) -> tuple[int, 
     filled = []
     for start, stop in _data_ranges(fd, offset, length):
         # Keep O_DIRECT alignment: extents are block-aligned except possibly at end of file.
-        a = start // ALIGN * ALIGN
+        a = max(offset, start // ALIGN * ALIGN)  # offset: a multiple of 512, not always of ALIGN
         b = min(-(-stop // ALIGN) * ALIGN, offset + length)
         n = _transfer(fd, buf, a - offset, a, b - a, write=False)
         filled.append((a - offset, a - offset + n))

@@ -9,6 +9,7 @@ import pytest
 from hectl.config import HAConfig, ScoreConfig
 from hectl.ha.fsm import (
     ALL_STATES,
+    FENCE,
     MIGRATE,
     POWEROFF,
     SHUTDOWN,
@@ -52,6 +53,9 @@ def go(state: str, age: float = 5.0, failed: tuple[float, ...] = (), target: int
 
 
 FOUR = (NOW - 300, NOW - 200, NOW - 100, NOW - 50)  # four engine failures within the retry window
+# host 2 ran the engine and went silent: record unchanged 15 s, delta lease unchanged 21 s (a missed renewal at io 10)
+FENCING: dict[str, Any] = dict(engine_lease=2, fence_after=15.0)
+DEAD2 = RemoteHost(2, live=False, lease="live", state=S.UP, score=3400, vm="up", silent=15.0, renewal_silent=21.0, fenceable=True)
 
 
 # (from state, observations, age in state, expected state, expected actions, words in the reason)
@@ -257,6 +261,14 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
         (),
         "incoming migration of the engine did not",
     ),
+    # fencing: the engine's host (2) silent by its record and by sanlock; this host would start the engine
+    (S.DOWN, dict(hosts=(DEAD2,), **FENCING), 5, S.FENCE, (FENCE,), "judged dead"),
+    (S.DOWN, dict(hosts=(DEAD2._replace(silent=14.0),), **FENCING), 5, S.DOWN, (), "fencing it in 1 s"),
+    (S.DOWN, dict(hosts=(DEAD2,), engine_lease=2), 5, S.DOWN, (), "engine up on host 2 (record stale"),  # fencing off
+    (S.DOWN, dict(hosts=(DEAD2._replace(fenceable=False),), **FENCING), 5, S.DOWN, (), "up on host 2"),
+    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence="running"), 3, S.FENCE, (), "fencing host 2"),
+    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence="confirmed: off"), 3, S.DOWN, (), "fenced host 2: off"),
+    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence="failed: still on"), 3, S.DOWN, (), "still on"),
     # EngineUp
     (S.UP, dict(vm=UP), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=LocalVM("up", "bad")), 50, S.UP_BAD, (), "health bad"),
@@ -419,3 +431,47 @@ def test_an_impossible_score_does_not_make_the_engine_host_yield() -> None:
     assert go(S.UP, vm=UP, hosts=(remote(score=2**31 - 1),)).state == S.UP
     assert ineligible(2**31 - 1, CFG) == "score 2147483647 outside 0..3400 ([score] base)"
     assert ineligible(3400, CFG) == ineligible(0, CFG) == "" != ineligible(-1, CFG)
+
+
+FENCING = dict(**FENCING)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (dict(hosts=(DEAD2._replace(silent=10.0),)), "record changed 10 s ago"),
+        (dict(hosts=(DEAD2._replace(renewal_silent=20.0),)), "no renewal missed yet (due every 20 s)"),
+        (dict(hosts=(DEAD2._replace(renewal_silent=None),)), "its delta lease not read"),
+        (dict(hosts=(DEAD2._replace(live=True, silent=0.0),)), "its record just changed"),
+        (dict(hosts=(DEAD2._replace(lease="dead"),)), "sanlock already calls it dead: the normal path"),
+        (dict(hosts=(DEAD2, remote(3, score=3400))), "host 3 goes after this host (equal score, higher id): fence"),
+        (dict(hosts=(DEAD2, remote(3)), health=WEAK), "host 3 scores more: it fences"),
+        (dict(hosts=(DEAD2,), storage_ok=False), "this host's storage fails"),
+        (dict(hosts=(DEAD2,), host_lease="joining"), "this host holds no host id"),
+        (dict(hosts=(DEAD2,), engine_lease=3), "host 3 holds the engine lease"),
+        (dict(hosts=(DEAD2,), history=1.0), "this host's score is 0 (collecting history)"),
+    ],
+)
+def test_fencing_needs_a_dead_engine_host_and_this_host_as_the_one_to_take_over(change: dict[str, Any], why: str) -> None:
+    obs = {**FENCING, **change}
+    d = go(S.DOWN, **obs)
+    fences = d.state == S.FENCE
+    assert fences == why.endswith(": fence"), (why, d.reason)
+
+
+def test_a_fenced_host_counts_dead_until_it_returns_and_a_failed_fence_is_not_retried() -> None:
+    d = go(S.FENCE, age=1, hosts=(DEAD2,), fence="confirmed: off", **FENCING)
+    assert d.memory.fenced == ((2, NOW),) and d.state == S.DOWN
+    # sanlock on this host still calls host 2 live (it reads the freed id a renewal later): counted dead all the same
+    d = step(d.memory, observe(now=NOW + 1, hosts=(DEAD2,), **FENCING), CFG, T)
+    assert (d.state, d.actions) == (S.START_VM, (START,)), d.reason
+    # host 2 back (powered on, its record changes): no longer counted dead
+    back = DEAD2._replace(live=True, silent=0.0, vm="down", state=S.DOWN)
+    d = step(d.memory._replace(state=S.DOWN), observe(now=NOW + 300, hosts=(back,), **FENCING), CFG, T)
+    assert d.memory.fenced == ()
+    d = go(S.FENCE, age=1, hosts=(DEAD2,), fence="failed: timed out", **FENCING)
+    assert d.memory.fence_failed == ((2, NOW),)
+    d = step(d.memory, observe(now=NOW + 1, hosts=(DEAD2,), **FENCING), CFG, T)
+    assert d.state == S.DOWN and "fencing" not in d.reason, d.reason  # the normal path: wait for sanlock
+    d = step(d.memory, observe(now=NOW + T.retry_window + 1, hosts=(DEAD2,), **FENCING), CFG, T)
+    assert d.state == S.FENCE  # tried again once the failure is forgotten

@@ -1,0 +1,87 @@
+"""The fence-agents family (``fence_ipmilan``, ``fence_redfish``, ...) through their documented interface.
+
+An agent reads ``key=value`` lines on stdin (``action=`` first; never the old
+``option=``, which 4.12 ignores and then runs its default action, reboot),
+prints what it did and exits 0 on success (``status``: 0 on, 2 off). hectl
+runs only programs named ``fence_*`` in ``[fencing] agents_dir``, owned by root
+and writable by nobody else, with a minimal environment, in a session of its
+own that is killed whole when the action's time is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import subprocess
+import time
+
+from hectl.errors import ConfigError
+from hectl.fencing.device import ACTIONS, Answer, FenceDevice, FenceMethod, scrub
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "PYTHONWARNINGS": "ignore"}
+OUTPUT_MAX = 64 * 1024
+
+
+class FenceAgent(FenceMethod):
+    def __init__(self, device: FenceDevice, secrets: Mapping[str, str], agents_dir: str) -> None:
+        self.device = device
+        self.secrets = dict(secrets)
+        self.name = device.method
+        self.program = os.path.join(agents_dir, device.method)
+
+    def check_program(self) -> None:
+        """``ConfigError`` unless the agent is a root-owned executable nobody else may change."""
+        try:
+            st = os.stat(self.program)
+        except OSError as exc:
+            raise ConfigError(f"fence agent {self.program}: {exc.strerror}", hint="install Debian's fence-agents") from None
+        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+            raise ConfigError(f"fence agent {self.program}: not an executable file")
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise ConfigError(f"fence agent {self.program}: must be owned by root and writable by root alone")
+
+    def stdin(self, action: str) -> bytes:
+        lines = [f"action={action}", *(f"{k}={v}" for k, v in self.device.params), *(f"{k}={v}" for k, v in self.secrets.items())]
+        return ("\n".join(lines) + "\n").encode()
+
+    def run(self, action: str, timeout: float) -> Answer:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown fence action {action}")
+        self.check_program()
+        began = time.monotonic()
+        proc = subprocess.Popen(
+            [self.program],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            start_new_session=True,
+            close_fds=True,
+        )
+        try:
+            out, _ = proc.communicate(self.stdin(action), timeout=timeout)
+            code: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            _kill_session(proc)
+            out, code = b"", None
+        return Answer(code, self.last_words(out, code, timeout), time.monotonic() - began)
+
+    def last_words(self, out: bytes, code: int | None, timeout: float) -> str:
+        if code is None:
+            return f"{self.name} did not finish within {timeout:g} s (killed)"
+        lines = [line.strip() for line in out[-OUTPUT_MAX:].decode("utf-8", "replace").splitlines() if line.strip()]
+        lines = [line for line in lines if "DeprecationWarning" not in line and not line.startswith("import ")]
+        return scrub(" / ".join(lines[-3:]), self.secrets)[:500] or f"exit status {code}"
+
+
+def _kill_session(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a child stuck in the kernel: leave it
+        proc.communicate(timeout=5)

@@ -1,0 +1,100 @@
+"""The two things done with a fence device: power a host off and confirm it, and check that the device answers.
+
+A power-off counts only when the device then *says* the host is off
+(``status`` exits 2): a failed, timed-out or contradicted ``off`` is a failure,
+and the caller keeps to the normal path (sanlock's own wait), never a guess.
+"""
+
+from __future__ import annotations
+
+from hectl.fencing.device import POWER_OFF, POWER_ON, Answer, FenceMethod
+from hectl.frozen import Frozen
+
+
+class Step(Frozen):
+    action: str
+    code: int | None
+    message: str
+    elapsed: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"action": self.action, "exit_code": self.code, "message": self.message, "elapsed_s": round(self.elapsed, 3)}
+
+
+class Outcome(Frozen):
+    """A confirmed power-off (``confirmed``) or why not; ``power`` is what the device last said."""
+
+    host_id: int
+    device: str
+    confirmed: bool
+    power: str  # on | off | unknown
+    reason: str
+    steps: tuple[Step, ...]
+
+    @property
+    def elapsed(self) -> float:
+        return sum(s.elapsed for s in self.steps)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "host_id": self.host_id,
+            "device": self.device,
+            "confirmed": self.confirmed,
+            "power": self.power,
+            "reason": self.reason,
+            "elapsed_s": round(self.elapsed, 3),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+def _step(action: str, answer: Answer) -> Step:
+    return Step(action, answer.code, answer.message, answer.elapsed)
+
+
+def power(code: int | None) -> str:
+    """What a ``status`` exit code says of the host's power."""
+    return {POWER_ON: "on", POWER_OFF: "off"}.get(code, "unknown") if code is not None else "unknown"
+
+
+def power_off(method: FenceMethod, host_id: int, device: str, timeout: float) -> Outcome:
+    """``off``, then ``status`` must say off."""
+    off = _step("off", method.run("off", timeout))
+    if off.code != 0:
+        why = "timed out" if off.code is None else "failed"
+        return Outcome(host_id, device, False, "unknown", f"the device's off {why}: {off.message}", (off,))
+    status = _step("status", method.run("status", timeout))
+    said = power(status.code)
+    if said == "off":
+        return Outcome(host_id, device, True, "off", "the device powered the host off and reports it off", (off, status))
+    why = "still reports it on" if said == "on" else f"cannot tell its power state ({status.message})"
+    return Outcome(host_id, device, False, said, f"the device accepted off but {why}", (off, status))
+
+
+class Check(Frozen):
+    host_id: int
+    device: str
+    works: bool
+    power: str
+    steps: tuple[Step, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        problem = next((s.message for s in self.steps if s.action == "monitor" and s.code != 0), "")
+        if not problem and self.power == "unknown":
+            problem = self.steps[-1].message
+        return {
+            "host_id": self.host_id,
+            "device": self.device,
+            "works": self.works,
+            "power": self.power,
+            "problem": problem,
+            "elapsed_s": round(sum(s.elapsed for s in self.steps), 3),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+def check(method: FenceMethod, host_id: int, device: str, timeout: float) -> Check:
+    """``monitor`` (the device answers) and ``status`` (it can tell the host's power)."""
+    monitor = _step("monitor", method.run("monitor", timeout))
+    status = _step("status", method.run("status", timeout))
+    said = power(status.code)
+    return Check(host_id, device, monitor.code == 0 and said != "unknown", said, (monitor, status))

@@ -1,0 +1,231 @@
+"""Fence devices, secrets, the fence-agent runner and the confirmed power-off, with fakes only at the edges
+(a throw-away agent script, a scripted method); the real fence_ipmilan runs in tests/test_fencing.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hectl import config, parse
+from hectl.errors import ConfigError, PluginError
+from hectl.fencing import device, fence
+from hectl.fencing.agent import FenceAgent
+from hectl.fencing.device import Answer, FenceDevice, FenceMethod
+from hectl.hookspecs import hookimpl
+from hectl.plugins import make_plugin_manager
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fence_ipmilan ip=192.0.2.11 username=admin lanplus=1 cipher=3",
+        "fence_redfish ip=bmc.example systems_uri='/redfish/v1/Systems/1 a'",
+        "myplugin zone=eu-1",
+    ],
+)
+def test_device_lines_people_write_are_accepted(text: str) -> None:
+    method, params = parse.fence_device(text)
+    assert method == text.split()[0] and all("=" not in k for k, _ in params)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "names no fence agent"),
+        ("/usr/bin/fence_x ip=1", "not a fence agent or method name"),
+        ("../fence_x", "not a fence agent or method name"),
+        ("fence_x action=reboot", "may not be set here"),
+        ("fence_x option=reboot", "may not be set here"),  # fence-agents 4.12 would run its default: reboot
+        ("fence_x password=s3cret", "may not be set here"),
+        ("fence_x passwd=s3cret", "may not be set here"),
+        ("fence_x ipmitool_path=/tmp/x", "may not be set here"),
+        ("fence_x password_script=/tmp/x", "may not be set here"),
+        ("fence_x debug_file=/etc/shadow", "may not be set here"),
+        ("fence_x use_sudo=1", "may not be set here"),
+        ("fence_x ip=1 ip=2", "given twice"),
+        ("fence_x IP=1", "not a parameter name"),
+        ("fence_x ip", "not key=value"),
+        ("fence_x 'ip=a\nb'", "printable"),
+        ("fence_x ip='unterminated", "not a fence device"),
+        ("fence_x ip=" + "a" * 600, "at most 512"),
+    ],
+)
+def test_bad_device_lines_are_refused_with_a_reason(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse.fence_device(text)
+
+
+def base_config(extra: str = "") -> config.Config:
+    return config.load(text=f"[host]\nid = 1\n[fencing]\n{extra}", environ={})
+
+
+def test_fencing_keys_host_devices_and_what_is_shared() -> None:
+    cfg = base_config("enabled = yes\ndead_after = 12\nhost3 = fence_ipmilan ip=192.0.2.13\nhost1 = fence_x ip=a\n")
+    assert cfg.fencing.enabled and cfg.fencing.dead_after == 12
+    assert cfg.fencing.devices == ((1, "fence_x ip=a"), (3, "fence_ipmilan ip=192.0.2.13"))
+    assert cfg.fencing.device(3) == "fence_ipmilan ip=192.0.2.13" and cfg.fencing.device(2) == ""
+    assert config.is_shared("fencing", "host7") and config.is_shared("fencing", "enabled")
+    assert not config.is_shared("fencing", "secrets_dir") and not config.is_shared("fencing", "agents_dir")
+    assert not config.is_shared("fencing", "host0") and not config.is_shared("fencing", "hostx")
+    assert "fencing.host<N>" in config.shared_keys_text() and "fencing.enabled" in config.shared_keys()
+    with pytest.raises(ConfigError, match="needs a device"):
+        base_config("enabled = yes\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'host2001'"):
+        base_config("host2001 = fence_x\n")
+    with pytest.raises(ConfigError, match=r"\[fencing\] host2 = 'fence_x action=off': action may not be set"):
+        base_config("host2 = fence_x action=off\n")
+
+
+def test_a_forged_cluster_configuration_cannot_name_a_program_or_a_secret(tmp_path: Path) -> None:
+    from hectl.storage import cluster
+
+    for forged in ({"host2": "/bin/sh -c id"}, {"host2": "fence_x password_script=/tmp/x"}, {"secrets_dir": "/tmp"}):
+        with pytest.raises(ConfigError):
+            cluster.check({"fencing": forged})
+    assert cluster.check({"fencing": {"host2": " fence_x ip=a "}}) == {"fencing": {"host2": "fence_x ip=a"}}
+
+
+def secrets_dir(tmp_path: Path, text: str, mode: int = 0o600) -> config.FencingConfig:
+    d = tmp_path / "secrets"
+    d.mkdir(exist_ok=True)
+    (d / "host2").write_text(text)
+    (d / "host2").chmod(mode)
+    return config.FencingConfig(secrets_dir=str(d), devices=((2, "fence_x ip=a"),))
+
+
+def test_secrets_come_from_a_root_only_file(tmp_path: Path) -> None:
+    cfg = secrets_dir(tmp_path, "# BMC\npassword = pa ss=word\n\nhexadecimal_kg=00ff\n")
+    assert device.read_secrets(cfg, 2) == {"password": "pa ss=word", "hexadecimal_kg": "00ff"}
+    assert device.read_secrets(cfg, 3) == {}  # no file: a device without secrets
+    cfg = secrets_dir(tmp_path, "password=x\n", 0o640)
+    with pytest.raises(ConfigError, match="mode 0640 lets others read it"):
+        device.read_secrets(cfg, 2)
+    bad_lines = (
+        ("action=hunter2\n", "hectl sets the action"),
+        ("hunter2\n", "not key=value"),
+        ("PW=hunter2\n", "parameter name"),
+    )
+    for bad, why in bad_lines:
+        cfg = secrets_dir(tmp_path, bad)
+        with pytest.raises(ConfigError, match=why) as err:
+            device.read_secrets(cfg, 2)
+        assert "hunter2" not in err.value.message
+    target = tmp_path / "elsewhere"
+    target.write_text("password=x\n")
+    target.chmod(0o600)
+    (tmp_path / "secrets" / "host2").unlink()
+    (tmp_path / "secrets" / "host2").symlink_to(target)
+    with pytest.raises(ConfigError, match="host2"):
+        device.read_secrets(cfg, 2)
+
+
+FAKE_AGENT = """#!{python}
+import json, os, sys, time
+data = sys.stdin.read()
+params = dict(line.split("=", 1) for line in data.splitlines())
+with open({log!r}, "a") as f:
+    f.write(json.dumps({{"argv": sys.argv, "env": dict(os.environ), "stdin": data}}) + "\\n")
+action = params["action"]
+if params.get("mode") == "hang":
+    time.sleep(60)
+print("connecting with " + params.get("password", "?"))
+if action == "status":
+    sys.exit(2 if params.get("mode") == "off" else 0)
+sys.exit(1 if params.get("mode") == "fail" else 0)
+"""
+
+
+def fake_agent(tmp_path: Path, mode: str, mod: int = 0o755) -> tuple[FenceAgent, Path]:
+    import sys
+
+    log = tmp_path / "calls.log"
+    agents = tmp_path / "agents"
+    agents.mkdir(exist_ok=True)
+    prog = agents / "fence_fake"
+    prog.write_text(FAKE_AGENT.format(python=sys.executable, log=str(log)))
+    prog.chmod(mod)
+    dev = FenceDevice(2, "fence_fake", (("ip", "192.0.2.12"), ("mode", mode)))
+    return FenceAgent(dev, {"password": "s3cr3t-pw"}, str(agents)), log
+
+
+def test_the_agent_gets_its_parameters_and_secrets_on_stdin_only(tmp_path: Path) -> None:
+    agent, log = fake_agent(tmp_path, "off")
+    answer = agent.run("status", 10)
+    assert answer.code == 2 and answer.message == "connecting with ***"  # scrubbed
+    call = json.loads(log.read_text())
+    assert call["stdin"].splitlines() == ["action=status", "ip=192.0.2.12", "mode=off", "password=s3cr3t-pw"]
+    assert "s3cr3t-pw" not in json.dumps(call["argv"]) + json.dumps(call["env"])
+    assert set(call["env"]) <= {"PATH", "LANG", "PYTHONWARNINGS", "LC_CTYPE"}
+
+
+def test_an_agent_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    agent, _ = fake_agent(tmp_path, "hang")
+    answer = agent.run("off", 1)
+    assert answer.code is None and "did not finish within 1 s" in answer.message and answer.elapsed < 10
+
+
+def test_only_root_owned_unwritable_agents_in_agents_dir_run(tmp_path: Path) -> None:
+    agent, _ = fake_agent(tmp_path, "on", mod=0o775)
+    with pytest.raises(ConfigError, match="writable by root alone"):
+        agent.run("status", 5)
+    missing = FenceAgent(FenceDevice(2, "fence_nonesuch", ()), {}, str(tmp_path))
+    with pytest.raises(ConfigError, match="No such file"):
+        missing.run("status", 5)
+
+
+class Scripted(FenceMethod):
+    """A fence method answering from a script: action -> exit code (None: timed out)."""
+
+    name = "scripted"
+
+    def __init__(self, codes: dict[str, int | None]) -> None:
+        self.codes = codes
+        self.calls: list[str] = []
+
+    def run(self, action: str, timeout: float) -> Answer:
+        self.calls.append(action)
+        return Answer(self.codes[action], f"{action} said {self.codes[action]}", 0.1)
+
+
+@pytest.mark.parametrize(
+    ("codes", "confirmed", "power", "calls"),
+    [
+        ({"off": 0, "status": 2}, True, "off", ["off", "status"]),
+        ({"off": 0, "status": 0}, False, "on", ["off", "status"]),  # accepted off, still on
+        ({"off": 0, "status": 1}, False, "unknown", ["off", "status"]),
+        ({"off": 1, "status": 2}, False, "unknown", ["off"]),  # a failed off is never followed by a guess
+        ({"off": None, "status": 2}, False, "unknown", ["off"]),
+    ],
+)
+def test_a_power_off_counts_only_when_the_device_then_says_off(
+    codes: dict[str, int | None], confirmed: bool, power: str, calls: list[str]
+) -> None:
+    method = Scripted(codes)
+    out = fence.power_off(method, 2, "scripted", 5)
+    assert (out.confirmed, out.power, method.calls) == (confirmed, power, calls)
+    assert out.reason
+
+
+def test_plugins_bring_fence_methods(tmp_path: Path) -> None:
+    made: list[tuple[FenceDevice, dict[str, str]]] = []
+
+    def factory(dev: FenceDevice, secrets: dict[str, str], cfg: config.FencingConfig) -> FenceMethod:
+        made.append((dev, secrets))
+        return Scripted({"monitor": 0, "status": 0})
+
+    plugin = SimpleNamespace(hectl_register_fence_methods=hookimpl(lambda register: register("pdu", factory)))
+    plugins = make_plugin_manager(load_entrypoints=False, extra=[("pdu-plugin", plugin)], environ={})
+    cfg = secrets_dir(tmp_path, "password=x\n")._replace(devices=((2, "pdu outlet=4"),))
+    method = device.build(cfg, 2, plugins.fence_methods())
+    assert fence.check(method, 2, "pdu", 5).works
+    assert made == [(FenceDevice(2, "pdu", (("outlet", "4"),)), {"password": "x"})]
+    with pytest.raises(ConfigError, match="unknown fence method 'pdu'"):
+        device.build(cfg, 2, {})
+    for name in ("pdu", "fence_pdu"):
+        dup = SimpleNamespace(hectl_register_fence_methods=hookimpl(lambda register, n=name: register(n, factory)))
+        extra = [("pdu-plugin", plugin), ("other", dup)] if name == "pdu" else [("other", dup)]
+        with pytest.raises(PluginError):
+            make_plugin_manager(load_entrypoints=False, extra=extra, environ={}).fence_methods()
