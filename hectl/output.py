@@ -327,6 +327,10 @@ def _vm_status_text(data: Any) -> str:
             ]
         )
     lines.append(_table(rows, ["id", "hostname", "state", "score", "engine", "local-maint", "age", "status"]))
+    for h in data["hosts"]:
+        for f in h.get("fencing", ()):
+            verb = "fenced" if f["result"] == "confirmed" else "FAILED to fence"
+            lines.append(f"host {f['by_host_id']} {verb} host {f['host_id']} at {f['at']}: {f['reason']}")
     s = data["summary"]
     agent = data["local_agent"]
     agent_text = {"running": "running", "silent": "SILENT", "absent": "not running"}[agent["status"]]

@@ -124,6 +124,9 @@ def _host_row(
         written_at=records.iso_time(rec.wall_time),
         details=list(rec.details),
     )
+    fencing = fencings(rec.details, rec.host_id)
+    if fencing:
+        row["fencing"] = fencing
     if slot.kind == SlotKind.WRONG_HOST_ID:
         row["stale_reason"] = "wrong-host-id"
         return row
@@ -154,6 +157,22 @@ def _host_row(
     else:
         row["stale_reason"] = "local-agent-silent" if slot.number == me else "remote-host-silent"
     return row
+
+
+def fencings(details: tuple[str, ...], by: int) -> list[dict[str, object]]:
+    """The fencings a host's record reports (its agent keeps them for [ha] retry_window): who, when, why.
+
+    Parsed from the record's detail lines (``fenced host=1 by=2 at=... reason=...``); a line that does
+    not parse, or claims another author than the record's host, is left out."""
+    import re
+
+    out: list[dict[str, object]] = []
+    for line in details:
+        m = re.fullmatch(r"(fenced|fence-failed) host=(\d{1,4}) by=(\d{1,4}) at=(\S{1,40}) reason=(.{0,600})", line)
+        if m and int(m[3]) == by:
+            result = "confirmed" if m[1] == "fenced" else "failed"
+            out.append({"host_id": int(m[2]), "by_host_id": by, "at": m[4], "result": result, "reason": m[5]})
+    return out
 
 
 def build_report(

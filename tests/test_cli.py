@@ -359,6 +359,7 @@ def documented_fields(section: str) -> set[str]:
 def test_vm_status_json_fields_are_exactly_the_documented_ones(domain: Domain) -> None:
     corrupt_domain(domain)
     domain.publish(2, wall_time=time.time() + 600)  # clock skew
+    domain.publish(3, details=("fenced host=1 by=3 at=2026-12-04T00:00:00Z reason=judged dead",))  # a fencing
     assert run_hectl(["set-maintenance", "--mode", "local"], env=domain.env).returncode == 0  # pending on host 1
     seq = domain.store().read_slot(1).record.seq  # type: ignore[union-attr]
     view = localstate.AgentView(

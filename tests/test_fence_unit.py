@@ -229,3 +229,22 @@ def test_plugins_bring_fence_methods(tmp_path: Path) -> None:
         extra = [("pdu-plugin", plugin), ("other", dup)] if name == "pdu" else [("other", dup)]
         with pytest.raises(PluginError):
             make_plugin_manager(load_entrypoints=False, extra=extra, environ={}).fence_methods()
+
+
+def test_vm_status_says_who_fenced_whom_when_and_why(domain) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_hectl
+    from tests.test_json_schemas import valid
+
+    lines = (
+        "fenced host=1 by=2 at=2026-12-04T11:02:03Z reason=fenced host 1: fence_ipmilan ip=192.0.2.11 reported it off",
+        "fenced host=3 by=1 at=2026-12-04T11:02:03Z reason=forged: host 2's record cannot speak for host 1",
+        "fence-failed host=3 by=2 at=2026-12-04T11:09:00Z reason=fencing host 3 failed (timed out)\x1b[2J",
+    )
+    domain.publish(2, details=lines)
+    res = run_hectl(["vm-status", "--json"], env=domain.env)
+    doc = valid(res.stdout, "vm-status")
+    row = next(h for h in doc["hosts"] if h["host_id"] == 2)
+    assert [(f["host_id"], f["by_host_id"], f["result"]) for f in row["fencing"]] == [(1, 2, "confirmed"), (3, 2, "failed")]
+    text = run_hectl(["vm-status"], env=domain.env).stdout
+    assert "host 2 fenced host 1 at 2026-12-04T11:02:03Z: fenced host 1: fence_ipmilan ip=192.0.2.11 reported it off" in text
+    assert "host 2 FAILED to fence host 3" in text and "\x1b" not in text and "\\x1b[2J" in text

@@ -35,7 +35,7 @@ SCHEMAS = REPO / "docs" / "schemas"
 
 # Fields a document may lack (documented as "only present when ..."), per kind.
 OPTIONAL = {
-    "vm-status": {"problem", "local_maintenance_pending", "clock_skew_s", "lease", "root"},
+    "vm-status": {"problem", "local_maintenance_pending", "clock_skew_s", "lease", "root", "fencing"},
     "vm-action": {"healthy"},
     "vm-migrate": {"audit_problem"},
     "explain": {"read_ok", "read_ms", "read_error", "direct_io", "write_ok", "write_ms", "write_error"},

@@ -117,6 +117,7 @@ class Agent:
         self.storage: dict[str, object] = {}  # the storage monitor: last read/write times and errors
         self.snapshot: MetadataSnapshot | None = None  # the last metadata read
         self.renewal_seen: dict[int, tuple[tuple[int, int], float]] = {}  # host id -> (delta lease, changed at)
+        self.fence_notes: dict[int, tuple[float, str]] = {}  # host id -> (monotonic time, record line) of its fencing
 
     def cycle(self) -> fsm.Decision:
         """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
@@ -140,6 +141,8 @@ class Agent:
             fence=self.env.fence_result() if self.memory.state == fsm.S.FENCE else "",
         )
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
+        if self.memory.state == fsm.S.FENCE and decision.state != fsm.S.FENCE:
+            self._note_fencing(decision, now)
         if decision.state != self.memory.state:
             self.env.transition(self.cfg.host_id, self.memory.state, decision.state, decision.reason)
         self.memory = decision.memory
@@ -149,6 +152,18 @@ class Agent:
             self._publish(vm, decision, obs.local_maintenance)
         self.last = decision
         return decision
+
+    def _note_fencing(self, d: fsm.Decision, now: float) -> None:
+        """Keep what a fencing ended in on this host's record for ``retry_window`` (vm-status shows it)."""
+        target = d.memory.target
+        kind = "fenced" if any(h == target for h, _ in d.memory.fenced) else "fence-failed"
+        at = records.iso_time(self.env.clock.wall())
+        self.fence_notes[target] = (now, f"{kind} host={target} by={self.cfg.host_id} at={at} reason={d.reason}")
+
+    def _fence_lines(self, now: float) -> tuple[str, ...]:
+        window = self.cfg.timings.retry_window
+        self.fence_notes = {h: n for h, n in self.fence_notes.items() if now - n[0] < window}
+        return tuple(line for _, line in sorted(self.fence_notes.values()))
 
     def stop(self) -> None:
         """Publish a clean 'stopped' record (score 0) before the agent exits."""
@@ -225,7 +240,8 @@ class Agent:
         return out
 
     def _publish(self, vm: fsm.LocalVM, d: fsm.Decision, local_maintenance: bool) -> None:
-        rec = self._record(vm, d.state, d.score.total, d.reason, local_maintenance, details=tuple(d.score.explain()))
+        lines = (*self._fence_lines(self.env.clock.monotonic()), *d.score.explain())
+        rec = self._record(vm, d.state, d.score.total, d.reason, local_maintenance, details=lines)
         start = self.env.clock.monotonic()
         try:
             self.env.write_record(rec)
