@@ -285,7 +285,8 @@ class SanlockLeases:
         return "lost" if self.joined else "none"
 
     def hosts(self) -> dict[int, str]:
-        """sanlock's view of every host id in the lockspace: live | fail | dead | free | unknown."""
+        """sanlock's view of every host id in the lockspace: live | fail | dead | unknown; a host id whose delta
+        lease is released (free) is not listed. ``{}`` when sanlock has no view (not joined yet)."""
         sanlock = _sanlock()
         names = {
             sanlock.HOST_LIVE: "live",

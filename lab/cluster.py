@@ -31,6 +31,7 @@ from typing import Any
 
 from hectl.backends.glusterfs.backend import mounted
 from lab import appliance as lab_appliance
+from lab import bmc as lab_bmc
 from lab import gluster as lab_gluster
 from lab import libvirtd as lab_libvirtd
 from lab import pki, reaper, stallfs
@@ -59,8 +60,9 @@ def wait_for(predicate: Callable[[], object], limit: float, what: str, every: fl
     return time.monotonic() - t0
 
 
-def missing(stallable: bool = False, storage: str = "localfs", tls: bool = False) -> str:
+def missing(stallable: bool = False, storage: str = "localfs", tls: bool = False, fencing: bool = False) -> str:
     found = lab_sanlock.missing() or lab_libvirtd.missing() or lab_appliance.missing() or (pki.missing() if tls else "")
+    found = found or (lab_bmc.missing() if fencing else "")
     found = found or (lab_gluster.missing(pool=True) if storage == "glusterfs" else "")
     return found or ((stallfs.missing_requirements() or "") if stallable else "")
 
@@ -83,6 +85,7 @@ class Host:
         gluster = cluster.storage == "glusterfs"
         self.glusterd = lab_gluster.Glusterd(cluster.base / f"gluster{n}", self.netns, self.address) if gluster else None
         self.mount_base = cluster.base / f"mnt{n}"
+        self.bmc: lab_bmc.BMC | None = None  # with fencing: its BMC, outside it
 
     @property
     def env(self) -> dict[str, str]:
@@ -91,6 +94,8 @@ class Host:
 
     def start(self) -> None:
         """Power on: sanlock, glusterd (which starts its brick again), libvirtd, and the storage mounted again."""
+        if self.bmc is not None:
+            self.bmc.powered_on()
         self.daemon.start()
         if self.glusterd is not None:
             for pid in self.glusterd.service_pids():  # a brick killed by a power loss: gone from /proc first, or
@@ -250,7 +255,13 @@ class Cluster:
     VOLUME = "engine"
 
     def __init__(
-        self, n: int = 3, io_timeout: int = 2, stallable: bool = False, storage: str = "localfs", tls: bool = False
+        self,
+        n: int = 3,
+        io_timeout: int = 2,
+        stallable: bool = False,
+        storage: str = "localfs",
+        tls: bool = False,
+        fencing: float | None = None,
     ) -> None:
         if storage not in ("localfs", "glusterfs") or (stallable and storage != "localfs"):
             raise ValueError(f"storage {storage!r}, stallable {stallable}: localfs (stallable or not) or glusterfs")
@@ -273,6 +284,16 @@ class Cluster:
             for h in self.hosts:
                 h.libvirtd.tls_dir = ca.issue(f"host{h.id}.lab", h.address, self.base / f"pki{h.id}")
         self.timings: dict[str, float] = {}
+        self.fencing = fencing  # [fencing] dead_after: each host gets a BMC (lab/bmc.py) and fencing is enabled
+        self.bmc_ns = f"{self.segment.tag}bmc"
+        self.bmcs: dict[int, lab_bmc.BMC] = {}
+        if fencing is not None:
+            if n > 3:
+                raise ValueError("the lab's BMCs have addresses for 3 hosts")
+            for h in self.hosts:
+                pidfiles = (h.daemon.run_dir / "sanlock.pid",)  # the host's sanlock runs outside its namespace
+                address = self.segment.address(10 + h.id)
+                self.bmcs[h.id] = h.bmc = lab_bmc.BMC(self.base / f"bmc{h.id}", h.netns, self.bmc_ns, address, pidfiles=pidfiles)
 
     @property
     def health_url(self) -> str:
@@ -289,6 +310,10 @@ class Cluster:
         self.claim()
         names = {f"host{h.id}.lab": h.address for h in self.hosts} | {"engine.lab": self.engine_ip}
         self.segment.up(len(self.hosts), bridge=True, names=names)
+        if self.bmcs:
+            self.segment.attach(self.bmc_ns, [b.address for b in self.bmcs.values()])
+            for b in self.bmcs.values():
+                b.start()
         for h in self.hosts:
             h.start()
         self.claim()
@@ -300,7 +325,7 @@ class Cluster:
 
     def claim(self) -> None:
         """Record what this lab has made, for ``lab.reaper`` to free should this process die before ``close``."""
-        names = [f"{self.segment.tag}sw", *(h.netns for h in self.hosts)]
+        names = [f"{self.segment.tag}sw", *(h.netns for h in self.hosts), *([self.bmc_ns] if self.bmcs else [])]
         dirs = [str(self.base), *(str(h.libvirtd.base) for h in self.hosts if h.libvirtd.base)]
         reaper.claim(self.base.name, dirs=dirs, netns=names, links=[f"{self.segment.tag}r"])
 
@@ -340,7 +365,13 @@ class Cluster:
             f"[engine_vm]\nname = {self.vm_name}\nmemory_mib = 256\nvcpus = 1\nnetwork = bridge\nbridge = br0\n"
             f"mac = 52:54:00:00:00:10\ngraphics = none\ncmdline = {appliance.cmdline} hectl.ip={self.engine_ip}/28\n"
             f"[appliance]\nimage = {disk}\nkernel = {appliance.kernel}\ninitrd = {appliance.initrd}\n"
+            + (f"[fencing]\nsecrets_dir = {self.secrets_dir}\n" if self.bmcs else "")
         )
+        if self.bmcs:
+            self.secrets_dir.mkdir(mode=0o700)
+            for i, b in self.bmcs.items():
+                (self.secrets_dir / f"host{i}").touch(0o600)
+                (self.secrets_dir / f"host{i}").write_text(b.secrets())
         t0 = time.monotonic()
         res = first.hectl("deploy", "--answers", str(answers), timeout=600)
         if res.returncode != 0:
@@ -354,11 +385,22 @@ class Cluster:
                 "--vm-accelerator", "tcg", "--vm-start-timeout", "120", *self.migration_args(h),
                 "--monitors-network-test", "ping",
                 "--monitors-gateway", self.segment.here, "--monitors-probes", "2", "--monitors-probe-timeout", "0.5",
+                *(["--fencing-secrets-dir", str(self.secrets_dir)] if self.bmcs else []),
                 timeout=600,
             )  # fmt: skip
             if res.returncode != 0:
                 raise RuntimeError(f"deploy --join on host {h.id} failed: {res.stderr.strip()[-2000:]}")
             self.timings[f"join_{h.id}_s"] = time.monotonic() - t0
+        if self.bmcs:
+            devices = [f"fencing.host{i}={b.device()}" for i, b in self.bmcs.items()]
+            keys = [f"fencing.dead_after={self.fencing:g}", "fencing.timeout=5", "fencing.enabled=yes"]
+            res = first.hectl("cluster-config", "set", *devices, *keys)
+            if res.returncode != 0:
+                raise RuntimeError(f"enabling fencing failed: {res.stderr.strip()[-2000:]}")
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.base / "fencing"
 
     def migration_keys(self, host: Host) -> str:
         """The [vm] migration keys of ``host``'s configuration."""
@@ -468,6 +510,8 @@ class Cluster:
     def close(self) -> None:
         if self.mount is not None:
             self.mount.release()
+        for b in self.bmcs.values():
+            b.stop()
         for h in self.hosts:
             h.close()
         if self.mount is not None:
@@ -485,6 +529,7 @@ class Cluster:
         left += [f"mount {h.volume_root}" for h in self.hosts if h.glusterd and mounted(str(h.volume_root))]
         left += [f"mount {self.mount.mountpoint}"] if self.mount and stallfs.mounted(self.mount.mountpoint) else []
         left += [f"sanlock {h.daemon.pid}" for h in self.hosts if h.daemon.pid and lab_sanlock.alive(h.daemon.pid)]
+        left += [f"ipmi_sim of host {i}" for i, b in self.bmcs.items() if b.proc is not None]
         return left + ([f"dir {self.base}"] if self.base.exists() else [])
 
 

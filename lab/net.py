@@ -80,6 +80,18 @@ class Segment:
         _ip("link", "set", f"{self.tag}r", "up")
         return self.names[1:]
 
+    def attach(self, ns: str, addresses: list[str]) -> None:
+        """Namespace ``ns`` on the segment with ``addresses`` (a management network: the lab's BMCs)."""
+        sw = f"{self.tag}sw"
+        self.names.append(ns)
+        _ip("netns", "add", ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("link", "add", f"{ns}h", "netns", sw, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _ip("-n", sw, "link", "set", f"{ns}h", "master", "br0", "up")
+        for address in addresses:
+            _ip("-n", ns, "addr", "add", f"{address}/28", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+
     def pids(self) -> list[int]:
         """Every process in the node namespaces."""
         out = []

@@ -49,7 +49,10 @@ class Env(Protocol):
         ...
 
     def lease_view(self) -> dict[int, str]:
-        """sanlock's view of the other hosts' host-id leases: live | fail | dead | free | unknown."""
+        """sanlock's view of the host-id leases it lists, this host's included: live | fail | dead | free | unknown.
+
+        ``{}`` when sanlock gave no view; otherwise a host id it does not list is free (sanlock lists only
+        host ids whose delta lease is not released)."""
         ...
 
     def engine_lease(self) -> int:
@@ -60,9 +63,9 @@ class Env(Protocol):
         """The engine VM on this host."""
         ...
 
-    def act(self, action: str, target: int = 0) -> None:
+    def act(self, action: str, target: int = 0, why: str = "") -> None:
         """Begin ``start``, ``shutdown``, ``poweroff``, ``migrate`` (to host ``target``) or ``fence`` (host
-        ``target``); progress shows in ``vm()`` or ``fence_result()`` later."""
+        ``target``) because of ``why``; progress shows in ``vm()`` or ``fence_result()`` later."""
         ...
 
     def renewals(self, host_ids: tuple[int, ...]) -> dict[int, tuple[int, int]]:
@@ -118,6 +121,7 @@ class Agent:
         self.snapshot: MetadataSnapshot | None = None  # the last metadata read
         self.renewal_seen: dict[int, tuple[tuple[int, int], float]] = {}  # host id -> (delta lease, changed at)
         self.fence_notes: dict[int, tuple[float, str]] = {}  # host id -> (monotonic time, record line) of its fencing
+        self.fence_why = ""  # why the current fencing began
 
     def cycle(self) -> fsm.Decision:
         """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
@@ -143,11 +147,13 @@ class Agent:
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
         if self.memory.state == fsm.S.FENCE and decision.state != fsm.S.FENCE:
             self._note_fencing(decision, now)
+        elif decision.state == fsm.S.FENCE and self.memory.state != fsm.S.FENCE:
+            self.fence_why = decision.reason
         if decision.state != self.memory.state:
             self.env.transition(self.cfg.host_id, self.memory.state, decision.state, decision.reason)
         self.memory = decision.memory
         for action in decision.actions:
-            self.env.act(action, decision.memory.target)
+            self.env.act(action, decision.memory.target, decision.reason)
         if storage_ok:
             self._publish(vm, decision, obs.local_maintenance)
         self.last = decision
@@ -158,7 +164,8 @@ class Agent:
         target = d.memory.target
         kind = "fenced" if any(h == target for h, _ in d.memory.fenced) else "fence-failed"
         at = records.iso_time(self.env.clock.wall())
-        self.fence_notes[target] = (now, f"{kind} host={target} by={self.cfg.host_id} at={at} reason={d.reason}")
+        reason = f"{self.fence_why}; {d.reason}" if self.fence_why else d.reason
+        self.fence_notes[target] = (now, f"{kind} host={target} by={self.cfg.host_id} at={at} reason={reason}")
 
     def _fence_lines(self, now: float) -> tuple[str, ...]:
         window = self.cfg.timings.retry_window
@@ -189,6 +196,7 @@ class Agent:
         self.last_read = now
         self.global_maintenance = self.maintenance.in_force(snap.global_record, now)  # never by wall clocks
         leases = self.env.lease_view()
+        unlisted = "free" if leases else "unknown"
         hosts = []
         for slot in snap.host_slots():
             rec = slot.record
@@ -203,7 +211,7 @@ class Agent:
                 fsm.RemoteHost(
                     host_id=rec.host_id,
                     live=live and not rec.stopped,
-                    lease=leases.get(rec.host_id, "unknown"),
+                    lease=leases.get(rec.host_id, unlisted),
                     state=rec.state,
                     score=rec.score,
                     vm=rec.engine.vm,

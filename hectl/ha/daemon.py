@@ -93,7 +93,7 @@ class HostEnv:
 
     def lease_view(self) -> dict[int, str]:
         self.leases_view = self.leases.hosts()
-        return {h: s for h, s in self.leases_view.items() if h != self.cfg.host.id}
+        return self.leases_view
 
     def engine_lease(self) -> int:
         return self.leases.engine_holder()
@@ -101,11 +101,11 @@ class HostEnv:
     def vm(self) -> fsm.LocalVM:
         return self.runtime.vm()
 
-    def act(self, action: str, target: int = 0) -> None:
+    def act(self, action: str, target: int = 0, why: str = "") -> None:
         if action == fsm.MIGRATE:
             self.runtime.migrate(target, self._hostname(target))
         elif action == fsm.FENCE:
-            self.fencer.begin(target, "judged dead: its record and its sanlock renewals stopped")
+            self.fencer.begin(target, why)
         else:
             self.runtime.act(action)
 

@@ -308,10 +308,12 @@ def fence_target(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) 
     return owner if owner is not None and obs.fence_after is not None and dead_for(owner, obs.fence_after, t) == 0 else None
 
 
-def _fence_candidate(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> RemoteHost | None:
+def _fence_candidate(
+    mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig, missed_write: bool = True
+) -> RemoteHost | None:
     """The engine's host, if this host is the one to fence it once it is judged dead (``dead_for``).
 
-    It holds the engine lease per sanlock, it has a
+    It holds the engine lease per sanlock, its record has missed a write (silent for more than a loop), it has a
     device, this host has not fenced it or failed to within ``retry_window``, no other live host is fencing,
     and this host would start the engine once it is gone: its own storage and
     lease work, its VM is down, its score is above 0 and no live host goes
@@ -325,7 +327,7 @@ def _fence_candidate(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConf
     tried = {f[0] for f in (*mem.fenced, *mem.fence_failed)}
     if owner is None or not owner.fenceable or owner.host_id in tried or owner.lease in ("dead", "free"):
         return None
-    if owner.renewal_silent is None:
+    if owner.renewal_silent is None or (missed_write and owner.silent <= t.loop):  # not even one write of its missed
         return None
     others = obs._replace(hosts=tuple(h for h in obs.hosts if h.host_id != owner.host_id))
     if any(h.live and h.state == S.FENCE for h in others.hosts):
@@ -553,17 +555,19 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
     if elsewhere is not None:
         verb = "up" if elsewhere.vm in ("up", "paused") else "starting" if elsewhere.live else "held"
         how = "" if elsewhere.live else f" (record stale, sanlock lease {elsewhere.lease})"
-        candidate = _fence_candidate(mem, obs, cfg, t)
+        wake = None
+        candidate = _fence_candidate(mem, obs, cfg, t, missed_write=False)
         if candidate is not None and candidate.host_id == elsewhere.host_id and obs.fence_after is not None:
-            wake = max(0.5, min(t.loop, dead_for(candidate, obs.fence_after, t)))
-            return S.DOWN, (), f"engine on host {elsewhere.host_id}{how}; fencing it in {wake:.0f} s unless it returns", wake
+            wake = max(0.5, min(t.loop, dead_for(candidate, obs.fence_after, t)))  # look again when it may be judged
+            if candidate.silent > t.loop:
+                return S.DOWN, (), f"engine on host {elsewhere.host_id}{how}; fencing it in {wake:.0f} s unless it returns", wake
         if (
             elsewhere.host_id == obs.engine_lease
             and elsewhere.vm not in ("up", "paused")
             and elsewhere.state not in (S.START_VM, S.STARTING)
         ):
             return S.DOWN, (), f"engine lease held by host {elsewhere.host_id}{how}", None
-        return S.DOWN, (), f"engine {verb} on host {elsewhere.host_id}{how}", None
+        return S.DOWN, (), f"engine {verb} on host {elsewhere.host_id}{how}", wake
     my = _score(mem, obs, cfg, t)
     if my.total == 0:
         if len(mem.failed_starts) > MAX_FAILED_STARTS and not any(h.live and h.score > 0 for h in obs.hosts):

@@ -237,7 +237,9 @@ class SimEnv:
         return "held" if w.renewal_age(h.id) < w.t.fail else "lost"
 
     def lease_view(self) -> dict[int, str]:
-        return {o.id: self.world.lease_state(o.id) for o in self.world.hosts.values() if o.id != self.host.id}
+        if not self.host.joined():
+            return {}
+        return {o.id: self.world.lease_state(o.id) for o in self.world.hosts.values() if o.id in self.world.renewals}
 
     def engine_lease(self) -> int:
         """sanlock read_resource_owners: the owner, unless it released the lease or has rejoined since (new generation)."""
@@ -259,7 +261,7 @@ class SimEnv:
             return fsm.LocalVM("starting", "unknown", detail=vm.detail)
         return fsm.LocalVM(vm.state, "unknown", down_reason=vm.down_reason, detail=vm.detail)
 
-    def act(self, action: str, target: int = 0) -> None:
+    def act(self, action: str, target: int = 0, why: str = "") -> None:
         if action == fsm.FENCE:
             self.world.fence(self.host, self.world.hosts[target])
         else:

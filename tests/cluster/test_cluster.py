@@ -35,6 +35,9 @@ def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, l
 # What does not depend on the storage runs on localfs only (the suite's time): an agent restart, global
 # maintenance, gateway loss, a hung guest, a libvirtd hang and the watcher's own test.
 localfs_only = pytest.mark.parametrize("lab", ["localfs"], indirect=True)
+# A power loss and the dead host's return run on Gluster only here: on localfs, tests/cluster/test_fencing.py has
+# both (fenced, and with the BMC silent the normal path: sanlock's host_dead_seconds).
+gluster_only = pytest.mark.parametrize("lab", ["glusterfs"], indirect=True)
 
 
 def test_all_hosts_live_and_the_engine_where_deploy_started_it(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
@@ -202,6 +205,7 @@ def test_a_libvirtd_hang_on_the_engine_host_moves_nothing(lab: tuple[lab_cluster
     stays(cluster, host, 8 * 2)
 
 
+@gluster_only
 def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
     """The survivors' vm-status shows the dead host stale, then sanlock's view of it failing, then dead; one
     engine runs elsewhere once its lease has expired, never before."""
@@ -229,6 +233,7 @@ def test_power_loss_of_the_engine_host_fails_over(lab: tuple[lab_cluster.Cluster
     assert watcher.violations == [] and watcher.polls > 100
 
 
+@gluster_only
 def test_the_host_that_died_comes_back_without_fail_back(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
     cluster, _ = lab
     current = engine_host(cluster)

@@ -475,3 +475,9 @@ def test_a_fenced_host_counts_dead_until_it_returns_and_a_failed_fence_is_not_re
     assert d.state == S.DOWN and "fencing" not in d.reason, d.reason  # the normal path: wait for sanlock
     d = step(d.memory, observe(now=NOW + T.retry_window + 1, hosts=(DEAD2,), **FENCING), CFG, T)
     assert d.state == S.FENCE  # tried again once the failure is forgotten
+
+
+def test_a_live_engine_host_is_never_announced_for_fencing() -> None:
+    live = DEAD2._replace(live=True, silent=2.0, renewal_silent=3.0)
+    d = go(S.DOWN, hosts=(live,), **FENCING)
+    assert d.state == S.DOWN and "fencing" not in d.reason and d.delay == T.loop, d.reason
