@@ -66,8 +66,10 @@ def run_one(io_timeout: int, storage: str, dead_after: float) -> dict[str, Any]:
         # a power loss with fencing: the engine's host is judged dead, fenced through its BMC, its lease taken at once
         dead = cluster.engine_on()
         assert dead is not None and dead.bmc is not None
-        phases = cluster.failover(dead, host_dead_seconds(io_timeout) + 180)
+        events: list[str] = []
+        phases = cluster.failover(dead, host_dead_seconds(io_timeout) + 180, lambda t, what: events.append(f"{t:.1f} {what}"))
         result["fenced_failover_s"] = {k: round(v, 2) for k, v in phases.items()}
+        result["fenced_events"] = events
         dead.start()
         dead.start_agent()
         lab_cluster.wait_for(lambda: dead.agent_state() == "EngineDown", 300, "the fenced host back")
@@ -84,6 +86,7 @@ def run_one(io_timeout: int, storage: str, dead_after: float) -> dict[str, Any]:
     finally:
         watcher.stop.set()
         watcher.join(10)
+        result["agent_logs"] = {h.id: h.log.read_text().splitlines()[-40:] for h in cluster.hosts if h.log.exists()}
         cluster.close()
     return result
 
@@ -100,8 +103,9 @@ def main() -> int:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     results = [run_one(io, args.storage, args.dead_after) for io in args.io_timeout or [10, 2]]
-    head = f"{'io_timeout':>10} {'path':>8} {'dead_s':>7} {'planned':>8} {'stale':>7} {'free':>7} {'vm':>7} {'lease':>7} {'healthy':>8}"
-    print(head)
+    cols = ("stale", "free", "vm", "lease")
+    head = f"{'io_timeout':>10} {'path':>8} {'dead_s':>7} {'planned':>8} "
+    print(head + " ".join(f"{c:>7}" for c in cols) + f" {'healthy':>8}")
     for r in results:
         for path, key in (("sanlock", "failover_s"), ("fenced", "fenced_failover_s")):
             f = r[key]

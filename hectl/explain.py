@@ -2,7 +2,7 @@
 
 This host's state and why, its score term by term, the timers that are
 running and what happens when each runs out (among them: hosts passed over
-because they claimed without acting), and for every host the records' view
+because they claimed without acting), who fenced whom, when and why, and for every host the records' view
 (is its record changing?) next to sanlock's view of its host-id lease, and
 why its score is ignored if it is one no host can publish.
 """
@@ -50,6 +50,7 @@ def explain(app: AppContext) -> dict[str, object]:
         "timers": [],
         "storage": None,
         "global_maintenance": report["global_maintenance"]["active"],  # type: ignore[index]
+        "fencing": [f for h in report["hosts"] for f in h.get("fencing", ())],  # type: ignore[attr-defined]
         "liveness_window_s": cfg.timeouts.liveness_window,
         "hosts": hosts,
         "vm": {"engine": mine["engine"] if mine else None, "accelerator": accel, "accelerator_reason": why},

@@ -449,6 +449,9 @@ def _explain_text(data: Any) -> str:
     lines.append(f"accelerator for a start here: {vm['accelerator']} ({vm['accelerator_reason']})")
     if data["global_maintenance"]:
         lines.append("GLOBAL MAINTENANCE is on: the agents leave the engine alone")
+    for f in data["fencing"]:
+        verb = "fenced" if f["result"] == "confirmed" else "FAILED to fence"
+        lines.append(f"host {f['by_host_id']} {verb} host {f['host_id']} at {f['at']}: {f['reason']}")
     rows = [
         [
             h["host_id"],

@@ -248,3 +248,20 @@ def test_vm_status_says_who_fenced_whom_when_and_why(domain) -> None:  # type: i
     text = run_hectl(["vm-status"], env=domain.env).stdout
     assert "host 2 fenced host 1 at 2026-12-04T11:02:03Z: fenced host 1: fence_ipmilan ip=192.0.2.11 reported it off" in text
     assert "host 2 FAILED to fence host 3" in text and "\x1b" not in text and "\\x1b[2J" in text
+
+
+def test_explain_lists_the_fencings_and_the_retry_timer(domain) -> None:  # type: ignore[no-untyped-def]
+    from hectl.config import HAConfig
+    from hectl.ha import fsm
+    from tests.conftest import run_hectl
+    from tests.test_json_schemas import valid
+
+    domain.publish(2, details=("fenced host=3 by=2 at=2026-12-04T11:02:03Z reason=judged dead; reported it off",))
+    doc = valid(run_hectl(["explain", "--json"], env=domain.env).stdout, "explain")
+    reason = "judged dead; reported it off"
+    assert doc["fencing"] == [
+        {"host_id": 3, "by_host_id": 2, "at": "2026-12-04T11:02:03Z", "result": "confirmed", "reason": reason}
+    ]
+    assert "host 2 fenced host 3 at 2026-12-04T11:02:03Z" in run_hectl(["explain"], env=domain.env).stdout
+    mem = fsm.Memory(fsm.S.DOWN, 0.0, fence_failed=((3, 100.0),))
+    assert ("may fence host 3 again (fencing it failed)", 500.0) in fsm.timers(mem, 200.0, HAConfig(), 1000.0)

@@ -583,6 +583,11 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
             verb = "up" if h.vm in ("up", "paused") else "starting"
             return S.DOWN, (), f"engine {verb} on host {h.host_id} by its record, not by sanlock{waited}", None
         return S.DOWN, (), f"engine down; host {h.host_id} should start it (score {h.score} vs {my.total}){waited}", None
+    pending = _fence_candidate(mem, obs, cfg, t, missed_write=False)
+    if pending is not None and obs.fence_after is not None:  # a start now would only wait in sanlock for its lease
+        wake = max(0.5, min(t.loop, dead_for(pending, obs.fence_after, t)))
+        why = f"host {pending.host_id} holds the engine lease and sanlock sees it {pending.lease}"
+        return S.DOWN, (), f"{why}; fencing it in {wake:.0f} s unless it returns", wake
     return S.START_VM, (START,), f"engine down everywhere; starting it here (score {my.total})", 0.0
 
 
@@ -636,4 +641,5 @@ def timers(mem: Memory, now: float, t: HAConfig, history: float) -> list[tuple[s
     if mem.waiting_since is not None:
         out.append(("pass over the host waited on: its claim is not backed by sanlock", mem.waiting_since + claim_wait(t) - now))
     out += [(f"believe host {i}'s record again (it claimed without acting)", until - now) for i, until in mem.passed_over]
+    out += [(f"may fence host {i} again (fencing it failed)", at + t.retry_window - now) for i, at in mem.fence_failed]
     return out

@@ -321,6 +321,7 @@ class World:
         self._waited = 0.0  # this outage's seconds while some host could run the engine
         self._allowed = 0.0  # ... and how many it may last (grows when a new failure hits it)
         self._pending = 0.0  # an allowance from an event in the same instant as the outage's start
+        self._tight: float | None = None  # the outage began with a fenced power loss: this, not liveness_bound
         self._late = False
         self._graced: set[tuple[str, int]] = set()  # (failure, host id) already allowed for in this outage
 
@@ -603,7 +604,8 @@ class World:
             if release:  # the others may start the engine at once
                 self._allow(restart_bound(self.t, self.timings))
             elif fenced and self.fence_after is not None:  # a working device: fenced, the lease taken at once
-                self._allow(fence_bound(self.t, self.timings, self.fence_after))
+                self._tight = fence_bound(self.t, self.timings, self.fence_after)
+                self._allow(self._tight)
             elif reason != "migrated":  # its lease must expire first: the outage may last from its last renewal
                 self._allow(self.liveness_bound - self.renewal_age(h.id))
         vm.state, vm.down_reason, vm.detail, vm.waiting = "down", reason, detail, ""
@@ -619,6 +621,9 @@ class World:
     def power_on(self, h: SimHost, cfg: AgentConfig, engine_running: bool = False) -> None:
         if h.powered:
             return
+        if self.lease_owner is not None and self.lease_owner[0] == h.id and self.fence_after is not None:
+            # back before anyone fenced it: its new sanlock waits for its old host id, which nobody may free now
+            self._allow(self.liveness_bound - self.renewal_age(h.id))
         h.powered, h.generation = True, h.generation + 1
         h.vm = SimVM()
         if engine_running:
@@ -805,11 +810,13 @@ class World:
             if self.up_since is None:
                 self.up_since = self.now
             self.counting, self.down_since, self._pending, self._late, self._graced = True, None, 0.0, False, set()
+            self._tight = None
             return
         self.up_since = None
         if self.down_since is None:
             self.down_since, self._waited = self.now, 0.0
-            self._allowed, self._pending = max(self.liveness_bound, self._pending), 0.0
+            floor = self.liveness_bound if self._tight is None else self._tight
+            self._allowed, self._pending, self._tight = max(floor, self._pending), 0.0, None
         self._check_liveness()
 
     def _grace_new_failures(self) -> None:

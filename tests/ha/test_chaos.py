@@ -19,6 +19,20 @@ def test_random_schedules_are_safe_and_live(config: dict[str, int]) -> None:
     assert all(o.recovered_after is not None and o.recovered_after <= o.bound for o in outcomes)
 
 
+def test_random_schedules_with_fencing_and_failing_devices_are_safe_and_live() -> None:
+    outcomes = [chaos.check(seed, fencing=True, **config) for config in CONFIGS[:3] for seed in range(60)]
+    assert not [o for o in outcomes if not o.ok], [o for o in outcomes if not o.ok][:3]
+    assert sum(o.fencings[0] for o in outcomes) > 30 and sum(o.fencings[1] for o in outcomes) > 0  # both paths ran
+
+
+def test_the_liveness_check_holds_fenced_power_losses_to_the_tighter_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the fast path (nobody ever fences): a power loss with a working device must now be a violation."""
+    monkeypatch.setattr(fsm, "fence_target", lambda mem, obs, cfg, t: None)
+    sc = Scenario("no-fencing", "", 3, 400, 1, (Event(120, "power-off", 1),), fence_after=15.0)
+    result = scenario.run(sc)
+    assert [v for v in result.violations if "engine not up since t=120.0" in v], result.lines()
+
+
 def test_schedules_are_reproducible() -> None:
     assert chaos.random_scenario(7) == chaos.random_scenario(7) != chaos.random_scenario(8)
     assert chaos.check(7) == chaos.check(7)
