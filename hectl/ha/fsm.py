@@ -156,7 +156,8 @@ class Memory(Frozen):
     passed_over: tuple[tuple[int, float], ...] = ()  # (host id, until): hosts whose claims are no longer believed
     target: int = 0  # the host the engine is being migrated to (EngineMigratingAway), or being fenced (FencingHost)
     fenced: tuple[tuple[int, float], ...] = ()  # (host id, when): hosts this agent fenced, counted dead until they return
-    fence_failed: tuple[tuple[int, float], ...] = ()  # (host id, when): not fenced again within retry_window
+    fence_failed: tuple[tuple[int, float], ...] = ()  # (host id, when): not fenced again within retry_window (unless
+    # it returns in between: dying again is another incident)
 
 
 class Decision(Frozen):
@@ -177,7 +178,7 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
     mem = mem._replace(
         failed_starts=tuple(f for f in mem.failed_starts if now - f < t.retry_window),
         passed_over=tuple(p for p in mem.passed_over if p[1] > now),
-        fence_failed=tuple(f for f in mem.fence_failed if now - f[1] < t.retry_window),
+        fence_failed=tuple(f for f in mem.fence_failed if now - f[1] < t.retry_window and not _returned(obs, f[0])),
         fenced=tuple(f for f in mem.fenced if not _returned(obs, f[0])),
     )
     obs = _fenced_dead(obs, mem)

@@ -93,10 +93,11 @@ def liveness_bound(t: SimTimings, timings: HAConfig) -> float:
 
 def fence_bound(t: SimTimings, timings: HAConfig, fence_after: float) -> float:
     """The engine's host lost power and its fence device works: judged dead once its record and its renewals have
-    stopped long enough (``fsm.dead_for``), fenced, and the engine started at once. A host that was itself just
-    (re)joining needs a window of history; then up to two agent loops, the device, the start and the boot."""
+    stopped long enough (``fsm.dead_for``), fenced, and the engine started at once. The host elected to fence may
+    be unable to (its own sanlock I/O failing): the next one passes it over after ``claim_wait``. A host that was
+    itself just (re)joining needs a window of history; then up to two agent loops, the device, the start, the boot."""
     judged = max(fence_after, fsm.renewal_overdue(timings))
-    return judged + t.liveness_window + 2 * timings.loop + t.fence + t.lease_delay + t.boot
+    return judged + fsm.claim_wait(timings) + t.liveness_window + 2 * timings.loop + t.fence + t.lease_delay + t.boot
 
 
 def restart_bound(t: SimTimings, timings: HAConfig) -> float:
@@ -625,7 +626,7 @@ class World:
             # back before anyone fenced it: its new sanlock waits for its old host id, which nobody may free now
             self._allow(self.liveness_bound - self.renewal_age(h.id))
         h.powered, h.generation = True, h.generation + 1
-        h.vm = SimVM()
+        h.vm, h.fence_outcome = SimVM(), ""  # a fencing under way ended with the power
         if engine_running:
             h.vm.state, h.vm.holds_lease, h.vm.detail = "up", True, "running"
             self.renewals[h.id] = self.now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hectl.config import HAConfig
 from hectl.ha import chaos, fsm, scenario, sim
 from hectl.ha.scenario import Event, Scenario
 
@@ -28,7 +29,8 @@ def test_random_schedules_with_fencing_and_failing_devices_are_safe_and_live() -
 def test_the_liveness_check_holds_fenced_power_losses_to_the_tighter_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """Break the fast path (nobody ever fences): a power loss with a working device must now be a violation."""
     monkeypatch.setattr(fsm, "fence_target", lambda mem, obs, cfg, t: None)
-    sc = Scenario("no-fencing", "", 3, 400, 1, (Event(120, "power-off", 1),), fence_after=15.0)
+    timings = HAConfig(loop=2.0)  # the tight bound: 21 + 26 (claim wait) + 30 + 4 + 0.5 + 0.3 + 8 = 90 s
+    sc = Scenario("no-fencing", "", 3, 400, 1, (Event(120, "power-off", 1),), timings=timings, fence_after=12.0)
     result = scenario.run(sc)
     assert [v for v in result.violations if "engine not up since t=120.0" in v], result.lines()
 
