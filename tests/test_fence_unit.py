@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from hectl import config, parse
+from hectl import config, lease, parse
 from hectl.errors import ConfigError, PluginError
-from hectl.fencing import device, fence
+from hectl.fencing import device, fence, takeover
 from hectl.fencing.agent import FenceAgent
 from hectl.fencing.device import Answer, FenceDevice, FenceMethod
 from hectl.hookspecs import hookimpl
 from hectl.plugins import make_plugin_manager
+from hectl.storage.backend import DomainPaths
 
 
 @pytest.mark.parametrize(
@@ -207,6 +209,65 @@ def test_a_power_off_counts_only_when_the_device_then_says_off(
     out = fence.power_off(method, 2, "scripted", 5)
     assert (out.confirmed, out.power, method.calls) == (confirmed, power, calls)
     assert out.reason
+
+
+def sector(host_id: int, generation: int, timestamp: int, owner: int | None = None, space: bytes = b"hectl") -> bytes:
+    """A delta lease sector as sanlock lays it out (leader.h)."""
+    fields = (lease.DELTA_MAGIC, 0x60003, 0, 512, 2000, 2000, owner or host_id, generation, 0, space, b"", timestamp)
+    return struct.pack("<IIIIQQQQQ48s48sQ", *fields).ljust(512, b"\0")
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (sector(2, 3, 0)[:100], "short sector"),
+        (b"\xff" * 512, "no sanlock delta lease"),
+        (sector(2, 3, 9, space=b"other"), "no sanlock delta lease of lockspace hectl"),
+        (sector(2, 3, 9, owner=1), "the sector names host id 1"),
+    ],
+)
+def test_a_forged_or_foreign_delta_lease_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        lease.parse_delta(data, 2)
+
+
+def lockspace(tmp_path: Path, *sectors: bytes) -> DomainPaths:
+    paths = DomainPaths.under(str(tmp_path))
+    Path(paths.lockspace).parent.mkdir(parents=True, exist_ok=True)
+    Path(paths.lockspace).write_bytes(b"".join(sectors).ljust(1024 * 1024, b"\0"))
+    return paths
+
+
+class Renewing(Scripted):
+    """A device whose host renews its delta lease while being powered off (it was not dead after all)."""
+
+    def __init__(self, codes: dict[str, int | None], paths: DomainPaths) -> None:
+        super().__init__(codes)
+        self.paths = paths
+
+    def run(self, action: str, timeout: float) -> Answer:
+        if action == "off":
+            with open(self.paths.lockspace, "r+b") as f:
+                f.seek(512)
+                f.write(sector(2, 3, 1001))
+        return super().run(action, timeout)
+
+
+def test_a_host_id_is_freed_only_after_a_confirmed_off_and_only_as_it_was_read(tmp_path: Path) -> None:
+    """The reading before the power-off is the one freed: no call of sanlock in these cases."""
+    paths = lockspace(tmp_path, sector(1, 1, 500), sector(2, 3, 1000))
+    refused = takeover.fence_and_free(Scripted({"off": 0, "status": 0}), 2, "scripted", 5, paths, 2)
+    assert (refused.outcome.confirmed, refused.freed, refused.problem) == (False, False, "")
+    renewed = takeover.fence_and_free(Renewing({"off": 0, "status": 2}, paths), 2, "scripted", 5, paths, 2)
+    assert renewed.outcome.confirmed and not renewed.freed
+    assert "renewed its lease since it was judged dead" in renewed.problem
+    free = lockspace(tmp_path, sector(1, 1, 500), sector(2, 3, 0))  # released meanwhile (another fencer)
+    assert takeover.fence_and_free(Scripted({"off": 0, "status": 2}), 2, "scripted", 5, free, 2).freed
+    unreadable = DomainPaths.under(str(tmp_path / "gone"))
+    method = Scripted({"off": 0, "status": 2})
+    lost = takeover.fence_and_free(method, 2, "scripted", 5, unreadable, 2)
+    assert method.calls == ["off", "status"] and lost.outcome.confirmed and not lost.freed
+    assert "could not be read before the power-off" in lost.problem
 
 
 def test_plugins_bring_fence_methods(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hectl import audit, lease
+from hectl import audit
 from hectl.errors import ConfigError, HectlError, OperationFailed, UsageError, WaitTimeout
-from hectl.fencing import device, fence
+from hectl.fencing import device, fence, takeover
 from hectl.storage import records
 
 TYPE_CHECKING = False
@@ -42,8 +42,8 @@ def power_off(app: AppContext, host_id: int) -> dict[str, object]:
     """Power host ``host_id`` off through its device, confirm it, then free its sanlock host id.
 
     Once the device reports the host off, its delta lease is released
-    (``lease.free_host_id``) so that the engine lease it may hold can be taken
-    at once instead of after sanlock's host_dead_seconds. Audited before and after.
+    (``takeover.fence_and_free``) so that the engine lease it may hold can be
+    taken at once instead of after sanlock's host_dead_seconds. Audited before and after.
     """
     cfg = app.config
     if host_id == cfg.host.id:
@@ -51,15 +51,14 @@ def power_off(app: AppContext, host_id: int) -> dict[str, object]:
     dev = device.configured(cfg.fencing, host_id)
     method = device.build(cfg.fencing, host_id, app.plugins.fence_methods())
     _audit(app, {"action": "fence-off", "host_id": host_id, "device": dev.describe(), "result": "started"})
-    outcome = fence.power_off(method, host_id, dev.describe(), cfg.fencing.timeout)
-    result: dict[str, object] = {**outcome.to_dict(), "by_host_id": cfg.host.id, "host_id_freed": False, "free_problem": ""}
-    if outcome.confirmed:
-        try:
-            paths = app.backend().paths()
-            lease.free_host_id(paths, lease.read_delta(paths, host_id, app.timeout), app.timeout)
-            result["host_id_freed"] = True
-        except HectlError as exc:
-            result["free_problem"] = exc.message
+    done = takeover.fence_and_free(method, host_id, dev.describe(), cfg.fencing.timeout, app.backend().paths(), app.timeout)
+    outcome = done.outcome
+    result: dict[str, object] = {
+        **outcome.to_dict(),
+        "by_host_id": cfg.host.id,
+        "host_id_freed": done.freed,
+        "free_problem": done.problem if outcome.confirmed else "",
+    }
     problem = _audit(
         app,
         {

@@ -119,7 +119,7 @@ class Agent:
         self.last: fsm.Decision | None = None
         self.storage: dict[str, object] = {}  # the storage monitor: last read/write times and errors
         self.snapshot: MetadataSnapshot | None = None  # the last metadata read
-        self.renewal_seen: dict[int, tuple[tuple[int, int], float]] = {}  # host id -> (delta lease, changed at)
+        self.lease_tracker = LivenessTracker(cfg.fence_after or 0.0)  # with fencing: the hosts' delta leases, timed
         self.fence_notes: dict[int, tuple[float, str]] = {}  # host id -> (monotonic time, record line) of its fencing
         self.fence_why = ""  # why the current fencing began
 
@@ -233,18 +233,16 @@ class Agent:
             leases = self.env.renewals(watch)
         except StorageError:
             leases = {}
+        timed = {h: lease for h, lease in leases.items() if lease[1] != LEASE_FREE}  # unread or released: untimed
+        self.lease_tracker.forget(set(timed))
         out = []
         for h in hosts:
-            lease = leases.get(h.host_id)
-            if lease is None or lease[1] == LEASE_FREE:  # unread, or released (by its host, or by a fencer)
-                self.renewal_seen.pop(h.host_id, None)
+            lease = timed.get(h.host_id)
+            if lease is None:
                 out.append(h)
                 continue
-            seen = self.renewal_seen.get(h.host_id)
-            if seen is None or seen[0] != lease:
-                seen = (lease, now)
-                self.renewal_seen[h.host_id] = seen
-            out.append(h._replace(renewal_silent=now - seen[1], fenceable=True))
+            _, silent = self.lease_tracker.observe(h.host_id, lease[0] << 64 | lease[1], now)  # generation, timestamp
+            out.append(h._replace(renewal_silent=silent, fenceable=True))
         return out
 
     def _publish(self, vm: fsm.LocalVM, d: fsm.Decision, local_maintenance: bool) -> None:

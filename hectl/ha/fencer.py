@@ -2,9 +2,8 @@
 
 It runs in a thread (a device may take ``[fencing] timeout`` per action) while
 the agent keeps publishing; ``result()`` is what the state machine reads:
-"" (never fenced), "running", "confirmed: <how>" or "failed: <why>". The delta
-lease read before the power-off is the one freed after it: a host that renewed
-in between is not freed (``lease.free_host_id``). Every attempt is audited.
+"" (never fenced), "running", "confirmed: <how>" or "failed: <why>"
+(``takeover.fence_and_free``). Every attempt is audited.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import audit, lease
+from hectl import audit
 from hectl.errors import HectlError
-from hectl.fencing import device, fence
+from hectl.fencing import device, takeover
 from hectl.storage import records
 
 TYPE_CHECKING = False
@@ -57,22 +56,24 @@ class Fencer:
         return self.outcome
 
     def _run(self, target: int, why: str) -> None:
-        cfg, timeout = self.cfg, self.cfg.storage.timeout
+        cfg = self.cfg
         entry: dict[str, object] = {"action": "fence-off", "host_id": target, "by": "agent", "why": why}
         try:
-            paths = self.backend.paths()
-            seen = lease.read_delta(paths, target, timeout)
             dev = device.configured(cfg.fencing, target)
             entry["device"] = dev.describe()
             method = device.build(cfg.fencing, target, self.methods())
-            out = fence.power_off(method, target, dev.describe(), cfg.fencing.timeout)
-            if not out.confirmed:
-                self._done(entry, f"failed: {out.reason}")
-                return
-            lease.free_host_id(paths, seen, timeout)
-            self._done(entry, f"confirmed: {dev.describe()} reported it off in {out.elapsed:.1f} s; its sanlock host id is free")
+            paths = self.backend.paths()
+            done = takeover.fence_and_free(method, target, dev.describe(), cfg.fencing.timeout, paths, cfg.storage.timeout)
         except HectlError as exc:
             self._done(entry, f"failed: {exc.message}")
+            return
+        if not done.outcome.confirmed:
+            self._done(entry, f"failed: {done.outcome.reason}")
+        elif not done.freed:
+            self._done(entry, f"failed: the host is off but its sanlock host id is not free: {done.problem}")
+        else:
+            took = done.outcome.elapsed
+            self._done(entry, f"confirmed: {dev.describe()} reported it off in {took:.1f} s; its sanlock host id is free")
 
     def _done(self, entry: dict[str, object], outcome: str) -> None:
         result, _, detail = outcome.partition(": ")

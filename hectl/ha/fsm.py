@@ -545,6 +545,14 @@ def _start_failed(vm: LocalVM) -> Step:
     return S.DOWN, (), f"{_FAILED}{vm.down_reason or 'engine VM not running'}", None
 
 
+def _fence_pending(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> tuple[RemoteHost, float] | None:
+    """The engine's host this host will fence once it is judged dead, and when to look again (within a loop)."""
+    owner = _fence_candidate(mem, obs, cfg, t, missed_write=False)
+    if owner is None or obs.fence_after is None:
+        return None
+    return owner, max(0.5, min(t.loop, dead_for(owner, obs.fence_after, t)))
+
+
 def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:
     if obs.vm.state in ("up", "paused", "starting"):
         return S.STARTING, (), "engine VM running here", 0.0
@@ -557,9 +565,9 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
         verb = "up" if elsewhere.vm in ("up", "paused") else "starting" if elsewhere.live else "held"
         how = "" if elsewhere.live else f" (record stale, sanlock lease {elsewhere.lease})"
         wake = None
-        candidate = _fence_candidate(mem, obs, cfg, t, missed_write=False)
-        if candidate is not None and candidate.host_id == elsewhere.host_id and obs.fence_after is not None:
-            wake = max(0.5, min(t.loop, dead_for(candidate, obs.fence_after, t)))  # look again when it may be judged
+        pending = _fence_pending(mem, obs, cfg, t)
+        if pending is not None and pending[0].host_id == elsewhere.host_id:
+            candidate, wake = pending
             if candidate.silent > t.loop:
                 return S.DOWN, (), f"engine on host {elsewhere.host_id}{how}; fencing it in {wake:.0f} s unless it returns", wake
         if (
@@ -584,10 +592,10 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
             verb = "up" if h.vm in ("up", "paused") else "starting"
             return S.DOWN, (), f"engine {verb} on host {h.host_id} by its record, not by sanlock{waited}", None
         return S.DOWN, (), f"engine down; host {h.host_id} should start it (score {h.score} vs {my.total}){waited}", None
-    pending = _fence_candidate(mem, obs, cfg, t, missed_write=False)
-    if pending is not None and obs.fence_after is not None:  # a start now would only wait in sanlock for its lease
-        wake = max(0.5, min(t.loop, dead_for(pending, obs.fence_after, t)))
-        why = f"host {pending.host_id} holds the engine lease and sanlock sees it {pending.lease}"
+    pending = _fence_pending(mem, obs, cfg, t)
+    if pending is not None:  # a start now would only wait in sanlock for its lease
+        owner, wake = pending
+        why = f"host {owner.host_id} holds the engine lease and sanlock sees it {owner.lease}"
         return S.DOWN, (), f"{why}; fencing it in {wake:.0f} s unless it returns", wake
     return S.START_VM, (START,), f"engine down everywhere; starting it here (score {my.total})", 0.0
 

@@ -32,7 +32,8 @@ class Seen(Frozen):
 
 
 class LivenessTracker:
-    """Remembers each host's last sequence number and when it changed."""
+    """Remembers each host's last sequence number (or another number that changes while it lives) and when it
+    changed."""
 
     def __init__(self, window: float) -> None:
         self.window = window

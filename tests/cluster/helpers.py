@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hectl.lease import host_dead_seconds
 from lab import cluster as lab_cluster
 from tests.virt.vmlab import wait_until
 
@@ -29,6 +30,30 @@ def stays(cluster: lab_cluster.Cluster, host: lab_cluster.Host, seconds: float) 
     while time.monotonic() < deadline:
         assert cluster.engine_hosts() == [host.id] and host.engine_pids() == pids, "the engine moved or restarted"
         time.sleep(1)
+
+
+def sanlock_failover(cluster: lab_cluster.Cluster, dead: lab_cluster.Host) -> tuple[float, int, dict[str, float]]:
+    """Power loss of ``dead``, the engine's host, and the normal path after it: one engine elsewhere once sanlock
+    holds the host dead, never before; a survivor's vm-status shows it stale, then sanlock failing it, then dead.
+    Returns seconds to a healthy engine, its host and when vm-status showed each of those."""
+    via = next(h for h in cluster.hosts if h.up and h is not dead)
+    dead.power_loss()
+    t0 = time.monotonic()
+    seen: dict[str, float] = {}
+
+    def over() -> int:
+        row = next(r for r in via.status()["hosts"] if r["host_id"] == dead.id)
+        for what in ("stale" if not row["live"] else "", row.get("lease") or ""):
+            seen.setdefault(what, time.monotonic() - t0)
+        return cluster.one_engine(via)
+
+    limit = host_dead_seconds(cluster.io_timeout)
+    took, winner = wait_until(over, limit + 120, "failover")
+    # the survivor's agent publishes sanlock's view each cycle: "dead" may show a cycle after the engine runs again
+    wait_until(lambda: over() and "dead" in seen, 30, "vm-status showing the dead host's lease dead")
+    assert winner != dead.id and took >= limit - 2 * cluster.io_timeout  # nothing could start before the lease expired
+    assert seen["stale"] < seen["fail"] < seen["dead"]  # the records first; sanlock fails it, then holds it dead
+    return took, winner, seen
 
 
 @contextlib.contextmanager

@@ -1,0 +1,46 @@
+"""Fence a host so that its leases can be taken now: power it off, confirm it, free its sanlock host id.
+
+Shared by the agent's fast path (``hectl.ha.fencer``) and ``hectl fence off``.
+The delta lease is read *before* the power-off and that reading is the one
+freed after it: a host that renewed in between is not freed
+(``lease.free_host_id`` refuses), so a wrong judgement costs the early
+takeover, never safety.
+"""
+
+from __future__ import annotations
+
+from hectl import lease
+from hectl.errors import HectlError
+from hectl.fencing import fence
+from hectl.frozen import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hectl.fencing.device import FenceMethod
+    from hectl.storage.backend import DomainPaths
+
+
+class Takeover(Frozen):
+    """The device's answer, and whether the host id was freed (``problem``: why not)."""
+
+    outcome: fence.Outcome
+    freed: bool
+    problem: str
+
+
+def fence_and_free(
+    method: FenceMethod, host_id: int, device: str, fence_timeout: float, paths: DomainPaths, io_timeout: float
+) -> Takeover:
+    try:
+        seen: lease.DeltaLease | None = lease.read_delta(paths, host_id, io_timeout)
+        problem = ""
+    except HectlError as exc:
+        seen, problem = None, f"its delta lease could not be read before the power-off: {exc.message}"
+    outcome = fence.power_off(method, host_id, device, fence_timeout)
+    if not outcome.confirmed or seen is None:
+        return Takeover(outcome, False, problem)
+    try:
+        lease.free_host_id(paths, seen, io_timeout)
+    except HectlError as exc:
+        return Takeover(outcome, False, exc.message)
+    return Takeover(outcome, True, "")
