@@ -826,7 +826,9 @@ class World:
         An engine VM up but unhealthy gets the agent's grace before it is
         replaced. A host whose lease acquire waits on its own sanlock I/O cannot
         tell (its lockspace looks held) until sanlock gives up on the renewals
-        and fails the start; then the others start the engine.
+        and fails the start; then the others start the engine. If that start
+        waits for a dead owner's lease, it began without a fencing (this host
+        could not read the lockspace to judge the owner): the normal path.
         """
         for h in self.hosts.values():
             if h.vm.state == "up" and h.vm.holds_lease and h.engine_health_bad and ("unhealthy", h.id) not in self._graced:
@@ -835,6 +837,9 @@ class World:
             if h.vm.state == "starting" and not h.vm.holds_lease and not h.sanlock_ok() and ("stuck", h.id) not in self._graced:
                 self._graced.add(("stuck", h.id))
                 self._allow(self.t.fail - self.renewal_age(h.id) + restart_bound(self.t, self.timings))
+                owner = self.lease_owner[0] if self.lease_owner is not None else h.id
+                if owner != h.id:
+                    self._allow(self.liveness_bound - self.renewal_age(owner))
 
     def _check_liveness(self) -> None:
         """The engine must be up again within the allowance of the faults that hit it while some host could run it."""
