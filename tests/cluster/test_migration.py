@@ -1,8 +1,8 @@
 """Live migration on the three-host lab (real libvirtd + QEMU + sanlock in each host's namespaces), over TLS
 (qemu+tls:// between the libvirtds, an encrypted migration stream, certificates from a lab CA): vm-migrate,
-local maintenance, a target that cannot take the lease, and power loss of either side in the middle; the
-never-two-engines watcher polls every 50 ms throughout, and the health page is probed every 100 ms from a third
-host."""
+local maintenance, a target that cannot take the lease, and power loss of either side in the middle (fencing
+is configured: each host has a BMC, and a source that dies mid-migration is fenced); the never-two-engines
+watcher polls every 50 ms throughout, and the health page is probed every 100 ms from a third host."""
 
 from __future__ import annotations
 
@@ -29,14 +29,16 @@ from tests.virt.vmlab import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab]
 RUNNING_MIGRATED = (1, 2)  # libvirt: running, reason "migrated" (the guest arrived live, it did not boot here)
 BANDWIDTH = 4  # MiB/s: a migration of the lab's engine (~80 MiB) takes ~20 s, long enough to cut it in the middle
+DEAD_AFTER = 8.0  # [fencing] dead_after, as in tests/cluster/test_fencing.py
 
 
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest) -> Iterator[tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]]:
-    reason = lab_cluster.missing(tls=True)
+    reason = lab_cluster.missing(tls=True, fencing=True)
     if reason:
         pytest.skip(reason)
-    cluster = lab_cluster.Cluster(3, tls=True)  # (tests/cluster/test_cluster.py migrates over plain qemu+tcp://)
+    # (tests/cluster/test_cluster.py migrates over plain qemu+tcp://, without fencing)
+    cluster = lab_cluster.Cluster(3, tls=True, fencing=DEAD_AFTER)
     watcher = lab_cluster.NeverTwo(cluster, every=0.05)
     with deployed(cluster, watcher, request) as lab:
         yield lab
@@ -230,9 +232,11 @@ def test_power_loss_of_the_target_mid_migration_leaves_the_engine_running_at_the
     assert watcher.violations == []
 
 
-def test_power_loss_of_the_source_mid_migration_ends_with_one_engine(
+def test_power_loss_of_the_source_mid_migration_is_fenced_and_ends_with_one_engine(
     lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
 ) -> None:
+    """The source holds the engine lease until the guest arrives: it is fenced, its host id freed, and one engine
+    runs elsewhere well before sanlock's host_dead_seconds; the target's incoming QEMU is gone with the migration."""
     cluster, watcher = lab
     source, target, _ = settle(lab)
     proc = _migrate_in_background(source, target)
@@ -245,9 +249,14 @@ def test_power_loss_of_the_source_mid_migration_ends_with_one_engine(
         proc.wait(30)
     try:
         via = others(cluster, source)[0]
-        _, new = wait_until(lambda: cluster.one_engine(via), host_dead_seconds(cluster.io_timeout) + 90, "one engine", every=1)
-        print(f"\npower loss of the source mid-migration -> engine healthy on host {new} after {time.monotonic() - t0:.1f} s")
-        assert new != source.id
+        dead_s = host_dead_seconds(cluster.io_timeout)
+        _, new = wait_until(lambda: cluster.one_engine(via), dead_s + 90, "one engine", every=0.5)
+        took = time.monotonic() - t0
+        rows = cluster.hosts[new - 1].status()["hosts"]
+        fenced = [f for row in rows for f in row.get("fencing", ()) if f["host_id"] == source.id]
+        print(f"\npower loss of the source mid-migration -> engine healthy on host {new} after {took:.1f} s; {fenced}")
+        assert new != source.id and took < dead_s  # fenced: not sanlock's wait (76 s) plus a boot
+        assert [(f["by_host_id"], f["result"]) for f in fenced] == [(new, "confirmed")]
     finally:
         source.start()
         source.start_agent()
