@@ -15,7 +15,8 @@ import os
 import stat
 
 from hectl import parse
-from hectl.errors import ConfigError
+from hectl.errors import ConfigError, SharedConfigError
+from hectl.fencing import families
 from hectl.frozen import Frozen
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
@@ -44,6 +45,7 @@ class StorageConfig(Frozen):
 class PathsConfig(Frozen):
     state_dir: str = "/var/lib/hectl"
     audit_log: str = ""  # default: <state_dir>/audit.log
+    cluster_key: str = ""  # default: cluster.key beside the configuration file (hectl.storage.clusterkey)
 
 
 class TimeoutsConfig(Frozen):
@@ -144,6 +146,7 @@ class FencingConfig(Frozen):
     timeout: float = 30.0  # one fence action (off, status, monitor)
     secrets_dir: str = "/etc/hectl/fencing"  # host-local: <secrets_dir>/host<N> holds host N's device secrets
     agents_dir: str = "/usr/sbin"  # host-local: fence agents are run from here only
+    agents: tuple[str, ...] = families.SUPPORTED  # host-local: the fence agents this host runs
     devices: tuple[tuple[int, str], ...] = ()  # (host id, device) from the host<N> keys
 
     def device(self, host_id: int) -> str:
@@ -169,6 +172,10 @@ class Config(Frozen):
     @property
     def audit_log(self) -> str:
         return self.paths.audit_log or os.path.join(self.paths.state_dir, "audit.log")
+
+    @property
+    def cluster_key(self) -> str:
+        return self.paths.cluster_key or os.path.join(os.path.dirname(os.path.abspath(self.source)), "cluster.key")
 
     @property
     def console_log(self) -> str:
@@ -320,6 +327,12 @@ def _fqdn(text: str) -> str:
     return text
 
 
+def _fence_agents(text: str) -> tuple[str, ...]:
+    """Comma-separated fence agents, each one hectl supports (hectl.fencing.families)."""
+    names = dict.fromkeys(part.strip() for part in text.split(",") if part.strip())
+    return tuple(families.agent(name) for name in names)
+
+
 def _identifier(text: str) -> str:
     text = text.strip()
     if not text or not all(c.isalnum() or c in "-_." for c in text):
@@ -338,7 +351,7 @@ _FRACTION = _number(0, 1)
 _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "host": {"id": parse.host_id, "hostname": _hostname},
     "storage": {"type": _identifier, "timeout": _TIMEOUT},
-    "paths": {"state_dir": _abs_path, "audit_log": _abs_path},
+    "paths": {"state_dir": _abs_path, "audit_log": _abs_path, "cluster_key": _abs_path},
     "timeouts": {"liveness_window": _number(1, DAY), "agent_silent_after": _number(1, DAY)},
     "ha": {
         "loop": _number(0.1, HOUR),
@@ -392,6 +405,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "timeout": _number(1, HOUR),
         "secrets_dir": _abs_path,
         "agents_dir": _abs_path,
+        "agents": _fence_agents,
     },
     "engine": {"fqdn": _fqdn, "health_url": _http_url, "health_ca": _abs_path, "health_timeout": _TIMEOUT},
     "score": {
@@ -411,13 +425,14 @@ FENCE_DEVICE_KEY = "host<N>"  # [fencing] host1, host2...: each host's fence dev
 
 
 def _device_host(section: str, key: str) -> int:
-    """The host id of a ``[fencing] host<N>`` key (0 when ``key`` is not one)."""
+    """The host id of a ``[fencing] host<N>`` key (0 when ``key`` is not one; ``host01`` is not: one key per host)."""
     if section != "fencing" or not key.startswith("host"):
         return 0
     try:
-        return parse.host_id(key[4:])
+        host_id = parse.host_id(key[4:])
     except ValueError:
         return 0
+    return host_id if key == f"host{host_id}" else 0
 
 
 def _fence_device(text: str) -> str:
@@ -429,7 +444,7 @@ def _fence_device(text: str) -> str:
 # ``hectl cluster-config set``) they come from there, and a local file that sets one is refused.
 # Paths to local files (secrets, CA bundles) and the metrics port stay host-local.
 _HOST_LOCAL = {("ha", "metrics_port"), ("notify", "password_file"), ("notify", "smtp_ca"), ("engine", "health_ca")}
-_HOST_LOCAL |= {("fencing", "secrets_dir"), ("fencing", "agents_dir")}
+_HOST_LOCAL |= {("fencing", "secrets_dir"), ("fencing", "agents_dir"), ("fencing", "agents")}
 SHARED_SECTIONS = ("score", "ha", "timeouts", "notify", "engine", "fencing")
 
 
@@ -519,7 +534,7 @@ def load(
     except configparser.Error as exc:
         raise ConfigError(f"{path}: not a valid INI file: {_one_line(exc)}") from None
 
-    raw: dict[str, dict[str, tuple[str, str]]] = {}  # section -> key -> (value, where)
+    raw: dict[str, dict[str, tuple[str, str]]] = {}  # section -> key -> (value, the source it came from)
     plugin_sections = []
     for section in parser.sections():
         if section.startswith("plugin:"):
@@ -536,22 +551,27 @@ def load(
                     f"{path}: [{section}] {key} is shared by every host and kept on the storage domain",
                     hint=f"remove it here; change it with 'hectl cluster-config set {section}.{key}=VALUE'",
                 )
-            raw.setdefault(section, {})[key] = (value, f"{path}: [{section}] {key}")
+            raw.setdefault(section, {})[key] = (value, path)
     for section, keys in (shared or {}).items():
         for key, value in keys.items():
-            raw.setdefault(section, {})[key] = (value, f"{shared_source}: [{section}] {key}")
+            raw.setdefault(section, {})[key] = (value, shared_source)
     for var, (section, key) in ENV_OVERRIDES.items():
         if var in environ:
             raw.setdefault(section, {})[key] = (environ[var], f"environment {var}")
 
+    def error(sources: list[str], message: str) -> ConfigError:
+        """The error for keys from ``sources``: the cluster configuration's fault when it gave one of them."""
+        return (SharedConfigError if shared is not None and shared_source in sources else ConfigError)(message)
+
     def get(section: str, key: str, default: object) -> object:
         if key not in raw.get(section, {}):
             return default
-        value, where = raw[section][key]
+        value, source = raw[section][key]
         try:
             return parse_value(section, key, value)
         except ValueError as exc:
-            raise ConfigError(f"{where} = {value!r}: {exc}") from None
+            where = source if source.startswith("environment ") else f"{source}: [{section}] {key}"
+            raise error([source], f"{where} = {value!r}: {exc}") from None
 
     if "id" not in raw.get("host", {}):
         raise ConfigError(f"{path}: [host] id is required (this host's id, 1..{MAX_HOST_ID})")
@@ -576,26 +596,7 @@ def load(
     )
     fence_keys = {k: get("fencing", k, FencingConfig._field_defaults[k]) for k in _SCHEMA["fencing"]}
     fencing = FencingConfig(**fence_keys, devices=devices)  # type: ignore[arg-type]
-    if fencing.enabled and fencing.dead_after <= ha.loop:
-        raise ConfigError(
-            f"{path}: [fencing] dead_after ({fencing.dead_after:g} s) must be longer than [ha] loop ({ha.loop:g} s): "
-            "a live host's record would look silent between two of its writes"
-        )
-    if fencing.enabled and not devices:
-        raise ConfigError(f"{path}: [fencing] enabled = yes needs a device for at least one host (host<N> = fence_...)")
-    if mon.network_test in ("ping", "tcp") and not mon.gateway:
-        raise ConfigError(f"{path}: [monitors] gateway is required with network_test = {mon.network_test}")
-    if bool(notify.username) != bool(notify.password_file):
-        raise ConfigError(f"{path}: [notify] username and password_file go together (set both or neither)")
-    if notify.starttls and notify.implicit_tls:
-        raise ConfigError(f"{path}: [notify] starttls and implicit_tls exclude each other (pick the one the server speaks)")
-    if notify.username and not (notify.starttls or notify.implicit_tls):
-        raise ConfigError(
-            f"{path}: [notify] username needs starttls = yes or implicit_tls = yes (a password is never sent in clear text)"
-        )
-    if score.cpu_min > score.cpu_max:
-        raise ConfigError(f"{path}: [score] cpu_min ({score.cpu_min}) must not exceed cpu_max ({score.cpu_max})")
-    return Config(
+    cfg = Config(
         source=path,
         host=host,
         storage=storage,
@@ -610,6 +611,61 @@ def load(
         fencing=fencing,
         plugin_sections=tuple(plugin_sections),
     )
+    found = conflicts(cfg)
+    if found:
+        sources = [raw[section][key][1] for c in found for section, key in c.keys if key in raw.get(section, {})]
+        where = ", ".join(dict.fromkeys(sources)) or path
+        raise error(sources, f"{where}: " + "; ".join(c.text for c in found))
+    return cfg
+
+
+class Conflict(Frozen):
+    """Keys whose values are each valid but not together."""
+
+    keys: tuple[tuple[str, str], ...]
+    text: str
+
+
+def conflicts(cfg: Config) -> list[Conflict]:
+    """Every combination of keys in ``cfg`` that cannot work (``load`` refuses a configuration with any)."""
+    fencing, ha, mon, notify, score = cfg.fencing, cfg.ha, cfg.monitors, cfg.notify, cfg.score
+    out = []
+    if fencing.enabled and fencing.dead_after <= ha.loop:
+        out.append(Conflict(
+            (("fencing", "dead_after"), ("ha", "loop"), ("fencing", "enabled")),
+            f"[fencing] dead_after ({fencing.dead_after:g} s) must be longer than [ha] loop ({ha.loop:g} s): "
+            "a live host's record would look silent between two of its writes",
+        ))  # fmt: skip
+    if fencing.enabled and not fencing.devices:
+        out.append(Conflict(
+            (("fencing", "enabled"),), "[fencing] enabled = yes needs a device for at least one host (host<N> = fence_...)"
+        ))  # fmt: skip
+    if mon.network_test in ("ping", "tcp") and not mon.gateway:
+        out.append(Conflict(
+            (("monitors", "network_test"),), f"[monitors] gateway is required with network_test = {mon.network_test}"
+        ))  # fmt: skip
+    if bool(notify.username) != bool(notify.password_file):
+        out.append(Conflict(
+            (("notify", "username"), ("notify", "password_file")),
+            "[notify] username and password_file go together (set both or neither; password_file is set in each "
+            "host's own file)",
+        ))  # fmt: skip
+    if notify.starttls and notify.implicit_tls:
+        out.append(Conflict(
+            (("notify", "starttls"), ("notify", "implicit_tls")),
+            "[notify] starttls and implicit_tls exclude each other (pick the one the server speaks)",
+        ))  # fmt: skip
+    if notify.username and not (notify.starttls or notify.implicit_tls):
+        out.append(Conflict(
+            (("notify", "username"), ("notify", "starttls"), ("notify", "implicit_tls")),
+            "[notify] username needs starttls = yes or implicit_tls = yes (a password is never sent in clear text)",
+        ))  # fmt: skip
+    if score.cpu_min > score.cpu_max:
+        out.append(Conflict(
+            (("score", "cpu_min"), ("score", "cpu_max")),
+            f"[score] cpu_min ({score.cpu_min:g}) must not exceed cpu_max ({score.cpu_max:g})",
+        ))  # fmt: skip
+    return out
 
 
 def _one_line(exc: Exception) -> str:

@@ -8,7 +8,7 @@ import os
 from hectl import config as config_mod
 from hectl.backends import BUILTIN_BACKENDS
 from hectl.clock import Clock, SystemClock
-from hectl.errors import HectlError, StorageTimeout
+from hectl.errors import ConfigError, HectlError, StorageTimeout
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.frozen)
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from hectl.lease import SanlockLeases
     from hectl.plugins import Plugins
     from hectl.storage.backend import StorageBackend
+    from hectl.storage.cluster import ClusterConfig
+    from hectl.storage.clusterkey import ClusterKey
     from hectl.storage.metadata import MetadataStore
     from hectl.vm.hypervisor import Hypervisor
 
@@ -70,28 +72,63 @@ class AppContext:
     def load_config(self) -> Config:
         """Read the configuration anew: the local file, then the cluster configuration on the domain.
 
-        When the domain's copy cannot be read (or is unusable), the copy this host saw last (in
-        the state directory) is used, else the local file alone, and ``cluster_problem`` says why:
-        a command that needs the storage fails on its own access (at once, if this one timed out).
+        The domain's document is used only when this host's cluster key signed it, it is not
+        older than the copy this host used last, and it makes a valid configuration with the
+        local file; it then becomes the copy. Otherwise that copy is used (else the local file
+        alone) and ``cluster_problem`` says why: a command that needs the storage fails on its
+        own access (at once, if this one timed out). A fault of the local file is raised.
         """
+        from hectl.errors import SharedConfigError
         from hectl.storage import cluster
 
         self._local = None
         local = self.local_config
-        cache = os.path.join(local.paths.state_dir, "cluster-config.json")
+        cache = self.cluster_cache
+        kept = cluster.load_copy(cache)
         try:
-            shared = cluster.read(self.backend(connect=False), self.timeout)
+            shared = cluster.read(self.backend(connect=False), self.timeout, self.cluster_key(), local.cluster_key)
+            if kept is not None and (shared is None or shared.version < kept.version):
+                what = f"version {shared.version} is older than" if shared else "the domain has none, yet this host used"
+                raise cluster.Unauthenticated(
+                    f"{cluster.path(self.backend(connect=False))}: the cluster configuration is refused: {what} "
+                    f"version {kept.version} (an old document put back, or one removed)"
+                )
+            cfg = self._merged(shared)
             self.cluster_problem = ""
             cluster.save_copy(cache, shared)
+            return cfg
         except HectlError as exc:
+            if isinstance(exc, ConfigError) and not isinstance(exc, (SharedConfigError, cluster.NoKey)):
+                raise  # this host's own file (or key file) is wrong: say so
             if isinstance(exc, StorageTimeout):
                 self.storage_hung = exc
-            shared = cluster.load_copy(cache)
-            kept = f"using this host's copy of version {shared.version}" if shared else "using the local file alone"
-            self.cluster_problem = f"{exc.message} ({kept})"
+            problem = exc.message
+        for fallback in (kept, None):
+            try:
+                cfg = self._merged(fallback)
+            except SharedConfigError:
+                continue  # the copy no longer fits this host's file
+            used = f"this host's copy of version {fallback.version}" if fallback else "the local file alone"
+            self.cluster_problem = f"{problem} (using {used})"
+            return cfg
+        raise AssertionError("the local file alone has no shared keys to conflict")  # pragma: no cover
+
+    def cluster_key(self) -> ClusterKey | None:
+        """This host's cluster key (``None``: it has none); ``ConfigError`` when its file is unsafe."""
+        from hectl.storage import clusterkey
+
+        return clusterkey.load(self.local_config.cluster_key)
+
+    @property
+    def cluster_cache(self) -> str:
+        """This host's copy of the last cluster configuration it used."""
+        return os.path.join(self.local_config.paths.state_dir, "cluster-config.json")
+
+    def _merged(self, shared: ClusterConfig | None) -> Config:
+        """The local configuration with ``shared`` merged in; ``SharedConfigError`` when ``shared`` does not fit."""
         self.cluster_version = shared.version if shared else 0
         if shared is None:
-            return local
+            return self.local_config
         return config_mod.load(
             self.config_path,
             self.environ,

@@ -82,6 +82,10 @@ class NotDeployed(ConfigError):
     pass
 
 
+class SharedConfigError(ConfigError):
+    """The cluster configuration on the domain is the problem (a bad value, or keys that conflict), not this host's file."""
+
+
 class StorageError(HectlError):
     """Shared storage cannot be used; ``errno`` is set when the OS said why."""
 

@@ -300,6 +300,8 @@ def _vm_status_text(data: Any) -> str:
         lines += [f"(global maintenance expired at {g['expires_at']}; no longer in force)", ""]
     if g["record"] not in ("valid", "empty"):
         lines += [f"!! global record {g['record']} ({g.get('problem', '')}): maintenance state unknown !!", ""]
+    if (data.get("cluster_config") or {}).get("problem"):
+        lines += [f"!! cluster configuration: {data['cluster_config']['problem']} !!", ""]
     rows = []
     for h in data["hosts"]:
         eng = h["engine"]
@@ -516,7 +518,8 @@ def _vm_config_text(data: Any) -> str:
 
 def _cluster_config_text(data: Any) -> str:
     rows = [[f"{section}.{key}", value] for section, keys in data["sections"].items() for key, value in keys.items()]
-    return f"cluster configuration version {data['version']}\n" + (_table(rows, ["key", "value"]) + "\n" if rows else "")
+    signed = f", signed with cluster key {data['key_id']}" if data.get("key_id") else ""
+    return f"cluster configuration version {data['version']}{signed}\n" + (_table(rows, ["key", "value"]) + "\n" if rows else "")
 
 
 def _deploy_text(data: Any) -> str:

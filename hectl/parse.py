@@ -76,8 +76,9 @@ def _human(seconds: float) -> str:
     return f"{seconds:g} second" + ("" if seconds == 1 else "s")
 
 
-# Fence device parameters hectl sets itself, or that would make a device line from the shared (untrusted)
-# domain run a program, read or write a local file, or log secrets; secrets come from the host's secrets file.
+# Fence device parameters refused for every method, plugin methods included: hectl sets the action, and
+# secrets, programs, files and logs never come from the shared (untrusted) domain. Fence agents (fence_*) are
+# further held to an allowlist per agent family (hectl.fencing.families).
 FENCE_RESERVED = frozenset(
     {"action", "option", "password", "passwd", "debug", "debug_file", "verbose", "verbose_level", "use_sudo"}
     | {"identity_file", "ssh_options", "password_script", "plug_script", "quiet"}
@@ -105,7 +106,8 @@ def fence_device(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
     ``METHOD`` is a fence agent (``fence_ipmilan``) or a fence method a plugin registers.
     Reserved keys (``FENCE_RESERVED``, names ending in ``FENCE_RESERVED_SUFFIXES``) are refused:
-    they belong in the host's secrets file or to hectl.
+    they belong in the host's secrets file or to hectl. A fence agent must be one hectl runs, given
+    only the parameters its family takes (``hectl.fencing.families``); a plugin checks its own.
     """
     import shlex
 
@@ -131,4 +133,8 @@ def fence_device(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         if key in params:
             raise ValueError(f"{key} is given twice")
         params[key] = fence_value(key, value)
+    if method.startswith("fence_"):
+        from hectl.fencing import families
+
+        families.check(method, tuple(params.items()))
     return method, tuple(params.items())

@@ -189,8 +189,9 @@ def build_report(
     boot_id: str,
     storage: dict[str, object],
     host_filter: frozenset[int] = frozenset(),
+    cluster_config: dict[str, object] | None = None,
 ) -> dict[str, object]:
-    """The full vm-status report."""
+    """The full vm-status report (``cluster_config``: the version in force here, and why not the domain's)."""
     agent = agent_section(agent_view, now_mono, boot_id, silent_after)
     view = agent_view if agent["status"] == "running" else None
     slots = list(snapshot.host_slots())
@@ -227,6 +228,7 @@ def build_report(
             "engine_up_on": engine_up,
         },
         "read_at": records.iso_time(snapshot.read_at_wall),
+        **({"cluster_config": cluster_config} if cluster_config is not None else {}),
     }
 
 
@@ -248,6 +250,9 @@ def check(report: dict[str, object]) -> tuple[int, str]:
         (warn if g["active"] else crit).append("engine not up on any live host")
     if report["storage"].get("problem"):  # type: ignore[attr-defined]
         warn.append(str(report["storage"]["problem"]))  # type: ignore[index]
+    shared: dict = report.get("cluster_config") or {}  # type: ignore[assignment]
+    if shared.get("problem"):
+        warn.append(f"cluster configuration: {shared['problem']}")
     if g["record"] not in (SlotKind.VALID, SlotKind.EMPTY):
         warn.append(f"global record {g['record']}: maintenance state unknown")
     if g["active"]:
@@ -300,7 +305,8 @@ def build(app: AppContext, host_filter: frozenset[int]) -> dict[str, object]:
     backend = app.backend(connect=False)
     snapshot = app.store(connect=False).read_all()
     agent_view = localstate.read_agent_view(cfg.paths.state_dir)
-    report = report_for(cfg, snapshot, app.clock, agent_view, backend.describe(), host_filter)
+    shared: dict[str, object] = {"version": app.cluster_version, "problem": app.cluster_problem or None}
+    report = report_for(cfg, snapshot, app.clock, agent_view, backend.describe(), host_filter, shared)
     hosts = [[h["host_id"], h["hostname"] or ""] for h in report["hosts"] if h["slot"] == "valid"]  # type: ignore[attr-defined]
     localstate.update_completion_cache(cfg.paths.state_dir, hosts=hosts)
     return report
@@ -313,6 +319,7 @@ def report_for(
     agent_view: AgentView | None,
     storage: dict[str, object],
     host_filter: frozenset[int] = frozenset(),
+    cluster_config: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The report for ``snapshot`` as this host's configuration sees it now."""
     return build_report(
@@ -328,6 +335,7 @@ def report_for(
         boot_id=localstate.boot_id(),
         storage=storage,
         host_filter=host_filter,
+        cluster_config=cluster_config,
     )
 
 

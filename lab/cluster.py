@@ -357,7 +357,8 @@ class Cluster:
         answers = self.base / "answers.ini"
         answers.write_text(
             f"[host]\nid = 1\nhostname = host1.lab\n[storage]\n{self.storage_section(first)}timeout = 5\n"
-            f"[paths]\nstate_dir = {first.state}\n[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
+            f"[paths]\nstate_dir = {first.state}\ncluster_key = {self.key_file(first)}\n"
+            f"[vm]\nuri = {first.libvirtd.uri}\naccelerator = tcg\nstart_timeout = 120\n"
             f"{self.migration_keys(first)}"
             f"[monitors]\nnetwork_test = ping\ngateway = {self.segment.here}\nprobes = 2\nprobe_timeout = 0.5\n"
             f"[engine]\nfqdn = engine.lab\nhealth_url = {self.health_url}\nhealth_timeout = 2\n"
@@ -382,6 +383,7 @@ class Cluster:
             res = h.hectl(
                 "deploy", "--join", *self.storage_args(h), "--host-id", str(h.id),
                 "--host-hostname", f"host{h.id}.lab", "--paths-state-dir", str(h.state), "--vm-uri", h.libvirtd.uri,
+                "--paths-cluster-key", str(self.key_file(h)), "--cluster-key-file", str(self.key_file(first)),
                 "--vm-accelerator", "tcg", "--vm-start-timeout", "120", *self.migration_args(h),
                 "--monitors-network-test", "ping",
                 "--monitors-gateway", self.segment.here, "--monitors-probes", "2", "--monitors-probe-timeout", "0.5",
@@ -401,6 +403,10 @@ class Cluster:
     @property
     def secrets_dir(self) -> Path:
         return self.base / "fencing"
+
+    def key_file(self, host: Host) -> Path:
+        """``host``'s copy of the cluster key (the first host's deploy makes it, the others join with a copy)."""
+        return self.base / f"cluster-{host.id}.key"
 
     def migration_keys(self, host: Host) -> str:
         """The [vm] migration keys of ``host``'s configuration."""

@@ -77,6 +77,7 @@ def test_tree_has_every_command_and_option() -> None:
     subcommands = ["hectl ha run", "hectl ha simulate", "hectl vm-config set", "hectl vm-config show"]
     subcommands += ["hectl storage check", "hectl storage connect", "hectl storage disconnect"]
     subcommands += ["hectl cluster-config set", "hectl cluster-config show", "hectl fence check", "hectl fence off"]
+    subcommands += ["hectl cluster-config rotate-key", "hectl cluster-config install-key"]
     assert sorted(tree) == sorted(["hectl", *subcommands, *(f"hectl {name}" for name in COMMANDS)])
     assert [name for name, _ in tree["hectl ha"].subcommands] == ["run", "simulate"]
     assert tree["hectl ha"].subcommands[0] == ("run", "Run the HA agent in the foreground (for systemd; logs to stderr)")

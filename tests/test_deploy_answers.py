@@ -18,7 +18,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
 BAD = {
     "host.id": "0", "host.hostname": "two words",
     "storage.type": "no/such", "storage.timeout": "0",
-    "paths.state_dir": "relative/dir", "paths.audit_log": "audit.log",
+    "paths.state_dir": "relative/dir", "paths.audit_log": "audit.log", "paths.cluster_key": "cluster.key",
     "timeouts.liveness_window": "0", "timeouts.agent_silent_after": "-1",
     "ha.loop": "0", "ha.history": "nan", "ha.starting": "1e99", "ha.bad_health": "x", "ha.stop": "-1", "ha.maybe_away": "-5",
     "ha.retry_window": "a lot", "ha.yield_margin": "-1", "ha.io_timeout": "0.5", "ha.engine_mem_mib": "0",
@@ -31,7 +31,7 @@ BAD = {
     "vm.uri": "nouri", "vm.accelerator": "fast", "vm.console_log": "console.log", "vm.start_timeout": "0",
     "vm.migration_transport": "ssh", "vm.migration_pki_dir": "pki", "vm.migration_timeout": "1", "vm.migration_bandwidth": "-1",
     "fencing.enabled": "sometimes", "fencing.dead_after": "0", "fencing.timeout": "0.5", "fencing.secrets_dir": "rel",
-    "fencing.agents_dir": "sbin",
+    "fencing.agents_dir": "sbin", "fencing.agents": "fence_openstack",
     "engine.fqdn": "-engine", "engine.health_url": "ftp://engine/", "engine.health_ca": "ca.pem",
     "engine.health_timeout": "0",
     "score.base": "-1", "score.network_penalty": "x", "score.config_penalty": "1e9", "score.bridge_penalty": "-1",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ import pytest
 
 from hectl import config, lease, parse
 from hectl.errors import ConfigError, PluginError
-from hectl.fencing import device, fence, takeover
+from hectl.fencing import device, families, fence, takeover
 from hectl.fencing.agent import FenceAgent
 from hectl.fencing.device import Answer, FenceDevice, FenceMethod
 from hectl.hookspecs import hookimpl
@@ -24,8 +25,8 @@ from hectl.storage.backend import DomainPaths
     "text",
     [
         "fence_ipmilan ip=192.0.2.11 username=admin lanplus=1 cipher=3",
-        "fence_redfish ip=bmc.example systems_uri='/redfish/v1/Systems/1 a'",
-        "myplugin zone=eu-1",
+        "fence_redfish ip=bmc.example systems_uri=/redfish/v1/Systems/1",
+        "myplugin zone=eu-1 'label=rack 4'",  # a plugin's method checks its own parameters
     ],
 )
 def test_device_lines_people_write_are_accepted(text: str) -> None:
@@ -53,6 +54,8 @@ def test_device_lines_people_write_are_accepted(text: str) -> None:
         ("fence_x 'ip=a\nb'", "printable"),
         ("fence_x ip='unterminated", "not a fence device"),
         ("fence_x ip=" + "a" * 600, "at most 512"),
+        ("fence_x ip=192.0.2.11", "fence_x is not a fence agent hectl runs"),
+        ("myplugin password=s3cret", "may not be set here"),  # plugins' methods: no secrets on the domain either
     ],
 )
 def test_bad_device_lines_are_refused_with_a_reason(text: str, why: str) -> None:
@@ -65,12 +68,13 @@ def base_config(extra: str = "") -> config.Config:
 
 
 def test_fencing_keys_host_devices_and_what_is_shared() -> None:
-    cfg = base_config("enabled = yes\ndead_after = 12\nhost3 = fence_ipmilan ip=192.0.2.13\nhost1 = fence_x ip=a\n")
+    cfg = base_config("enabled = yes\ndead_after = 12\nhost3 = fence_ipmilan ip=192.0.2.13\nhost1 = fence_apc ip=a\n")
     assert cfg.fencing.enabled and cfg.fencing.dead_after == 12
-    assert cfg.fencing.devices == ((1, "fence_x ip=a"), (3, "fence_ipmilan ip=192.0.2.13"))
+    assert cfg.fencing.devices == ((1, "fence_apc ip=a"), (3, "fence_ipmilan ip=192.0.2.13"))
     assert cfg.fencing.device(3) == "fence_ipmilan ip=192.0.2.13" and cfg.fencing.device(2) == ""
     assert config.is_shared("fencing", "host7") and config.is_shared("fencing", "enabled")
     assert not config.is_shared("fencing", "secrets_dir") and not config.is_shared("fencing", "agents_dir")
+    assert not config.is_shared("fencing", "agents")
     assert not config.is_shared("fencing", "host0") and not config.is_shared("fencing", "hostx")
     assert "fencing.host<N>" in config.shared_keys_text() and "fencing.enabled" in config.shared_keys()
     with pytest.raises(ConfigError, match="needs a device"):
@@ -84,10 +88,12 @@ def test_fencing_keys_host_devices_and_what_is_shared() -> None:
 def test_a_forged_cluster_configuration_cannot_name_a_program_or_a_secret(tmp_path: Path) -> None:
     from hectl.storage import cluster
 
-    for forged in ({"host2": "/bin/sh -c id"}, {"host2": "fence_x password_script=/tmp/x"}, {"secrets_dir": "/tmp"}):
+    forgeries = ({"host2": "/bin/sh -c id"}, {"host2": "fence_x password_script=/tmp/x"}, {"secrets_dir": "/tmp"})
+    forgeries += ({"agents": "fence_ipmilan"}, {"host2": "fence_scsi logfile=/etc/cron.d/x"})
+    for forged in forgeries:
         with pytest.raises(ConfigError):
             cluster.check({"fencing": forged})
-    assert cluster.check({"fencing": {"host2": " fence_x ip=a "}}) == {"fencing": {"host2": "fence_x ip=a"}}
+    assert cluster.check({"fencing": {"host2": " fence_apc ip=a "}}) == {"fencing": {"host2": "fence_apc ip=a"}}
 
 
 def secrets_dir(tmp_path: Path, text: str, mode: int = 0o600) -> config.FencingConfig:
@@ -95,7 +101,7 @@ def secrets_dir(tmp_path: Path, text: str, mode: int = 0o600) -> config.FencingC
     d.mkdir(exist_ok=True)
     (d / "host2").write_text(text)
     (d / "host2").chmod(mode)
-    return config.FencingConfig(secrets_dir=str(d), devices=((2, "fence_x ip=a"),))
+    return config.FencingConfig(secrets_dir=str(d), devices=((2, "fence_ipmilan ip=192.0.2.12 username=admin"),))
 
 
 def test_secrets_come_from_a_root_only_file(tmp_path: Path) -> None:
@@ -131,25 +137,26 @@ params = dict(line.split("=", 1) for line in data.splitlines())
 with open({log!r}, "a") as f:
     f.write(json.dumps({{"argv": sys.argv, "env": dict(os.environ), "stdin": data}}) + "\\n")
 action = params["action"]
-if params.get("mode") == "hang":
+if params.get("plug") == "hang":
     time.sleep(60)
 print("connecting with " + params.get("password", "?"))
 if action == "status":
-    sys.exit(2 if params.get("mode") == "off" else 0)
-sys.exit(1 if params.get("mode") == "fail" else 0)
+    sys.exit(2 if params.get("plug") == "off" else 0)
+sys.exit(1 if params.get("plug") == "fail" else 0)
 """
 
 
 def fake_agent(tmp_path: Path, mode: str, mod: int = 0o755) -> tuple[FenceAgent, Path]:
+    """A throw-away fence_apc in its own agents_dir; its plug says how to answer."""
     import sys
 
     log = tmp_path / "calls.log"
     agents = tmp_path / "agents"
     agents.mkdir(exist_ok=True)
-    prog = agents / "fence_fake"
+    prog = agents / "fence_apc"
     prog.write_text(FAKE_AGENT.format(python=sys.executable, log=str(log)))
     prog.chmod(mod)
-    dev = FenceDevice(2, "fence_fake", (("ip", "192.0.2.12"), ("mode", mode)))
+    dev = FenceDevice(2, "fence_apc", (("ip", "192.0.2.12"), ("plug", mode)))
     return FenceAgent(dev, {"password": "s3cr3t-pw"}, str(agents)), log
 
 
@@ -158,7 +165,7 @@ def test_the_agent_gets_its_parameters_and_secrets_on_stdin_only(tmp_path: Path)
     answer = agent.run("status", 10)
     assert answer.code == 2 and answer.message == "connecting with ***"  # scrubbed
     call = json.loads(log.read_text())
-    assert call["stdin"].splitlines() == ["action=status", "ip=192.0.2.12", "mode=off", "password=s3cr3t-pw"]
+    assert call["stdin"].splitlines() == ["action=status", "ip=192.0.2.12", "plug=off", "password=s3cr3t-pw"]
     assert "s3cr3t-pw" not in json.dumps(call["argv"]) + json.dumps(call["env"])
     assert set(call["env"]) <= {"PATH", "LANG", "PYTHONWARNINGS", "LC_CTYPE"}
 
@@ -173,7 +180,7 @@ def test_only_root_owned_unwritable_agents_in_agents_dir_run(tmp_path: Path) -> 
     agent, _ = fake_agent(tmp_path, "on", mod=0o775)
     with pytest.raises(ConfigError, match="writable by root alone"):
         agent.run("status", 5)
-    missing = FenceAgent(FenceDevice(2, "fence_nonesuch", ()), {}, str(tmp_path))
+    missing = FenceAgent(FenceDevice(2, "fence_ipmilan", ()), {}, str(tmp_path))
     with pytest.raises(ConfigError, match="No such file"):
         missing.run("status", 5)
 
@@ -280,9 +287,10 @@ def test_plugins_bring_fence_methods(tmp_path: Path) -> None:
     plugin = SimpleNamespace(hectl_register_fence_methods=hookimpl(lambda register: register("pdu", factory)))
     plugins = make_plugin_manager(load_entrypoints=False, extra=[("pdu-plugin", plugin)], environ={})
     cfg = secrets_dir(tmp_path, "password=x\n")._replace(devices=((2, "pdu outlet=4"),))
-    method = device.build(cfg, 2, plugins.fence_methods())
+    dev, method = device.build(cfg, 2, plugins.fence_methods())
     assert fence.check(method, 2, "pdu", 5).works
-    assert made == [(FenceDevice(2, "pdu", (("outlet", "4"),)), {"password": "x"})]
+    assert made == [(FenceDevice(2, "pdu", (("outlet", "4"),), ("password",)), {"password": "x"})]
+    assert dev.describe() == "pdu outlet=4 password=***"
     with pytest.raises(ConfigError, match="unknown fence method 'pdu'"):
         device.build(cfg, 2, {})
     for name in ("pdu", "fence_pdu"):
@@ -326,3 +334,155 @@ def test_explain_lists_the_fencings_and_the_retry_timer(domain) -> None:  # type
     assert "host 2 fenced host 3 at 2026-12-04T11:02:03Z" in run_hectl(["explain"], env=domain.env).stdout
     mem = fsm.Memory(fsm.S.DOWN, 0.0, fence_failed=((3, 100.0),))
     assert ("may fence host 3 again (fencing it failed)", 500.0) in fsm.timers(mem, 200.0, HAConfig(), 1000.0)
+
+
+# What a device line may say (hectl/fencing/families.py): the domain is untrusted, so an allowlist per agent family.
+
+FAMILY_LINES = {
+    "IPMI": "fence_ipmilan ip=192.0.2.11 ipport=623 username=admin lanplus=1 cipher=3 privlvl=operator power_wait=0",
+    "Redfish": "fence_redfish ip=192.0.2.21 username=admin ssl_insecure=1 systems_uri=/redfish/v1/Systems/System.Embedded.1",
+    "iLO": "fence_ilo2 ip=ilo-h1.example.org username=Administrator ssl=1 ribcl_version=2.0 power_timeout=20",
+    "iLO SSH": "fence_ilo4_ssh ip=2001:db8::14 username=fence ssh=1 method=cycle inet6_only=1",
+    "iDRAC SSH": "fence_drac5 ip=cmc.example.org username=root ssh=1 plug=server-2 'drac_version=DRAC CMC'",
+    "APC": "fence_apc ip=pdu1.example.org username=apc ssh=1 plug=4 switch=1 delay=5",
+    "PDU SNMP": "fence_eaton_snmp ip=192.0.2.40 username=fence snmp_version=3 snmp_sec_level=authPriv snmp_auth_prot=SHA "
+    "snmp_priv_prot=AES plug=3",
+    "virt": "fence_virsh ip=hv1.example.org username=fence ssh=1 plug=engine-host-2 missing_as_off=1",
+}
+
+
+@pytest.mark.parametrize("family", sorted(families.FAMILIES))
+def test_every_family_takes_what_its_devices_need(family: str) -> None:
+    method, params = parse.fence_device(FAMILY_LINES[family])
+    assert families.AGENTS[method] == family and len(params) == len(shlex.split(FAMILY_LINES[family])) - 1
+
+
+# Every parameter of the finding and every other that names a program, a file, a log or a secret.
+REFUSED = [
+    *("openrc", "logfile", "kubeconfig", "serviceaccount", "cacert", "tlskey", "devices", "key_file", "debug_file"),
+    *("debug", "verbose", "verbose_level", "quiet", "ipmitool_path", "sudo_path", "use_sudo", "sudo", "ssh_options"),
+    *("ssh_path", "telnet_path", "gnutlscli_path", "snmpget_path", "snmpset_path", "snmpwalk_path", "identity_file"),
+    *("snmp_priv_passwd_script", "password_script", "passwd_script", "password", "passwd", "hexadecimal_kg"),
+    *("community", "snmp_priv_passwd", "port_as_ip", "plug_separator", "command_prompt", "cmd_prompt", "disable_timeout"),
+]
+
+
+@pytest.mark.parametrize("key", REFUSED)
+@pytest.mark.parametrize("agent", ["fence_ipmilan", "fence_redfish", "fence_apc", "fence_apc_snmp", "fence_virsh"])
+def test_programs_files_logs_and_secrets_are_refused(agent: str, key: str) -> None:
+    with pytest.raises(ValueError, match=rf"{key} (may not be set here|from the device line; it takes .*ip, ipaddr)"):
+        parse.fence_device(f"{agent} ip=192.0.2.11 {key}=/tmp/x")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'fence_openstack plug=x "openrc=/dom/images/b;. /dom/images/evil.sh;x"',  # the finding
+        "fence_scsi devices=/dev/sda logfile=/etc/cron.d/x",
+        "fence_kubevirt kubeconfig=/root/.kube/config plug=x",
+        "fence_virt ip=192.0.2.1",
+        "fence_dummy type=file",
+        "fence_ack_manual",
+    ],
+)
+def test_agents_outside_the_supported_families_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"is not a fence agent hectl runs \(supported: fence_ipmilan, "):
+        parse.fence_device(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("fence_apc ip='pdu -oProxyCommand=sh' plug=1", "ip must be a hostname or IP address"),  # ssh's command line
+        ("fence_apc ip=pdu username=-oProxyCommand=sh plug=1", "username must be a name"),
+        ("fence_virsh ip=hv username=u plug='x;reboot'", "plug must be a name"),  # virsh runs on the hypervisor
+        ("fence_ipmilan ip=a cipher='3 -f /etc/shadow'", "cipher must be an integer"),  # ipmitool's command line
+        ("fence_ipmilan ip=a lanplus=maybe", "lanplus must be 1 or 0"),
+        ("fence_ipmilan ip=a privlvl=root", "privlvl must be one of callback, user, operator, administrator"),
+        ("fence_redfish ip=a systems_uri=http://evil/", "systems_uri must be a URI path"),
+        ("fence_ipmilan ip=a power_wait=1e9", "power_wait must be a number"),
+    ],
+)
+def test_values_are_plain_addresses_numbers_names_or_choices(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse.fence_device(text)
+
+
+def test_the_device_shows_every_parameter_and_masks_every_secret(tmp_path: Path) -> None:
+    cfg = secrets_dir(tmp_path, "password=hunter22\nhexadecimal_kg=00ff\n")
+    dev, method = device.build(cfg, 2)
+    assert isinstance(method, FenceAgent) and method.secrets == {"password": "hunter22", "hexadecimal_kg": "00ff"}
+    assert dev.describe() == "fence_ipmilan ip=192.0.2.12 username=admin password=*** hexadecimal_kg=***"
+    shown = FenceDevice(2, "fence_drac5", (("ip", "cmc"), ("drac_version", "DRAC CMC")), ("password",)).describe()
+    assert shown == "fence_drac5 ip=cmc drac_version='DRAC CMC' password=***"
+    assert FenceDevice(2, "pdu", (("label", "a\u202eb"),)).describe() == "pdu label='a\\u202eb'"  # safe for a terminal
+
+
+def test_this_hosts_agents_list_decides_which_agents_run(tmp_path: Path) -> None:
+    cfg = base_config("agents = fence_ipmilan, fence_redfish,fence_ipmilan\nhost2 = fence_apc ip=pdu plug=2\n")
+    assert cfg.fencing.agents == ("fence_ipmilan", "fence_redfish")
+    assert base_config().fencing.agents == families.SUPPORTED
+    with pytest.raises(ConfigError, match=r"fence agent fence_apc is not in this host's \[fencing\] agents") as err:
+        device.configured(cfg.fencing, 2)
+    assert "[fencing] agents" in (err.value.hint or "")
+    with pytest.raises(ConfigError, match=r"\[fencing\] agents = 'fence_openstack': fence_openstack is not a fence agent"):
+        base_config("agents = fence_openstack\n")
+    forged = config.FencingConfig(devices=((8, "fence_ipmilan ip=a openrc=/tmp/x"),))  # past the configuration's check
+    with pytest.raises(ConfigError, match=r"\[fencing\] host8: fence_ipmilan \(IPMI\) does not take openrc"):
+        device.configured(forged, 8)
+
+
+EVIL = "#!/bin/sh\ntouch {marker}\n"
+
+
+def evil_line(tmp_path: Path) -> tuple[str, Path]:
+    """The finding's device line: fence_openstack sources openrc through a shell, which would run evil.sh as root."""
+    images = tmp_path / "images"
+    images.mkdir()
+    marker = tmp_path / "pwned"
+    (images / "evil.sh").write_text(EVIL.format(marker=marker))
+    (images / "evil.sh").chmod(0o755)
+    return f'fence_openstack plug=x "openrc={images}/b;. {images}/evil.sh;x"', marker
+
+
+def test_the_runner_checks_the_device_again_right_before_it_runs_an_agent(tmp_path: Path) -> None:
+    line, marker = evil_line(tmp_path)
+    method, params = shlex.split(line)[0], tuple(tuple(w.split("=", 1)) for w in shlex.split(line)[1:])
+    agent = FenceAgent(FenceDevice(8, method, params), {}, "/usr/sbin")  # type: ignore[arg-type]
+    for action in ("monitor", "status", "off"):
+        with pytest.raises(ConfigError, match="fence_openstack is not a fence agent hectl runs"):
+            agent.run(action, 10)
+    sneaky = FenceAgent(FenceDevice(8, "fence_ipmilan", (("ip", "a"), ("ipmitool_path", str(marker)))), {}, "/usr/sbin")
+    with pytest.raises(ConfigError, match=r"\[fencing\] host8: fence_ipmilan \(IPMI\) does not take ipmitool_path"):
+        sneaky.run("status", 10)
+    assert not marker.exists()
+
+
+def forge_cluster_doc(domain, sections: dict[str, dict[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    """Write the domain's cluster configuration as even a holder of the cluster key could: signed, values unchecked."""
+    from hectl.storage import cluster, clusterkey, sealed
+
+    key_path = str(domain.config.parent / "cluster.key")
+    key = clusterkey.load(key_path)
+    if key is None:
+        key = clusterkey.generate()
+        clusterkey.save(key_path, key)
+    path = Path(DomainPaths.under(str(domain.root)).config_dir) / cluster.CLUSTER_FILE
+    path.write_bytes(sealed.seal("cluster", {"version": 99, "sections": sections}, cluster.CLUSTER_SIZE, key))
+
+
+def test_the_finding_cannot_be_set_and_a_forged_one_runs_nothing(domain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_hectl
+
+    line, marker = evil_line(tmp_path)
+    res = run_hectl(["cluster-config", "set", f"fencing.host8={line}"], env=domain.env)
+    assert res.returncode == 2 and "fence_openstack is not a fence agent hectl runs" in res.stderr, res.stderr
+    res = run_hectl(["cluster-config", "set", "fencing.agents=fence_openstack"], env=domain.env)
+    assert res.returncode == 2 and "fencing.agents is not a shared key" in res.stderr, res.stderr
+    forge_cluster_doc(domain, {"fencing": {"host8": line}})
+    for args in (["fence", "check", "--host-id", "8"], ["fence", "check"], ["fence", "off", "--host-id", "8", "--yes"]):
+        res = run_hectl(args, env=domain.env)
+        assert res.returncode == 3 and "Traceback" not in res.stderr, (args, res.stderr)
+    res = run_hectl(["cluster-config", "show"], env=domain.env)  # why: the document is refused, never used
+    assert res.returncode == 4 and "fence_openstack is not a fence agent hectl runs" in res.stderr, res.stderr
+    assert not marker.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hectl.fencing import families
 from lab import bmc as lab_bmc
 from lab import net
 from lab import sanlock as lab_sanlock
@@ -84,7 +85,7 @@ def test_check_and_off_through_the_real_agent(rig: Rig) -> None:
     assert res.returncode == 0, res.stderr
     doc = valid(res.stdout, "fence-check")
     assert [(d["host_id"], d["works"], d["power"]) for d in doc["devices"]] == [(2, True, "on")]
-    assert doc["devices"][0]["device"] == "fence_ipmilan ip=127.0.0.1"
+    assert doc["devices"][0]["device"] == f"{rig.bmc.device()} password=***"  # every parameter, secrets masked
 
     res = rig.hectl("fence", "off", "--host-id", "2")
     assert res.returncode == 2 and "--yes" in res.stderr and rig.host_pids()
@@ -99,6 +100,7 @@ def test_check_and_off_through_the_real_agent(rig: Rig) -> None:
     assert rig.host_pids() == [] and rig.bmc.power() is False
     assert "off: killed" in rig.bmc.log()
     audit = [json.loads(line) for line in (rig.dom.state_dir / "audit.log").read_text().splitlines()]
+    assert {a["device"] for a in audit} == {f"{rig.bmc.device()} password=***"}
     assert [(a["action"], a["host_id"], a["result"]) for a in audit] == [
         ("fence-off", 2, "started"),
         ("fence-off", 2, "confirmed"),
@@ -217,3 +219,26 @@ def test_fencing_frees_the_host_id_so_the_engine_lease_is_taken_at_once(
         for p in (taker, holder):
             p.kill()
             p.wait(10)
+
+
+def metadata(agent: str) -> dict[str, set[str]]:
+    """The installed agent's parameters (``-o metadata``) and, for each, the values it offers (its select options)."""
+    from xml.etree import ElementTree
+
+    out = subprocess.run([f"/usr/sbin/{agent}", "-o", "metadata"], capture_output=True, text=True, timeout=60).stdout
+    params = ElementTree.fromstring(out).iter("parameter")
+    return {p.get("name", ""): {o.get("value", "") for o in p.iter("option")} for p in params}
+
+
+@pytest.mark.parametrize("agent", sorted(families.AGENTS))
+def test_the_allowlist_agrees_with_the_installed_agents(agent: str) -> None:
+    """Every parameter hectl allows exists in the agent's metadata, every choice among its options: a typo or an
+    update of fence-agents is caught here."""
+    assert os.path.exists(f"/usr/sbin/{agent}"), "scripts/install.sh installs Debian's fence-agents"
+    known = metadata(agent)
+    allowed = families.FAMILIES[families.AGENTS[agent]]
+    assert allowed <= set(known), sorted(allowed - set(known))
+    for key in allowed:
+        kind = families.KINDS[key]
+        if isinstance(kind, tuple):
+            assert set(kind) <= known[key], (key, kind, known[key])

@@ -10,7 +10,12 @@ from hectl.cli.root import LazyGroup
 @click.group(
     "cluster-config",
     cls=LazyGroup,
-    lazy={"show": "hectl.commands.cluster_config_show:command", "set": "hectl.commands.cluster_config_set:command"},
+    lazy={
+        "show": "hectl.commands.cluster_config_show:command",
+        "set": "hectl.commands.cluster_config_set:command",
+        "rotate-key": "hectl.commands.cluster_config_rotate_key:command",
+        "install-key": "hectl.commands.cluster_config_install_key:command",
+    },
 )
 def group() -> None:
-    """The configuration every host shares ([score], [ha], [timeouts], [notify], [engine]), on the domain."""
+    """The configuration every host shares ([score], [ha], [timeouts], [notify], [engine], [fencing]), signed, on the domain."""

@@ -8,8 +8,8 @@ from hectl import config as config_mod
 from hectl.commands.options import KeyValue, format_options, pick_format
 from hectl.context import AppContext
 from hectl.errors import signals_interrupt
-from hectl.output import Output
-from hectl.storage import cluster
+from hectl.output import Output, note
+from hectl.storage import cluster, clusterkey
 
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -45,11 +45,34 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 def command(app: AppContext, changes: dict[str, dict[str, str]], replace: bool, fmt: str, as_json: bool) -> Output:
     """Change keys every host shares; every agent applies the new version within one cycle.
 
-    An empty value (KEY=) removes the key, so that its default applies.
-    Concurrent sets queue on the domain's update lock (exit 5 when it is not
-    obtained within the storage timeout).
+    An empty value (KEY=) removes the key, so that its default applies. The
+    whole result is checked first: keys that conflict are exit 2, nothing
+    written. The document is signed with this host's cluster key (made here
+    when the domain has no cluster configuration yet). Concurrent sets queue
+    on the domain's update lock (exit 5 when it is not obtained within the
+    storage timeout). --replace also repairs a torn or forged document.
     """
-    config_mod.load(app.config_path, app.environ, shared={})  # refuses a local file that sets a shared key
+    local = config_mod.load(app.config_path, app.environ, shared={})  # refuses a local file that sets a shared key
+    key = app.cluster_key()
+    if key is None:
+        _, data = cluster.read_bytes(app.backend(), app.timeout)
+        if data.strip(b"\0 \n") and not replace:  # --replace trusts nothing of the old document
+            raise cluster.NoKey(local.cluster_key)
+        key = clusterkey.generate()
+        clusterkey.save(local.cluster_key, key)
+        note(
+            f"created the cluster key {local.cluster_key} (id {key.id}): every other host needs it "
+            "('hectl cluster-config install-key' there, docs/configuration.md)",
+            app.quiet,
+        )
+    kept = cluster.load_copy(app.cluster_cache)
+
+    def validate(sections: dict[str, dict[str, str]]) -> object:
+        return config_mod.load(app.config_path, app.environ, shared=sections, shared_source="the new cluster configuration")
+
     with signals_interrupt():
-        shared = cluster.update(app.backend(), changes, app.timeout, replace=replace)
-    return Output("cluster-config", shared.to_dict(), pick_format(fmt, as_json), quiet_text=True)
+        shared = cluster.update(
+            app.backend(), changes, app.timeout, key, replace=replace, validate=validate, floor=kept.version if kept else 0
+        )
+    cluster.save_copy(app.cluster_cache, shared)
+    return Output("cluster-config", dict(shared.to_dict(), key_id=key.id), pick_format(fmt, as_json), quiet_text=True)

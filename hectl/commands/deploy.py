@@ -9,7 +9,7 @@ import click
 
 from hectl import config as config_mod
 from hectl.cli import completion
-from hectl.commands.options import FiniteFloat, HostId, format_options, pick_format
+from hectl.commands.options import FiniteFloat, HostId, format_options, pick_format, read_cluster_key
 from hectl.context import AppContext
 from hectl.deploy import answers as answers_mod
 from hectl.errors import UsageError, signals_interrupt
@@ -70,6 +70,10 @@ def _storage_options(ctx: click.Context, param: click.Parameter, values: tuple[s
 @click.option("--answers-out", metavar="FILE", help="Write the effective answers here (secrets left out).")
 @click.option("--join", is_flag=True, help="Join a domain deployed by another host (storage and host id only).")
 @click.option("--remove", is_flag=True, help="Remove this host from the cluster (refused while the engine runs here).")
+@click.option(
+    "--cluster-key-file", metavar="FILE",
+    help="--join: the cluster key, a root-only copy of the first host's cluster.key (default: a hidden prompt).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Print the plan with each step's state; change nothing.")
 @click.option(
     "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", callback=_storage_options,
@@ -88,6 +92,7 @@ def command(
     answers_out: str | None,
     join: bool,
     remove: bool,
+    cluster_key_file: str | None,
     dry_run: bool,
     storage_options: dict[str, str],
     timeout: float,
@@ -108,6 +113,8 @@ def command(
 
     if join and remove:
         raise UsageError("--join and --remove exclude each other")
+    if cluster_key_file and not join:
+        raise UsageError("--cluster-key-file is for --join (the first host makes the key)")
     config_path = config_mod.config_path(app.config_path, app.environ)
     fmt = pick_format(fmt, as_json)
     progress: Callable[[str], None] = lambda line: note(f"deploy: {line}", app.quiet)  # noqa: E731
@@ -129,7 +136,8 @@ def command(
                 password = answers_mod.read_secret_file(given, f"{key.flag}-file")
                 given = password
             flag_values[key.section, key.name] = given
-        prompt = _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
+        terminal = sys.stdin.isatty() and sys.stderr.isatty()
+        prompt = _prompt if terminal else None
         answers = answers_mod.collect(file_values, flag_values, {**file_storage, **storage_options}, join=join, prompt=prompt)
         password = answers.get("cloud_init", "root_password")
         answers = answers._replace(values={k: v for k, v in answers.values.items() if k != ("cloud_init", "root_password")})
@@ -144,6 +152,7 @@ def command(
             progress=progress,
             meter=_meter(progress, app.quiet),
             root_password=password,
+            cluster_key=(lambda: read_cluster_key(cluster_key_file)) if join and (cluster_key_file or terminal) else None,
         )
         deployment.validate()
         steps = deployment.steps()

@@ -40,12 +40,12 @@ def command(app: AppContext) -> int:
     manager = sdnotify.Notifier(app.environ)
 
     def changed() -> bool:
-        """The cluster configuration on the domain has another version than the one in force."""
+        """The domain has a newer cluster configuration, signed with this host's key, than the one in force."""
         try:
-            shared = cluster.read(backend, app.timeout)
+            shared = cluster.read(backend, app.timeout, app.cluster_key(), app.local_config.cluster_key)
         except HectlError:
-            return False  # the cycle's own storage access reports the problem
-        return (shared.version if shared else 0) != app.cluster_version
+            return False  # refused, or the cycle's own storage access reports the problem
+        return shared is not None and shared.version > app.cluster_version
 
     def load() -> Config:
         cfg = app.load_config()

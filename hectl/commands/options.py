@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from click.shell_completion import CompletionItem
+
+    from hectl.storage.clusterkey import ClusterKey
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,3 +120,24 @@ def host_id_option(help_text: str, multiple: bool = False) -> Callable[[F], F]:
         help=help_text,
         shell_complete=completion.complete_host_ids,
     )
+
+
+def read_cluster_key(key_file: str | None) -> ClusterKey:
+    """The key from a private file, or typed at a hidden prompt on a terminal (never from argv)."""
+    from hectl.storage.clusterkey import parse as parse_key
+
+    if key_file:
+        from hectl import privatefile
+
+        data = privatefile.read(key_file, "cluster key file", limit=4096)
+        if data is None:
+            from hectl.errors import ConfigError
+
+            raise ConfigError(f"cluster key file {key_file}: no such file")
+        return parse_key(data, f"cluster key file {key_file}")
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        from hectl.errors import UsageError
+
+        raise UsageError("give the cluster key in a root-only file (no terminal to prompt on)")
+    text = click.prompt("cluster key (64 hexadecimal digits)", hide_input=True, err=True)
+    return parse_key(str(text).encode(), "the cluster key typed")

@@ -26,6 +26,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing (see hectl.fro
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from hectl.storage.clusterkey import ClusterKey
+
 ENGINE_DISK = "engine.qcow2"  # in the domain's images/
 SEED = "seed.iso"
 KERNEL, INITRD = "vmlinuz", "initrd.img"
@@ -80,6 +82,7 @@ class Deployment:
         meter: Callable[[str, float], None] = lambda _what, _percent: None,
         root_password: str = "",
         local_text: str | None = None,
+        cluster_key: Callable[[], ClusterKey] | None = None,
     ) -> None:
         self.answers = answers
         self.config_path = config_path
@@ -88,6 +91,7 @@ class Deployment:
         self.progress = progress
         self.meter = meter  # a long copy's progress: what, percent done
         self.root_password = root_password
+        self.given_key = cluster_key  # --join: the cluster key (from --cluster-key-file or a prompt)
         self.local_text = local_config_text(answers) if local_text is None else local_text
         self.app = AppContext(config_path=config_path, config_text=self.local_text, environ=environ)
         self.app.local_config  # noqa: B018 - check the file's text now (exit 3 names the key)
@@ -139,10 +143,11 @@ class Deployment:
 
     def steps(self) -> list[Step]:
         if self.join:
-            names = ["host", "storage", "domain-present", "cluster-config-present", "host-id-free", "local-config"]
-            names += ["lockspace", "agent-unit"]
+            names = ["host", "storage", "domain-present", "cluster-key-present", "cluster-config-present", "host-id-free"]
+            names += ["local-config", "lockspace", "agent-unit"]
         else:
-            names = ["host", "storage", "domain", "cluster-config", "leases", "engine-image", "cloud-init", "engine-spec"]
+            names = ["host", "storage", "domain", "cluster-key", "cluster-config", "leases", "engine-image", "cloud-init"]
+            names += ["engine-spec"]
             names += ["local-config", "lockspace", "engine", "liveliness", "maintenance", "agent-unit"]
         return [self._step(name) for name in names]
 
@@ -204,22 +209,82 @@ class Deployment:
             return Check(BLOCKED, f"there is no hectl domain at {self.backend().paths().root}: deploy the first host first")
         return Check(DONE, f"domain {marker.get('uuid')}")
 
+    def _key(self) -> ClusterKey | None:
+        return self.app.cluster_key()
+
+    def check_cluster_key(self) -> Check:
+        key = self._key()
+        return Check(DONE, f"{self.app.local_config.cluster_key} (id {key.id})") if key else Check(TODO)
+
+    def apply_cluster_key(self) -> str:
+        from hectl.storage import clusterkey
+
+        key = clusterkey.generate()
+        clusterkey.save(self.app.local_config.cluster_key, key)
+        return f"{self.app.local_config.cluster_key} (id {key.id}): every joining host needs a copy (--cluster-key-file)"
+
+    def check_cluster_key_present(self) -> Check:
+        key = self._key()
+        path = self.app.local_config.cluster_key
+        try:
+            if key is not None and cluster.read(self.backend(), self.app.timeout, key, path) is not None:
+                return Check(DONE, f"{path} (id {key.id}) verifies the domain's cluster configuration")
+        except cluster.Unauthenticated as exc:
+            if self.given_key is None:
+                return Check(BLOCKED, f"this host's key {path} does not verify the domain's: {exc.message}")
+        if self.given_key is None:
+            return Check(BLOCKED, f"this host has no cluster key ({path}): give the first host's with --cluster-key-file")
+        return Check(TODO, path)
+
+    def apply_cluster_key_present(self) -> str:
+        key = self.given_key() if self.given_key else None
+        assert key is not None  # the check said TODO only with a key given
+        path = self.app.local_config.cluster_key
+        cluster.install_key(self.backend(), self.app.timeout, key, path, self.app.cluster_cache)
+        return f"{path} (id {key.id}) installed"
+
     def check_cluster_config(self) -> Check:
-        current = cluster.read(self.backend(), self.app.timeout)
+        key = self._key()
+        try:
+            current = cluster.read(self.backend(), self.app.timeout, key, self.app.local_config.cluster_key)
+        except (cluster.Unauthenticated, cluster.NoKey):  # signed with another key: written anew
+            return Check(TODO, "signed with another key")
+        except StorageError as exc:
+            return Check(TODO, exc.message)  # torn: written anew
         if current is not None and current.sections == cluster.check(self.wanted_shared):
             return Check(DONE, f"version {current.version}")
         return Check(TODO, "differs from the answers" if current else "")
 
     def apply_cluster_config(self) -> str:
-        new = cluster.update(self.backend(), self.wanted_shared, self.app.timeout, replace=True)
-        return f"version {new.version} written"
+        key = self._key()
+        assert key is not None  # the cluster-key step made it
+        new = cluster.update(self.backend(), self.wanted_shared, self.app.timeout, key, replace=True)
+        cluster.save_copy(self.app.cluster_cache, new)  # this host's copy from any earlier deployment gives way
+        return f"version {new.version} written, signed with key {key.id}"
 
     def check_cluster_config_present(self) -> Check:
-        current = cluster.read(self.backend(), self.app.timeout)
+        path = self.app.local_config.cluster_key
+        current = cluster.read(self.backend(), self.app.timeout, self._key(), path)
         if current is None:
             return Check(BLOCKED, "the domain has no cluster configuration: was its first host deployed with hectl deploy?")
-        self.app.config  # noqa: B018 - the merged configuration must load (exit 3 names the key)
-        return Check(DONE, f"version {current.version}")
+        if cluster.load_copy(self.app.cluster_cache) != current:
+            return Check(TODO, f"version {current.version}: this host keeps a copy")
+        return self._fits()
+
+    def apply_cluster_config_present(self) -> str:
+        current = cluster.read(self.backend(), self.app.timeout, self._key(), self.app.local_config.cluster_key)
+        cluster.save_copy(self.app.cluster_cache, current)  # a copy from an earlier deployment gives way
+        check = self._fits()
+        if check.state != DONE:
+            raise ConfigError(check.why)
+        return check.why
+
+    def _fits(self) -> Check:
+        """The domain's configuration merged with this host's file is the one in force (exit 3 names the key)."""
+        self.app.use_config(self.app.load_config())
+        if self.app.cluster_problem:
+            return Check(BLOCKED, f"the cluster configuration does not fit this host: {self.app.cluster_problem}")
+        return Check(DONE, f"version {self.app.cluster_version}")
 
     def check_host_id_free(self) -> Check:
         """No other host uses this id: no recent record in its slot, and sanlock does not see it live."""
@@ -562,6 +627,8 @@ _TITLES = {
     "storage": "connect the storage",
     "domain": "create the storage domain",
     "domain-present": "the storage domain exists",
+    "cluster-key": "make the cluster key that signs the shared configuration",
+    "cluster-key-present": "this host has the cluster key",
     "cluster-config": "write the shared configuration to the domain",
     "cluster-config-present": "read the shared configuration from the domain",
     "host-id-free": "this host id is not in use",

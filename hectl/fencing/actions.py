@@ -28,7 +28,7 @@ def check(app: AppContext, host_id: int | None) -> tuple[dict[str, object], int]
     for h in hosts:
         dev = device.configured(cfg, h)
         try:
-            method = device.build(cfg, h, methods)
+            dev, method = device.build(cfg, h, methods)
         except HectlError as exc:
             failed = {"host_id": h, "device": dev.describe(), "works": False, "power": "unknown", "problem": exc.message}
             results.append({**failed, "elapsed_s": 0.0, "steps": []})
@@ -48,8 +48,7 @@ def power_off(app: AppContext, host_id: int) -> dict[str, object]:
     cfg = app.config
     if host_id == cfg.host.id:
         raise UsageError(f"host {host_id} is this host: a host cannot fence itself", hint="run it on another host")
-    dev = device.configured(cfg.fencing, host_id)
-    method = device.build(cfg.fencing, host_id, app.plugins.fence_methods())
+    dev, method = device.build(cfg.fencing, host_id, app.plugins.fence_methods())
     _audit(app, {"action": "fence-off", "host_id": host_id, "device": dev.describe(), "result": "started"})
     done = takeover.fence_and_free(method, host_id, dev.describe(), cfg.fencing.timeout, app.backend().paths(), app.timeout)
     outcome = done.outcome

@@ -3,9 +3,11 @@
 An agent reads ``key=value`` lines on stdin (``action=`` first; never the old
 ``option=``, which 4.12 ignores and then runs its default action, reboot),
 prints what it did and exits 0 on success (``status``: 0 on, 2 off). hectl
-runs only programs named ``fence_*`` in ``[fencing] agents_dir``, owned by root
-and writable by nobody else, with a minimal environment, in a session of its
-own that is killed whole when the action's time is up.
+runs only the agents it supports (``hectl.fencing.families``, checked again
+right before each run with the device's parameters), from ``[fencing]
+agents_dir``, owned by root and writable by nobody else, with a minimal
+environment, in a session of its own that is killed whole when the action's
+time is up.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import time
 
 from hectl.errors import ConfigError
+from hectl.fencing import families
 from hectl.fencing.device import ACTIONS, Answer, FenceDevice, FenceMethod, scrub
 
 TYPE_CHECKING = False
@@ -34,6 +37,13 @@ class FenceAgent(FenceMethod):
         self.secrets = dict(secrets)
         self.name = device.method
         self.program = os.path.join(agents_dir, device.method)
+
+    def check_device(self) -> None:
+        """``ConfigError`` unless the device line is one hectl allows (``hectl.fencing.families``)."""
+        try:
+            families.check(self.device.method, self.device.params)
+        except ValueError as exc:
+            raise ConfigError(f"[fencing] host{self.device.host_id}: {exc}") from None
 
     def check_program(self) -> None:
         """``ConfigError`` unless the agent is a root-owned executable nobody else may change."""
@@ -53,6 +63,7 @@ class FenceAgent(FenceMethod):
     def run(self, action: str, timeout: float) -> Answer:
         if action not in ACTIONS:
             raise ValueError(f"unknown fence action {action}")
+        self.check_device()
         self.check_program()
         began = time.monotonic()
         proc = subprocess.Popen(

@@ -1,21 +1,24 @@
 """A host's fence device: ``[fencing] host<N>`` (shared, no secrets) plus ``<secrets_dir>/host<N>`` (local, 0600).
 
-The device line names a fence agent (``fence_ipmilan``: any program of the
-fence-agents family in ``[fencing] agents_dir``) or a method a plugin
-registers, then its parameters. Secrets (``password=``, ``identity_file=``...)
-come only from the host's secrets file: ``key=value`` lines, owned by root,
-readable by root alone. They reach the method on stdin, never argv, and every
-message the method prints is scrubbed of them before anyone sees it.
+The device line names a fence agent (``fence_ipmilan``: one of the agents
+hectl supports, ``hectl.fencing.families``, listed in this host's ``[fencing]
+agents``, run from ``[fencing] agents_dir``) or a method a plugin registers,
+then its parameters: for an agent, only those its family takes. Secrets and
+key files (``password=``, ``identity_file=``...) come only from the host's
+secrets file: ``key=value`` lines, owned by root, readable by root alone. They
+reach the method on stdin, never argv, and every message the method prints is
+scrubbed of them before anyone sees it.
 """
 
 from __future__ import annotations
 
 import os
-import stat
+import shlex
 
-from hectl import parse
+from hectl import parse, privatefile
 from hectl.errors import ConfigError
 from hectl.frozen import Frozen
+from hectl.text import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,16 +56,16 @@ class FenceDevice(Frozen):
     host_id: int
     method: str
     params: tuple[tuple[str, str], ...]
+    secrets: tuple[str, ...] = ()  # the names of the secrets file's keys (never their values)
 
     def describe(self) -> str:
-        """The device for people: its method and where it is (never a secret: they are not in ``params``)."""
-        where = dict(self.params)
-        place = next((f"{k}={where[k]}" for k in ("ip", "ipaddr", "hostname", "plug", "port") if k in where), "")
-        return f"{self.method} {place}".strip()
+        """The device for people: its method, every parameter and every secret's name with ``***`` for its value."""
+        words = [f"{k}={shlex.quote(v)}" for k, v in self.params] + [f"{k}=***" for k in self.secrets]
+        return escape(" ".join([self.method, *words]))
 
 
 def configured(cfg: FencingConfig, host_id: int) -> FenceDevice:
-    """Host ``host_id``'s device from the configuration; ``ConfigError`` when it has none."""
+    """Host ``host_id``'s device from the configuration; ``ConfigError`` when it has none or this host may not run it."""
     text = cfg.device(host_id)
     if not text:
         known = ", ".join(str(h) for h, _ in cfg.devices) or "none"
@@ -70,33 +73,25 @@ def configured(cfg: FencingConfig, host_id: int) -> FenceDevice:
             f"host {host_id} has no fence device (hosts with one: {known})",
             hint=f"hectl cluster-config set fencing.host{host_id}='fence_ipmilan ip=... username=... lanplus=1'",
         )
-    method, params = parse.fence_device(text)  # checked when the configuration was read
+    try:
+        method, params = parse.fence_device(text)  # checked when the configuration was read, and again now
+    except ValueError as exc:
+        raise ConfigError(f"[fencing] host{host_id}: {exc}") from None
+    if method.startswith("fence_") and method not in cfg.agents:
+        raise ConfigError(
+            f"[fencing] host{host_id}: fence agent {method} is not in this host's [fencing] agents "
+            f"({', '.join(cfg.agents) or 'none'})",
+            hint=f"add {method} to [fencing] agents in this host's configuration file if this host may run it",
+        )
     return FenceDevice(host_id, method, params)
 
 
 def read_secrets(cfg: FencingConfig, host_id: int) -> dict[str, str]:
     """The secrets file of host ``host_id``'s device (``{}`` when there is none); ``ConfigError`` when unsafe or bad."""
     path = os.path.join(cfg.secrets_dir, f"host{host_id}")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
+    data = privatefile.read(path, "fence secrets", limit=SECRETS_MAX)
+    if data is None:
         return {}
-    except OSError as exc:
-        raise ConfigError(f"fence secrets {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"fence secrets {path}: not a regular file")
-        if st.st_uid != 0 and st.st_uid != os.geteuid():
-            raise ConfigError(f"fence secrets {path}: owned by uid {st.st_uid}, not root")
-        if st.st_mode & 0o077:
-            mode = stat.S_IMODE(st.st_mode)
-            raise ConfigError(f"fence secrets {path}: mode {mode:04o} lets others read it", hint=f"chmod 600 {path}")
-        data = os.read(fd, SECRETS_MAX + 1)
-    finally:
-        os.close(fd)
-    if len(data) > SECRETS_MAX:
-        raise ConfigError(f"fence secrets {path}: larger than {SECRETS_MAX} bytes")
     secrets: dict[str, str] = {}
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
         line = line.strip()
@@ -123,14 +118,17 @@ def scrub(text: str, secrets: Mapping[str, str]) -> str:
     return text
 
 
-def build(cfg: FencingConfig, host_id: int, methods: Mapping[str, Callable[..., object]] | None = None) -> FenceMethod:
-    """The runnable method for host ``host_id``: a fence agent, or a plugin's method of that name."""
+def build(
+    cfg: FencingConfig, host_id: int, methods: Mapping[str, Callable[..., object]] | None = None
+) -> tuple[FenceDevice, FenceMethod]:
+    """Host ``host_id``'s device (with its secrets' names) and its runnable method: a fence agent or a plugin's."""
     from hectl.fencing.agent import FenceAgent
 
     dev = configured(cfg, host_id)
     secrets = read_secrets(cfg, host_id)
+    dev = dev._replace(secrets=tuple(secrets))
     if dev.method.startswith("fence_"):
-        return FenceAgent(dev, secrets, cfg.agents_dir)
+        return dev, FenceAgent(dev, secrets, cfg.agents_dir)
     factory = (methods or {}).get(dev.method)
     if factory is None:
         known = ", ".join(sorted(methods or {})) or "none"
@@ -140,4 +138,4 @@ def build(cfg: FencingConfig, host_id: int, methods: Mapping[str, Callable[..., 
     method = factory(dev, secrets, cfg)
     if not callable(getattr(method, "run", None)):
         raise ConfigError(f"host {host_id}: fence method '{dev.method}' gave no run(action, timeout)")
-    return method  # type: ignore[return-value]
+    return dev, method  # type: ignore[return-value]

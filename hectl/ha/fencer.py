@@ -59,9 +59,9 @@ class Fencer:
         cfg = self.cfg
         entry: dict[str, object] = {"action": "fence-off", "host_id": target, "by": "agent", "why": why}
         try:
-            dev = device.configured(cfg.fencing, target)
+            entry["device"] = device.configured(cfg.fencing, target).describe()
+            dev, method = device.build(cfg.fencing, target, self.methods())
             entry["device"] = dev.describe()
-            method = device.build(cfg.fencing, target, self.methods())
             paths = self.backend.paths()
             done = takeover.fence_and_free(method, target, dev.describe(), cfg.fencing.timeout, paths, cfg.storage.timeout)
         except HectlError as exc:

@@ -26,7 +26,7 @@ from tests.virt.vmlab import IO_TIMEOUT, Host, free_port, missing, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SECRET = f"pw-{uuid.uuid4().hex}"  # the engine's root password: must never leak
-STEPS = ["host", "storage", "domain", "cluster-config", "leases", "engine-image", "cloud-init", "engine-spec"]
+STEPS = ["host", "storage", "domain", "cluster-key", "cluster-config", "leases", "engine-image", "cloud-init", "engine-spec"]
 STEPS += ["local-config", "lockspace", "engine", "liveliness", "maintenance", "agent-unit"]
 
 
@@ -228,14 +228,22 @@ def test_join_used_id_shared_keys_and_remove(lab: Lab) -> None:
         pytest.fail("the first host could not be deployed")
     join = [HECTL, "deploy", "--join", "--json", "--storage-type", "localfs", "--storage-option", f"path={lab.root}"]
     join += ["--paths-state-dir", str(lab.base / "state2"), "--vm-uri", h2.libvirtd.uri, "--vm-accelerator", "tcg"]
+    join += ["--paths-cluster-key", str(lab.base / "keys2" / "cluster.key")]
+    no_key = in_ns(h2, [*join, "--host-id", "2", "--host-hostname", "host2.example"], timeout=120)
+    assert no_key.returncode == 1 and "give the first host's with --cluster-key-file" in no_key.stderr, no_key.stderr
+    assert not h2.config.exists()
+    join += ["--cluster-key-file", str(h1.config.parent / "cluster.key")]  # a root-only copy of the first host's
     dry = in_ns(h2, [*join, "--host-id", "2", "--host-hostname", "host2.example", "--dry-run"], timeout=120)
     assert dry.returncode == 0, dry.stderr
-    assert {r["step"]: r["state"] for r in json.loads(dry.stdout)["steps"]}["local-config"] == "to do"
+    planned = {r["step"]: r["state"] for r in json.loads(dry.stdout)["steps"]}
+    assert planned["local-config"] == "to do" and planned["cluster-key-present"] == "to do"
     t0 = time.monotonic()
     res = in_ns(h2, [*join, "--host-id", "2", "--host-hostname", "host2.example"], timeout=300)
     assert res.returncode == 0, res.stderr
     print(f"\njoin: {time.monotonic() - t0:.1f} s")
     assert json.loads(res.stdout)["result"] == "joined"
+    assert (lab.base / "keys2" / "cluster.key").read_bytes() == (h1.config.parent / "cluster.key").read_bytes()
+    assert oct((lab.base / "keys2" / "cluster.key").stat().st_mode & 0o777) == "0o600"
     text = h2.config.read_text()
     assert "[score]" not in text and "io_timeout" not in text  # shared keys come from the domain
     for h in (h1, h2):
