@@ -73,8 +73,8 @@ class Env(Protocol):
         raises StorageError)."""
         ...
 
-    def fence_result(self) -> str:
-        """This host's last fencing: "" (none yet) | running | confirmed: <how> | failed: <why>."""
+    def fence_result(self) -> fsm.Outcome:
+        """This host's last fencing: none yet, running, DONE (confirmed off, and how) or FAILED (and why)."""
         ...
 
     def health(self) -> HostHealth:
@@ -142,7 +142,7 @@ class Agent:
             storage_ok=storage_ok,
             engine_lease=self.env.engine_lease() if storage_ok else LEASE_UNKNOWN,
             fence_after=self.cfg.fence_after,
-            fence=self.env.fence_result() if self.memory.state == fsm.S.FENCE else "",
+            fence=self.env.fence_result() if self.memory.state == fsm.S.FENCE else fsm.Outcome(),
         )
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
         if self.memory.state == fsm.S.FENCE and decision.state != fsm.S.FENCE:

@@ -113,7 +113,7 @@ class HostEnv:
         deltas = lease.read_deltas(self.store.backend.paths(), host_ids, self.cfg.storage.timeout)
         return {h: (d.generation, d.timestamp) for h, d in deltas.items()}
 
-    def fence_result(self) -> str:
+    def fence_result(self) -> fsm.Outcome:
         return self.fencer.result()
 
     def _hostname(self, host_id: int) -> str:

@@ -1,9 +1,9 @@
 """The agent's fencing of the engine's host: power it off through its device, confirm it, free its host id.
 
 It runs in a thread (a device may take ``[fencing] timeout`` per action) while
-the agent keeps publishing; ``result()`` is what the state machine reads:
-"" (never fenced), "running", "confirmed: <how>" or "failed: <why>"
-(``takeover.fence_and_free``). Every attempt is audited.
+the agent keeps publishing; ``result()`` is what the state machine reads: an
+``fsm.Outcome`` (none yet, RUNNING, DONE: confirmed off and its host id freed,
+FAILED and why; ``takeover.fence_and_free``). Every attempt is audited.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 from hectl import audit
 from hectl.errors import HectlError
 from hectl.fencing import device, takeover
+from hectl.ha.fsm import DONE, FAILED, RUNNING, Outcome
 from hectl.storage import records
 
 TYPE_CHECKING = False
@@ -37,7 +38,7 @@ class Fencer:
         self.methods = methods
         self.worker: threading.Thread | None = None
         self.began = 0.0
-        self.outcome = ""
+        self.outcome = Outcome()
 
     def limit(self) -> float:
         """How long one fencing may take: the device's off and status, and the lockspace reads and write."""
@@ -46,13 +47,13 @@ class Fencer:
     def begin(self, target: int, why: str) -> None:
         if self.worker is not None and self.worker.is_alive():
             return
-        self.outcome, self.began = "running", self.clock.monotonic()
+        self.outcome, self.began = Outcome(RUNNING), self.clock.monotonic()
         self.worker = threading.Thread(target=self._run, args=(target, why), name="fence", daemon=True)
         self.worker.start()
 
-    def result(self) -> str:
-        if self.outcome == "running" and self.clock.monotonic() - self.began > self.limit():
-            return f"failed: fencing did not finish within {self.limit():.0f} s"
+    def result(self) -> Outcome:
+        if self.outcome.status == RUNNING and self.clock.monotonic() - self.began > self.limit():
+            return Outcome(FAILED, f"fencing did not finish within {self.limit():.0f} s")
         return self.outcome
 
     def _run(self, target: int, why: str) -> None:
@@ -65,21 +66,23 @@ class Fencer:
             paths = self.backend.paths()
             done = takeover.fence_and_free(method, target, dev.describe(), cfg.fencing.timeout, paths, cfg.storage.timeout)
         except HectlError as exc:
-            self._done(entry, f"failed: {exc.message}")
+            self._done(entry, Outcome(FAILED, exc.message))
             return
         if not done.outcome.confirmed:
-            self._done(entry, f"failed: {done.outcome.reason}")
+            self._done(entry, Outcome(FAILED, done.outcome.reason))
         elif not done.freed:
-            self._done(entry, f"failed: the host is off but its sanlock host id is not free: {done.problem}")
+            self._done(entry, Outcome(FAILED, f"the host is off but its sanlock host id is not free: {done.problem}"))
         else:
             took = done.outcome.elapsed
-            self._done(entry, f"confirmed: {dev.describe()} reported it off in {took:.1f} s; its sanlock host id is free")
+            how = f"{dev.describe()} reported it off in {took:.1f} s; its sanlock host id is free"
+            self._done(entry, Outcome(DONE, how))
 
-    def _done(self, entry: dict[str, object], outcome: str) -> None:
-        result, _, detail = outcome.partition(": ")
-        entry |= {"at": records.iso_time(self.clock.wall()), "by_host_id": self.cfg.host.id, "result": result, "reason": detail}
+    def _done(self, entry: dict[str, object], outcome: Outcome) -> None:
+        result = "confirmed" if outcome.status == DONE else "failed"  # the audit log's words
+        entry |= {"at": records.iso_time(self.clock.wall()), "by_host_id": self.cfg.host.id, "result": result}
+        entry["reason"] = outcome.detail
         problem = audit.append(self.cfg.audit_log, entry)
-        (log.warning if result == "failed" else log.info)("fencing host %s %s: %s", entry["host_id"], result, detail)
+        (log.warning if result == "failed" else log.info)("fencing host %s %s: %s", entry["host_id"], result, outcome.detail)
         if problem:
             log.warning("%s", problem)
         self.outcome = outcome

@@ -65,7 +65,8 @@ if TYPE_CHECKING:
     from hectl.config import HAConfig, ScoreConfig
     from hectl.ha.score import HostHealth, Score
 
-    Step = tuple[str, tuple[str, ...], str, float | None]  # next state, actions, reason, delay (None: loop)
+    # next state, actions, reason, delay (None: loop), the event it records in ``Memory`` (NONE: nothing)
+    Step = tuple[str, tuple[str, ...], str, float | None, str]
 
 
 class S:
@@ -99,6 +100,22 @@ POWEROFF = "poweroff"
 MIGRATE = "migrate"  # live-migrate the engine VM to ``Memory.target``
 FENCE = "fence"  # power host ``Memory.target`` off through its fence device, confirm it, free its host id
 
+# Events a step records in ``Memory`` (decided on by type, never read back from the reason's text).
+NONE = ""
+ENGINE_FAILURE = "engine-failure"  # a failed start, a crash, bad health: counted in ``failed_starts``
+FENCED = "fenced"  # ``Memory.target`` confirmed off: counted dead until it returns
+FENCE_FAILED = "fence-failed"  # not fenced again within retry_window
+
+# A background action's status (the runtime's fencing and migration), as ``Outcome.status``.
+RUNNING, DONE, FAILED = "running", "done", "failed"
+
+
+class Outcome(Frozen):
+    """Where a background action of this agent stands: ``status`` NONE | RUNNING | DONE | FAILED, and how or why."""
+
+    status: str = NONE
+    detail: str = ""
+
 
 class RemoteHost(Frozen):
     """Another host, as this agent sees it."""
@@ -124,7 +141,7 @@ class LocalVM(Frozen):
     down_reason: str = ""  # when down: shutdown | crashed | killed | migrated | lease-busy | start-failed |
     # migration-failed (an incoming migration that did not complete) | ""
     detail: str = ""
-    migration: str = ""  # this agent's migration of the VM: "" | running | failed: <why>
+    migration: Outcome = Outcome()  # this agent's migration of the VM (RUNNING, FAILED with why)
 
 
 class Observations(Frozen):
@@ -143,7 +160,7 @@ class Observations(Frozen):
     storage_ok: bool = True  # the last metadata read succeeded (else ``hosts`` is what was seen before)
     engine_lease: int = LEASE_UNKNOWN  # who holds the engine VM lease per sanlock: a host id, LEASE_FREE or LEASE_UNKNOWN
     fence_after: float | None = None  # [fencing] dead_after when fencing is enabled (None: it is not)
-    fence: str = ""  # this agent's fencing of ``Memory.target``: "" | running | confirmed: <how> | failed: <why>
+    fence: Outcome = Outcome()  # this agent's fencing of ``Memory.target`` (DONE: confirmed off, with how)
 
 
 class Memory(Frozen):
@@ -183,7 +200,7 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
     )
     obs = _fenced_dead(obs, mem)
     mem, obs, passed = _judge_claims(mem, obs, cfg, t)
-    nxt, actions, reason, delay = _transition(mem, obs, t, cfg)
+    nxt, actions, reason, delay, event = _transition(mem, obs, t, cfg)
     if passed and nxt == S.START_VM:
         ids = ", ".join(str(h) for h in passed)
         reason = f"host {ids} did not start the engine in {claim_wait(t):.0f} s; starting it here"
@@ -192,18 +209,16 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
     target = migration_target(obs) if MIGRATE in actions else fence_target(mem, obs, cfg, t) if FENCE in actions else None
     if target is not None:  # _transition found the same one
         mem = mem._replace(target=target.host_id)
-    if mem.state == S.DOWN and reason.startswith(_FENCED):
+    if event == FENCED:
         mem = mem._replace(fenced=(*mem.fenced, (mem.target, now)))
-    elif reason.startswith(_FENCE_FAILED):
+    elif event == FENCE_FAILED:
         mem = mem._replace(fence_failed=(*mem.fence_failed, (mem.target, now)))
-    if reason.startswith(_FAILED):
+    elif event == ENGINE_FAILURE:
         mem = mem._replace(failed_starts=(*mem.failed_starts, now))
     return Decision(mem, actions, t.loop if delay is None else delay, reason, _score(mem, obs, cfg, t))
 
 
-_FAILED = "engine failure: "  # reasons that count an engine failure (a failed start, a crash, bad health) begin with this
-_FENCED = "fenced host "  # reasons that record a confirmed fencing begin with this
-_FENCE_FAILED = "fencing host "  # ... and a failed one ("fencing host 1 failed: ...")
+_FAILED = "engine failure: "  # what the reason of an ENGINE_FAILURE says first (for people)
 _DOWN_STATES = (S.DOWN, S.RETRY_WAIT)
 
 
@@ -443,69 +458,69 @@ def _yield_targets(obs: Observations, my_score: int, t: HAConfig) -> list[Remote
 def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -> Step:
     st, vm, age = mem.state, obs.vm, obs.now - mem.since
     if obs.global_maintenance:
-        return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None
+        return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None, NONE
     if st == S.MIGRATE_AWAY:
         return _migrating(mem, obs, age)
     if st == S.FENCE:
         return _fencing(mem, obs, age)
     if vm.state == "unknown":
-        return S.UNKNOWN_VM, (), f"engine VM state unknown here ({vm.detail or 'no answer'})", None
+        return S.UNKNOWN_VM, (), f"engine VM state unknown here ({vm.detail or 'no answer'})", None, NONE
     if obs.local_maintenance:
         if vm.state in ("up", "paused", "starting") and st not in (S.STOP, S.FORCE_STOP):
             target = migration_target(obs) if vm.state == "up" else None
             if target is not None:
                 why = f"local maintenance: migrating the engine to host {target.host_id} (score {target.score})"
-                return S.MIGRATE_AWAY, (MIGRATE,), why, None
+                return S.MIGRATE_AWAY, (MIGRATE,), why, None, NONE
             alone = ": no other host can take it live" if vm.state == "up" else ""
-            return S.STOP, (SHUTDOWN,), f"local maintenance: shutting the engine down here{alone}", None
+            return S.STOP, (SHUTDOWN,), f"local maintenance: shutting the engine down here{alone}", None, NONE
         if vm.state == "down" or st == S.LOCAL_MAINTENANCE:
-            return S.LOCAL_MAINTENANCE, (), "local maintenance", None
+            return S.LOCAL_MAINTENANCE, (), "local maintenance", None, NONE
 
     if st in (S.START, S.GLOBAL_MAINTENANCE, S.LOCAL_MAINTENANCE, S.UNKNOWN_VM):
         if vm.state in ("up", "paused", "starting"):
-            return S.STARTING, (), "engine VM found running here", 0.0
-        return S.DOWN, (), "engine VM not running here", 0.0
+            return S.STARTING, (), "engine VM found running here", 0.0, NONE
+        return S.DOWN, (), "engine VM not running here", 0.0, NONE
 
     if st in _DOWN_STATES:
         return _down(obs, t, cfg, mem)
     if st == S.START_VM:
         if vm.state in ("up", "paused", "starting"):
-            return S.STARTING, (), "engine VM started", None
+            return S.STARTING, (), "engine VM started", None, NONE
         return _start_failed(vm)
     if st == S.STARTING:
         if vm.state == "up" and vm.health == "good":
-            return S.UP, (), "engine healthy", None
+            return S.UP, (), "engine healthy", None, NONE
         if vm.state == "down":
             return _start_failed(vm)
         if age >= t.starting:
-            return S.STOP, (SHUTDOWN,), f"{_FAILED}engine not healthy {t.starting:.0f} s after start", None
-        return S.STARTING, (), f"engine starting ({age:.0f} of {t.starting:.0f} s)", None
+            return S.STOP, (SHUTDOWN,), f"{_FAILED}engine not healthy {t.starting:.0f} s after start", None, ENGINE_FAILURE
+        return S.STARTING, (), f"engine starting ({age:.0f} of {t.starting:.0f} s)", None, NONE
     if st in (S.UP, S.UP_BAD):
         return _up(st, age, obs, t, cfg, mem)
     if st == S.STOP:
         if vm.state == "down":
-            return S.DOWN, (), "engine VM stopped", 0.0
+            return S.DOWN, (), "engine VM stopped", 0.0, NONE
         if vm.state == "paused":
-            return S.FORCE_STOP, (POWEROFF,), "engine VM paused: powering off", None
+            return S.FORCE_STOP, (POWEROFF,), "engine VM paused: powering off", None, NONE
         if age >= t.stop:
-            return S.FORCE_STOP, (POWEROFF,), f"engine VM did not shut down within {t.stop:.0f} s", None
-        return S.STOP, (), f"waiting for shutdown ({age:.0f} of {t.stop:.0f} s)", None
+            return S.FORCE_STOP, (POWEROFF,), f"engine VM did not shut down within {t.stop:.0f} s", None, NONE
+        return S.STOP, (), f"waiting for shutdown ({age:.0f} of {t.stop:.0f} s)", None, NONE
     if st == S.FORCE_STOP:
         if vm.state == "down":
-            return S.DOWN, (), "engine VM powered off", 0.0
-        return S.FORCE_STOP, (POWEROFF,), "engine VM still running: powering off again", None
+            return S.DOWN, (), "engine VM powered off", 0.0, NONE
+        return S.FORCE_STOP, (POWEROFF,), "engine VM still running: powering off again", None, NONE
     if st == S.MAYBE_AWAY:
         elsewhere = _engine_elsewhere(obs)
         if vm.state in ("up", "paused"):
-            return S.UP, (), "engine VM back here", None
+            return S.UP, (), "engine VM back here", None, NONE
         if elsewhere is not None and elsewhere.vm in ("up", "paused"):
-            return S.DOWN, (), f"engine moved to host {elsewhere.host_id}", None
+            return S.DOWN, (), f"engine moved to host {elsewhere.host_id}", None, NONE
         if age >= t.maybe_away:
-            return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine left and did not show up elsewhere", 0.0
-        return S.MAYBE_AWAY, (), f"engine left this host ({age:.0f} of {t.maybe_away:.0f} s)", None
+            return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine left and did not show up elsewhere", 0.0, ENGINE_FAILURE
+        return S.MAYBE_AWAY, (), f"engine left this host ({age:.0f} of {t.maybe_away:.0f} s)", None, NONE
     if st == S.UNEXPECTEDLY_DOWN:
-        return S.DOWN, (), "re-electing after the engine went down", 0.0
-    return S.START, (), f"unknown state {st!r}: starting over", 0.0  # e.g. AgentStopped read back
+        return S.DOWN, (), "re-electing after the engine went down", 0.0, NONE
+    return S.START, (), f"unknown state {st!r}: starting over", 0.0, NONE  # e.g. AgentStopped read back
 
 
 def _migrating(mem: Memory, obs: Observations, age: float) -> Step:
@@ -514,35 +529,40 @@ def _migrating(mem: Memory, obs: Observations, age: float) -> Step:
     settle = S.LOCAL_MAINTENANCE if obs.local_maintenance else S.DOWN
     if vm.state == "down":
         if vm.down_reason == "migrated" or _lease_elsewhere(obs):
-            return settle, (), f"engine migrated to host {_lease_elsewhere(obs) or target}", 0.0
-        return settle, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} during its migration to host {target}", 0.0
-    if vm.migration.startswith("failed"):
-        why = vm.migration.removeprefix("failed: ")
+            return settle, (), f"engine migrated to host {_lease_elsewhere(obs) or target}", 0.0, NONE
+        return (
+            settle,
+            (),
+            f"{_FAILED}engine VM {vm.down_reason or 'stopped'} during its migration to host {target}",
+            0.0,
+            ENGINE_FAILURE,
+        )
+    if vm.migration.status == FAILED:
+        why = vm.migration.detail
         if obs.local_maintenance:
-            return S.STOP, (SHUTDOWN,), f"migration to host {target} failed ({why}): shutting the engine down here", None
-        return S.UP, (), f"migration to host {target} failed ({why}); local maintenance ended: the engine stays", None
+            return S.STOP, (SHUTDOWN,), f"migration to host {target} failed ({why}): shutting the engine down here", None, NONE
+        return S.UP, (), f"migration to host {target} failed ({why}); local maintenance ended: the engine stays", None, NONE
     now = f"; its state here is unknown ({vm.detail})" if vm.state == "unknown" else ""
-    return S.MIGRATE_AWAY, (), f"migrating the engine to host {target} ({age:.0f} s){now}", None
+    return S.MIGRATE_AWAY, (), f"migrating the engine to host {target} ({age:.0f} s){now}", None, NONE
 
 
 def _fencing(mem: Memory, obs: Observations, age: float) -> Step:
     """FencingHost: the runtime powers ``mem.target`` off through its device; the outcome decides what follows."""
     h = mem.target
-    if obs.fence.startswith("confirmed"):
-        how = obs.fence.removeprefix("confirmed: ")
-        return S.DOWN, (), f"{_FENCED}{h}: {how}; taking the engine over", 0.0
-    if obs.fence.startswith("failed"):
-        why = obs.fence.removeprefix("failed: ")
-        return S.DOWN, (), f"{_FENCE_FAILED}{h} failed ({why}): waiting for sanlock to declare it dead", 0.0
-    return S.FENCE, (), f"fencing host {h}, the engine's host, judged dead ({age:.0f} s)", 1.0
+    if obs.fence.status == DONE:
+        return S.DOWN, (), f"fenced host {h}: {obs.fence.detail}; taking the engine over", 0.0, FENCED
+    if obs.fence.status == FAILED:
+        why = obs.fence.detail
+        return S.DOWN, (), f"fencing host {h} failed ({why}): waiting for sanlock to declare it dead", 0.0, FENCE_FAILED
+    return S.FENCE, (), f"fencing host {h}, the engine's host, judged dead ({age:.0f} s)", 1.0, NONE
 
 
 def _start_failed(vm: LocalVM) -> Step:
     if vm.down_reason == "lease-busy":
-        return S.DOWN, (), "lost the start race: another host holds the engine lease", None
+        return S.DOWN, (), "lost the start race: another host holds the engine lease", None, NONE
     if vm.down_reason == "migration-failed":
-        return S.DOWN, (), "an incoming migration of the engine did not complete", None
-    return S.DOWN, (), f"{_FAILED}{vm.down_reason or 'engine VM not running'}", None
+        return S.DOWN, (), "an incoming migration of the engine did not complete", None, NONE
+    return S.DOWN, (), f"{_FAILED}{vm.down_reason or 'engine VM not running'}", None, ENGINE_FAILURE
 
 
 def _fence_pending(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> tuple[RemoteHost, float] | None:
@@ -555,11 +575,11 @@ def _fence_pending(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig
 
 def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:
     if obs.vm.state in ("up", "paused", "starting"):
-        return S.STARTING, (), "engine VM running here", 0.0
+        return S.STARTING, (), "engine VM running here", 0.0, NONE
     target = fence_target(mem, obs, cfg, t)
     if target is not None:
         why = f"record silent {target.silent:.0f} s, sanlock renewals silent {target.renewal_silent or 0:.0f} s"
-        return S.FENCE, (FENCE,), f"host {target.host_id} runs the engine and is judged dead ({why}): fencing it", 1.0
+        return S.FENCE, (FENCE,), f"host {target.host_id} runs the engine and is judged dead ({why}): fencing it", 1.0, NONE
     elsewhere = _engine_elsewhere(obs)
     if elsewhere is not None:
         verb = "up" if elsewhere.vm in ("up", "paused") else "starting" if elsewhere.live else "held"
@@ -569,35 +589,41 @@ def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step
         if pending is not None and pending[0].host_id == elsewhere.host_id:
             candidate, wake = pending
             if candidate.silent > t.loop:
-                return S.DOWN, (), f"engine on host {elsewhere.host_id}{how}; fencing it in {wake:.0f} s unless it returns", wake
+                return (
+                    S.DOWN,
+                    (),
+                    f"engine on host {elsewhere.host_id}{how}; fencing it in {wake:.0f} s unless it returns",
+                    wake,
+                    NONE,
+                )
         if (
             elsewhere.host_id == obs.engine_lease
             and elsewhere.vm not in ("up", "paused")
             and elsewhere.state not in (S.START_VM, S.STARTING)
         ):
-            return S.DOWN, (), f"engine lease held by host {elsewhere.host_id}{how}", None
-        return S.DOWN, (), f"engine {verb} on host {elsewhere.host_id}{how}", wake
+            return S.DOWN, (), f"engine lease held by host {elsewhere.host_id}{how}", None, NONE
+        return S.DOWN, (), f"engine {verb} on host {elsewhere.host_id}{how}", wake, NONE
     my = _score(mem, obs, cfg, t)
     if my.total == 0:
         if len(mem.failed_starts) > MAX_FAILED_STARTS and not any(h.live and h.score > 0 for h in obs.hosts):
             retry = _retry_in(mem, obs.now, t)
             why = f"retry here in {retry:.0f} s: engine failed here {len(mem.failed_starts)} times, no other host can start it"
-            return S.RETRY_WAIT, (), why, None
-        return S.DOWN, (), f"engine down everywhere; not starting it here: {my.zeroed_by or 'score 0'}", None
+            return S.RETRY_WAIT, (), why, None, NONE
+        return S.DOWN, (), f"engine down everywhere; not starting it here: {my.zeroed_by or 'score 0'}", None, NONE
     claims = _claims(obs, my.total)
     if claims:
         h = claims[0]
         waited = "" if mem.waiting_since is None else f"; waited {obs.now - mem.waiting_since:.0f} of {claim_wait(t):.0f} s"
         if h.vm in ("up", "paused") or h.state in (S.START_VM, S.STARTING):
             verb = "up" if h.vm in ("up", "paused") else "starting"
-            return S.DOWN, (), f"engine {verb} on host {h.host_id} by its record, not by sanlock{waited}", None
-        return S.DOWN, (), f"engine down; host {h.host_id} should start it (score {h.score} vs {my.total}){waited}", None
+            return S.DOWN, (), f"engine {verb} on host {h.host_id} by its record, not by sanlock{waited}", None, NONE
+        return S.DOWN, (), f"engine down; host {h.host_id} should start it (score {h.score} vs {my.total}){waited}", None, NONE
     pending = _fence_pending(mem, obs, cfg, t)
     if pending is not None:  # a start now would only wait in sanlock for its lease
         owner, wake = pending
         why = f"host {owner.host_id} holds the engine lease and sanlock sees it {owner.lease}"
-        return S.DOWN, (), f"{why}; fencing it in {wake:.0f} s unless it returns", wake
-    return S.START_VM, (START,), f"engine down everywhere; starting it here (score {my.total})", 0.0
+        return S.DOWN, (), f"{why}; fencing it in {wake:.0f} s unless it returns", wake, NONE
+    return S.START_VM, (START,), f"engine down everywhere; starting it here (score {my.total})", 0.0, NONE
 
 
 def _retry_in(mem: Memory, now: float, t: HAConfig) -> float:
@@ -609,24 +635,24 @@ def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, m
     vm = obs.vm
     if vm.state == "down":
         if vm.down_reason == "migrated":
-            return S.MAYBE_AWAY, (), "engine VM migrated away", None
+            return S.MAYBE_AWAY, (), "engine VM migrated away", None, NONE
         if _lease_elsewhere(obs):  # moved by hand (vm-migrate): the lease went with it
-            return S.MAYBE_AWAY, (), f"engine VM left this host; host {_lease_elsewhere(obs)} holds the engine lease", None
-        return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} unexpectedly", 0.0
+            return S.MAYBE_AWAY, (), f"engine VM left this host; host {_lease_elsewhere(obs)} holds the engine lease", None, NONE
+        return S.UNEXPECTEDLY_DOWN, (), f"{_FAILED}engine VM {vm.down_reason or 'stopped'} unexpectedly", 0.0, ENGINE_FAILURE
     if obs.storage_ok and obs.host_lease == "held":  # never yield on a stale view of the others
         my = _score(mem, obs, cfg, t).total
         better = _yield_targets(obs, my, t)
         if better:
             h = better[0]
-            return S.STOP, (SHUTDOWN,), f"host {h.host_id} scores {h.score}, at least {t.yield_margin:g} above {my}", None
+            return S.STOP, (SHUTDOWN,), f"host {h.host_id} scores {h.score}, at least {t.yield_margin:g} above {my}", None, NONE
     if vm.state == "up" and vm.health == "good":
-        return S.UP, (), "engine healthy", None
+        return S.UP, (), "engine healthy", None, NONE
     what = "paused" if vm.state == "paused" else f"health {vm.health}"
     if st == S.UP:
-        return S.UP_BAD, (), f"engine {what}", None
+        return S.UP_BAD, (), f"engine {what}", None, NONE
     if age >= t.bad_health:
-        return S.STOP, (SHUTDOWN,), f"{_FAILED}engine {what} for {t.bad_health:.0f} s", None
-    return S.UP_BAD, (), f"engine {what} ({age:.0f} of {t.bad_health:.0f} s)", None
+        return S.STOP, (SHUTDOWN,), f"{_FAILED}engine {what} for {t.bad_health:.0f} s", None, ENGINE_FAILURE
+    return S.UP_BAD, (), f"engine {what} ({age:.0f} of {t.bad_health:.0f} s)", None, NONE
 
 
 def timers(mem: Memory, now: float, t: HAConfig, history: float) -> list[tuple[str, float]]:

@@ -131,14 +131,15 @@ class EngineRuntime:
     def vm(self) -> fsm.LocalVM:
         return self._vm()._replace(migration=self._migration())
 
-    def _migration(self) -> str:
-        """This agent's migration of the VM: "" (none, or it succeeded), "running", or "failed: why"."""
+    def _migration(self) -> fsm.Outcome:
+        """This agent's migration of the VM: none (or it succeeded), running, or failed and why."""
         if self.migrator is not None and self.migrator.is_alive():
             late = self.clock.monotonic() - self.migrating_since - self.cfg.vm.migration_timeout
             if late < MIGRATION_GRACE:
-                return "running"
-            return f"failed: libvirt has not ended the migration {self.cfg.vm.migration_timeout + late:.0f} s after it began"
-        return f"failed: {self.migration_error}" if self.migration_error else ""
+                return fsm.Outcome(fsm.RUNNING)
+            why = f"libvirt has not ended the migration {self.cfg.vm.migration_timeout + late:.0f} s after it began"
+            return fsm.Outcome(fsm.FAILED, why)
+        return fsm.Outcome(fsm.FAILED, self.migration_error) if self.migration_error else fsm.Outcome()
 
     def _vm(self) -> fsm.LocalVM:
         starting = self.starter is not None and self.starter.is_alive()

@@ -134,7 +134,7 @@ class SimVM:
         self.down_reason = ""
         self.detail = ""
         self.waiting = ""  # what its lease acquire waits for (logged once per wait)
-        self.migration = ""  # its migration to another host: "" | running | failed: <why>
+        self.migration = fsm.Outcome()  # its migration to another host: none, running, or failed and why
 
 
 class Slot(Frozen):
@@ -163,7 +163,7 @@ class SimHost:
         self.migration_fails = False  # migrations from here fail at the switch-over (the target's lease acquire)
         self.network_ok = True
         self.fence_device = "works"  # works | fails | slow (never answers) | keeps-on (accepts off, stays on)
-        self.fence_outcome = ""  # this host's last fencing of another: "" | running | confirmed: ... | failed: ...
+        self.fence_outcome = fsm.Outcome()  # this host's last fencing of another
         self.engine_health_bad = False
         self.local_maintenance = False
         self.acpi_ignored = False
@@ -279,7 +279,7 @@ class SimEnv:
                 out[h] = (w.ls_generation.get(h, 0), 0 if slot.free else int(w.renewals.get(h, 0.0) * 1000) + 1)
         return out
 
-    def fence_result(self) -> str:
+    def fence_result(self) -> fsm.Outcome:
         return self.host.fence_outcome
 
     def health(self) -> HostHealth:
@@ -438,14 +438,14 @@ class World:
 
         A device that fails, never answers (``fence_timeout``) or keeps the host on fails the fencing: the outage may
         then last as long as without fencing."""
-        if h.fence_outcome == "running":
+        if h.fence_outcome.status == fsm.RUNNING:
             return
-        h.fence_outcome, generation, device = "running", h.generation, target.fence_device
+        h.fence_outcome, generation, device = fsm.Outcome(fsm.RUNNING), h.generation, target.fence_device
         self.log(h.id, "fence: powering off", f"host {target.id} (its device {device})")
 
         def failed(why: str) -> None:
             if h.generation == generation:
-                h.fence_outcome = f"failed: {why}"
+                h.fence_outcome = fsm.Outcome(fsm.FAILED, why)
                 self.log(h.id, "fence: failed", f"host {target.id}: {why}")
                 self._allow(self.liveness_bound - self.renewal_age(target.id))
 
@@ -460,7 +460,7 @@ class World:
                 return
             self.renewals.pop(target.id, None)
             self.slots[target.id] = Slot(self.slots.get(target.id, Slot(0, True)).daemon, free=True)
-            h.fence_outcome = f"confirmed: host {target.id} off; its sanlock host id is free"
+            h.fence_outcome = fsm.Outcome(fsm.DONE, f"host {target.id} off; its sanlock host id is free")
             self.log(h.id, "fence: confirmed", f"host {target.id} off, its host id freed")
 
         if device == "works":
@@ -510,13 +510,13 @@ class World:
         """A live migration (by the agent, or by hand): the memory is copied for ``t.migrate`` while the guest runs
         on ``src`` and an incoming VM waits, paused, on ``dst``; then the switch-over (``_switch_over``)."""
         vm = src.vm
-        if vm.state != "up" or vm.migration == "running":
+        if vm.state != "up" or vm.migration.status == fsm.RUNNING:
             return
         if dst is None or dst is src or not dst.powered or dst.vm.state != "down":
-            vm.migration = f"failed: host {dst.id if dst else '?'} cannot take it"
-            self.log(src.id, "vm: migration refused", vm.migration.removeprefix("failed: "))
+            vm.migration = fsm.Outcome(fsm.FAILED, f"host {dst.id if dst else '?'} cannot take it")
+            self.log(src.id, "vm: migration refused", vm.migration.detail)
             return
-        vm.migration = "running"
+        vm.migration = fsm.Outcome(fsm.RUNNING)
         dst.vm.state, dst.vm.detail, dst.vm.down_reason = "starting", INCOMING, ""
         self.log(src.id, "vm: migration begins", f"to host {dst.id}")
         generations = (src.generation, dst.generation)
@@ -539,7 +539,7 @@ class World:
             why = "the target could not take the engine lease"
             self._vm_down(dst, "migration-failed", "the engine lease could not be acquired here", release=False)
         if why:
-            src.vm.migration = f"failed: {why}"
+            src.vm.migration = fsm.Outcome(fsm.FAILED, why)
             self.log(src.id, "vm: migration failed", why)
             return
         self._vm_down(src, "migrated", f"to host {dst.id}")
@@ -626,7 +626,7 @@ class World:
             # back before anyone fenced it: its new sanlock waits for its old host id, which nobody may free now
             self._allow(self.liveness_bound - self.renewal_age(h.id))
         h.powered, h.generation = True, h.generation + 1
-        h.vm, h.fence_outcome = SimVM(), ""  # a fencing under way ended with the power
+        h.vm, h.fence_outcome = SimVM(), fsm.Outcome()  # a fencing under way ended with the power
         if engine_running:
             h.vm.state, h.vm.holds_lease, h.vm.detail = "up", True, "running"
             self.renewals[h.id] = self.now

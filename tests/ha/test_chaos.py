@@ -72,8 +72,12 @@ def _never_start(monkeypatch: pytest.MonkeyPatch) -> None:
     real_down = fsm._down
 
     def never(obs, t, cfg, mem):  # type: ignore[no-untyped-def]
-        nxt, actions, reason, delay = real_down(obs, t, cfg, mem)
-        return (fsm.S.DOWN, (), "refusing to start", delay) if nxt == fsm.S.START_VM else (nxt, actions, reason, delay)
+        nxt, actions, reason, delay, event = real_down(obs, t, cfg, mem)
+        return (
+            (fsm.S.DOWN, (), "refusing to start", delay, fsm.NONE)
+            if nxt == fsm.S.START_VM
+            else (nxt, actions, reason, delay, event)
+        )
 
     monkeypatch.setattr(fsm, "_down", never)
 
@@ -97,8 +101,8 @@ def test_the_liveness_check_catches_an_unhealthy_engine_never_replaced(monkeypat
     real_up = fsm._up
 
     def keep(st, age, obs, t, cfg, mem):  # type: ignore[no-untyped-def]
-        nxt, actions, reason, delay = real_up(st, age, obs, t, cfg, mem)
-        return (fsm.S.UP_BAD, (), reason, delay) if nxt == fsm.S.STOP else (nxt, actions, reason, delay)
+        nxt, actions, reason, delay, event = real_up(st, age, obs, t, cfg, mem)
+        return (fsm.S.UP_BAD, (), reason, delay, fsm.NONE) if nxt == fsm.S.STOP else (nxt, actions, reason, delay, event)
 
     monkeypatch.setattr(fsm, "_up", keep)
     result = scenario.run(Scenario("unhealthy", "", 2, 1500, 1, (Event(100, "health-bad", 1),)))

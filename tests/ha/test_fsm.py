@@ -9,15 +9,19 @@ import pytest
 from hectl.config import HAConfig, ScoreConfig
 from hectl.ha.fsm import (
     ALL_STATES,
+    DONE,
+    FAILED,
     FENCE,
     MIGRATE,
     POWEROFF,
+    RUNNING,
     SHUTDOWN,
     START,
     Decision,
     LocalVM,
     Memory,
     Observations,
+    Outcome,
     RemoteHost,
     S,
     claim_wait,
@@ -134,7 +138,7 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     # EngineMigratingAway: the outcome of the migration
     (
         S.MIGRATE_AWAY,
-        dict(vm=LocalVM("up", "good", migration="running"), local_maintenance=True),
+        dict(vm=LocalVM("up", "good", migration=Outcome(RUNNING)), local_maintenance=True),
         10,
         S.MIGRATE_AWAY,
         (),
@@ -168,7 +172,7 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     ),
     (
         S.MIGRATE_AWAY,
-        dict(vm=LocalVM("up", "good", migration="failed: lease refused"), local_maintenance=True),
+        dict(vm=LocalVM("up", "good", migration=Outcome(FAILED, "lease refused")), local_maintenance=True),
         10,
         S.STOP,
         (SHUTDOWN,),
@@ -176,7 +180,7 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     ),
     (
         S.MIGRATE_AWAY,
-        dict(vm=LocalVM("up", "good", migration="failed: lost")),
+        dict(vm=LocalVM("up", "good", migration=Outcome(FAILED, "lost"))),
         10,
         S.UP,
         (),
@@ -266,9 +270,9 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
     (S.DOWN, dict(hosts=(DEAD2._replace(silent=14.0),), **FENCING), 5, S.DOWN, (), "fencing it in 1 s"),
     (S.DOWN, dict(hosts=(DEAD2,), engine_lease=2), 5, S.DOWN, (), "engine up on host 2 (record stale"),  # fencing off
     (S.DOWN, dict(hosts=(DEAD2._replace(fenceable=False),), **FENCING), 5, S.DOWN, (), "up on host 2"),
-    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence="running"), 3, S.FENCE, (), "fencing host 2"),
-    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence="confirmed: off"), 3, S.DOWN, (), "fenced host 2: off"),
-    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence="failed: still on"), 3, S.DOWN, (), "still on"),
+    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence=Outcome(RUNNING)), 3, S.FENCE, (), "fencing host 2"),
+    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence=Outcome(DONE, "off")), 3, S.DOWN, (), "fenced host 2: off"),
+    (S.FENCE, dict(hosts=(DEAD2,), **FENCING, fence=Outcome(FAILED, "still on")), 3, S.DOWN, (), "still on"),
     # EngineUp
     (S.UP, dict(vm=UP), 50, S.UP, (), "healthy"),
     (S.UP, dict(vm=LocalVM("up", "bad")), 50, S.UP_BAD, (), "health bad"),
@@ -460,7 +464,7 @@ def test_fencing_needs_a_dead_engine_host_and_this_host_as_the_one_to_take_over(
 
 
 def test_a_fenced_host_counts_dead_until_it_returns_and_a_failed_fence_is_not_retried() -> None:
-    d = go(S.FENCE, age=1, hosts=(DEAD2,), fence="confirmed: off", **FENCING)
+    d = go(S.FENCE, age=1, hosts=(DEAD2,), fence=Outcome(DONE, "off"), **FENCING)
     assert d.memory.fenced == ((2, NOW),) and d.state == S.DOWN
     # sanlock on this host still calls host 2 live (it reads the freed id a renewal later): counted dead all the same
     d = step(d.memory, observe(now=NOW + 1, hosts=(DEAD2,), **FENCING), CFG, T)
@@ -469,7 +473,7 @@ def test_a_fenced_host_counts_dead_until_it_returns_and_a_failed_fence_is_not_re
     back = DEAD2._replace(live=True, silent=0.0, vm="down", state=S.DOWN)
     d = step(d.memory._replace(state=S.DOWN), observe(now=NOW + 300, hosts=(back,), **FENCING), CFG, T)
     assert d.memory.fenced == ()
-    d = go(S.FENCE, age=1, hosts=(DEAD2,), fence="failed: timed out", **FENCING)
+    d = go(S.FENCE, age=1, hosts=(DEAD2,), fence=Outcome(FAILED, "timed out"), **FENCING)
     assert d.memory.fence_failed == ((2, NOW),)
     d = step(d.memory, observe(now=NOW + 1, hosts=(DEAD2,), **FENCING), CFG, T)
     assert d.state == S.DOWN and "fencing" not in d.reason, d.reason  # the normal path: wait for sanlock

@@ -249,13 +249,13 @@ def test_a_migration_runs_in_the_background_and_its_outcome_shows_in_the_vm(doma
     vmspec.update(domain.app().backend(), SPEC, 5)
     hyper = FakeHypervisor("up")
     rt = runtime(domain, hyper)
-    assert rt.vm().migration == ""
+    assert rt.vm().migration == fsm.Outcome()
     hyper.migrate_error = LockHeld("the target could not take the engine lease")
     rt.migrate(2, "192.0.2.2")
     assert rt.migrator is not None
     rt.migrator.join(5)
     vm = rt.vm()
-    assert (vm.state, vm.migration) == ("up", "failed: the target could not take the engine lease")
+    assert (vm.state, vm.migration) == ("up", fsm.Outcome(fsm.FAILED, "the target could not take the engine lease"))
     hyper.migrate_error = None
     rt.migrate(2, "192.0.2.2")
     rt.migrator.join(5)
@@ -274,7 +274,9 @@ def test_a_target_hostname_that_is_no_name_fails_the_migration_without_libvirt(d
     rt.migrate(2, hostname)
     assert rt.migrator is not None
     rt.migrator.join(5)
-    assert rt.vm().migration.startswith("failed: host 2's hostname") and not [c for c in hyper.calls if c[0] == "migrate"]
+    migration = rt.vm().migration
+    assert migration.status == fsm.FAILED and migration.detail.startswith("host 2's hostname")
+    assert not [c for c in hyper.calls if c[0] == "migrate"]
 
 
 def test_an_incoming_migration_that_vanishes_is_not_an_engine_failure(domain: Domain) -> None:
