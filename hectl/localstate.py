@@ -64,6 +64,8 @@ class AgentView(Frozen):
     storage: tuple[tuple[str, object], ...] = ()  # the agent's last metadata read and write: *_ok, *_ms, *_error, direct_io
     global_seq: int | None = None  # the global record whose maintenance TTL the agent counts ...
     global_left: float | None = None  # ... and the seconds it had left at ``written_mono`` (on the agent's monotonic clock)
+    fencings: tuple[tuple[int, str, float], ...] = ()  # (host id, "fenced" | "fence-failed", wall time): what a
+    # restarted agent must still remember (fsm.Memory.fenced, fence_failed)
 
 
 def boot_id() -> str:
@@ -158,6 +160,7 @@ def read_agent_view(state_dir: str) -> AgentView | None:
             storage=tuple((str(k), v) for k, v in data.get("storage", ())),  # type: ignore[attr-defined]
             global_seq=_int_or_none(data.get("global_seq")),
             global_left=_float_or_none(data.get("global_left")),
+            fencings=tuple((parse.host_id(str(h)), str(k), float(w)) for h, k, w in data.get("fencings", ())),  # type: ignore[attr-defined]
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -242,3 +242,40 @@ def test_the_allowlist_agrees_with_the_installed_agents(agent: str) -> None:
         kind = families.KINDS[key]
         if isinstance(kind, tuple):
             assert set(kind) <= known[key], (key, kind, known[key])
+
+
+def _interrupted_off(rig: Rig, signals: list[tuple[float, int]]) -> tuple[int, str, list[dict[str, object]]]:
+    """``hectl fence off`` with a device that waits 4 s after its off; ``signals``: (seconds after start, signal)."""
+    text = rig.dom.config.read_text().replace("power_wait=0", "power_wait=4")
+    rig.dom.config.write_text(text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hectl", "fence", "off", "--host-id", "2", "--yes"],
+        env=rig.dom.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    began = time.monotonic()
+    for at, signum in signals:
+        time.sleep(max(0.0, began + at - time.monotonic()))
+        proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    audit = [json.loads(line) for line in (rig.dom.state_dir / "audit.log").read_text().splitlines()]
+    return proc.returncode, err, audit
+
+
+@pytest.mark.parametrize(("signum", "code"), [(2, 130), (15, 143)])
+def test_an_interrupted_fence_off_waits_for_the_device_and_records_what_it_did(rig: Rig, signum: int, code: int) -> None:
+    rc, err, audit = _interrupted_off(rig, [(1.5, signum)])
+    assert rc == code, err
+    assert "waiting up to" in err and "recorded as 'completed'" in err and "Traceback" not in err
+    assert rig.host_pids() == [] and rig.bmc.power() is False  # the off it waited for landed ...
+    assert [(a["result"], a.get("outcome")) for a in audit] == [("started", None), ("interrupted", "completed")]
+    assert "exited 0" in str(audit[-1]["reason"])  # ... and is recorded as done
+    assert not subprocess.run(["pgrep", "-f", "fence_ipmilan"], capture_output=True, text=True).stdout.split()
+
+
+def test_a_second_interruption_kills_the_device_and_records_an_unknown_outcome(rig: Rig) -> None:
+    rc, err, audit = _interrupted_off(rig, [(1.5, 2), (2.0, 2)])
+    assert rc == 130 and "recorded as 'unknown'" in err and "the host may be off" in err, err
+    assert [(a["result"], a.get("outcome")) for a in audit] == [("started", None), ("interrupted", "unknown")]
+    assert not subprocess.run(["pgrep", "-f", "fence_ipmilan"], capture_output=True, text=True).stdout.split()
+    res = rig.hectl("fence", "check", "--json")  # what the admin is told to do: the device knows
+    assert json.loads(res.stdout)["devices"][0]["power"] == "off"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from hectl import audit
-from hectl.errors import ConfigError, HectlError, OperationFailed, UsageError, WaitTimeout
+from hectl.errors import ConfigError, HectlError, Interrupted, OperationFailed, UsageError, WaitTimeout
 from hectl.fencing import device, fence, takeover
 from hectl.storage import records
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hectl.context import AppContext
 
 
@@ -38,20 +40,31 @@ def check(app: AppContext, host_id: int | None) -> tuple[dict[str, object], int]
     return {"enabled": cfg.enabled, "works": works, "devices": results}, 0 if works else 1
 
 
-def power_off(app: AppContext, host_id: int) -> dict[str, object]:
+def power_off(app: AppContext, host_id: int, say: Callable[[str], None] = lambda _m: None) -> dict[str, object]:
     """Power host ``host_id`` off through its device, confirm it, then free its sanlock host id.
 
     Once the device reports the host off, its delta lease is released
     (``takeover.fence_and_free``) so that the engine lease it may hold can be
-    taken at once instead of after sanlock's host_dead_seconds. Audited before and after.
+    taken at once instead of after sanlock's host_dead_seconds. Audited before and after,
+    an interruption too: what it left behind (``fence.COMPLETED``, ``KILLED_BEFORE_OFF``,
+    ``UNKNOWN``) is recorded before ``Interrupted`` is raised. ``say``: progress for people.
     """
     cfg = app.config
     if host_id == cfg.host.id:
         raise UsageError(f"host {host_id} is this host: a host cannot fence itself", hint="run it on another host")
     dev, method = device.build(cfg.fencing, host_id, app.plugins.fence_methods())
-    _audit(app, {"action": "fence-off", "host_id": host_id, "device": dev.describe(), "result": "started"})
-    done = takeover.fence_and_free(method, host_id, dev.describe(), cfg.fencing.timeout, app.backend().paths(), app.timeout)
+    method.on_wait = say
+    entry = {"action": "fence-off", "host_id": host_id, "device": dev.describe()}
+    _audit(app, {**entry, "result": "started"})
+    try:
+        done = takeover.fence_and_free(method, host_id, dev.describe(), cfg.fencing.timeout, app.backend().paths(), app.timeout)
+    except KeyboardInterrupt as exc:  # before the device was asked anything
+        _interrupted(app, entry, fence.KILLED_BEFORE_OFF, "interrupted before the power-off: nothing was sent", exc)
+        raise  # not reached
     outcome = done.outcome
+    if outcome.signal:
+        what = outcome.interruption
+        _interrupted(app, entry, what, outcome.reason, Interrupted(outcome.signal), power=outcome.power)
     result: dict[str, object] = {
         **outcome.to_dict(),
         "by_host_id": cfg.host.id,
@@ -76,6 +89,18 @@ def power_off(app: AppContext, host_id: int) -> dict[str, object]:
         hint = f"check the device: hectl fence check --host-id {host_id}"
         raise error(f"host {host_id} is not confirmed off: {outcome.reason}", hint=hint)
     return result
+
+
+def _interrupted(
+    app: AppContext, entry: dict[str, object], what: str, why: str, exc: KeyboardInterrupt, power: str = "unknown"
+) -> None:
+    """Record what an interruption of ``fence off`` left behind, then raise it as ``Interrupted``."""
+    problem = _audit(app, {**entry, "result": "interrupted", "outcome": what, "reason": why, "power": power})
+    signum = getattr(exc, "signum", 2)
+    message = f"fence off of host {entry['host_id']}: {why} (recorded as '{what}' in the audit log)"
+    if what == fence.UNKNOWN:
+        message += "; the host may be off: check it with 'hectl fence check'"
+    raise Interrupted(signum, message + (f"; and {problem}" if problem else "")) from None
 
 
 def _audit(app: AppContext, entry: dict[str, object]) -> str:

@@ -7,7 +7,10 @@ runs only the agents it supports (``hectl.fencing.families``, checked again
 right before each run with the device's parameters), from ``[fencing]
 agents_dir``, owned by root and writable by nobody else, with a minimal
 environment, in a session of its own that is killed whole when the action's
-time is up.
+time is up. A signal (Ctrl-C, SIGTERM) while an action runs does not leave it
+running unrecorded: the action is waited for (its time still bounds it) and its
+answer carries the signal; a second signal kills its session, and the answer
+says nobody knows what it did.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+KILL_WAIT = 5.0  # after killing an agent's session, how long to wait for it to go (one stuck in the kernel is left)
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "PYTHONWARNINGS": "ignore"}
 OUTPUT_MAX = 64 * 1024
 
@@ -75,13 +79,23 @@ class FenceAgent(FenceMethod):
             start_new_session=True,
             close_fds=True,
         )
+        interrupted = 0
         try:
             out, _ = proc.communicate(self.stdin(action), timeout=timeout)
             code: int | None = proc.returncode
         except subprocess.TimeoutExpired:
             _kill_session(proc)
             out, code = b"", None
-        return Answer(code, self.last_words(out, code, timeout), time.monotonic() - began)
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM/SIGHUP under errors.signals_interrupt
+            interrupted = getattr(exc, "signum", signal.SIGINT)
+            left = max(0.0, began + timeout - time.monotonic())
+            self.on_wait(f"interrupted: waiting up to {left:.0f} s for {self.name}'s {action} to end, so that what it "
+                         "did is known and recorded (interrupt again to kill it: then nobody knows)")  # fmt: skip
+            out, code = _finish(proc, left)
+        answer = Answer(code, self.last_words(out, code, timeout), time.monotonic() - began, interrupted)
+        if interrupted and code is None:
+            return answer._replace(message=f"{self.name}'s {action} was killed after an interruption: its effect is unknown")
+        return answer
 
     def last_words(self, out: bytes, code: int | None, timeout: float) -> str:
         if code is None:
@@ -91,8 +105,18 @@ class FenceAgent(FenceMethod):
         return scrub(" / ".join(lines[-3:]), self.secrets)[:500] or f"exit status {code}"
 
 
+def _finish(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, int | None]:
+    """Wait for an interrupted action at most ``timeout`` s; kill its session on a second interruption or the timeout."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return out, proc.returncode
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        _kill_session(proc)
+        return b"", None
+
+
 def _kill_session(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):  # a child stuck in the kernel: leave it
-        proc.communicate(timeout=5)
+        proc.communicate(timeout=KILL_WAIT)

@@ -32,11 +32,17 @@ SECRETS_MAX = 16384
 
 
 class Answer(Frozen):
-    """What one action of a fence method said: its exit code (None: timed out) and its last words."""
+    """What one action of a fence method said: its exit code (None: timed out or killed) and its last words.
+
+    ``interrupted``: the signal that came while the action ran (0: none). The action was then
+    waited for, so that what it did is known, unless a second signal (or its time running out)
+    killed it: then ``code`` is None and nobody knows whether it acted.
+    """
 
     code: int | None
     message: str
     elapsed: float
+    interrupted: int = 0
 
 
 class FenceMethod:
@@ -47,6 +53,7 @@ class FenceMethod:
     """
 
     name = ""
+    on_wait: Callable[[str], None] = staticmethod(lambda _message: None)  # told when an interrupted action is awaited
 
     def run(self, action: str, timeout: float) -> Answer:  # pragma: no cover - interface
         raise NotImplementedError

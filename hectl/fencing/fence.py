@@ -7,6 +7,8 @@ and the caller keeps to the normal path (sanlock's own wait), never a guess.
 
 from __future__ import annotations
 
+import time
+
 from hectl.fencing.device import POWER_OFF, POWER_ON, Answer, FenceMethod
 from hectl.frozen import Frozen
 
@@ -16,9 +18,16 @@ class Step(Frozen):
     code: int | None
     message: str
     elapsed: float
+    interrupted: int = 0  # the signal that came while it ran (it was awaited, or killed: code None)
 
     def to_dict(self) -> dict[str, object]:
         return {"action": self.action, "exit_code": self.code, "message": self.message, "elapsed_s": round(self.elapsed, 3)}
+
+
+# What an interruption left behind (``Outcome.interruption``; the audit log's ``outcome``).
+COMPLETED = "completed"  # the action under way was awaited: its result is known and recorded
+KILLED_BEFORE_OFF = "killed before off"  # stopped before the device was asked to power off: nothing was sent
+UNKNOWN = "unknown"  # the device's off was killed under way: the host may or may not be off
 
 
 class Outcome(Frozen):
@@ -35,6 +44,18 @@ class Outcome(Frozen):
     def elapsed(self) -> float:
         return sum(s.elapsed for s in self.steps)
 
+    @property
+    def signal(self) -> int:
+        """The signal that interrupted the power-off (0: none)."""
+        return next((s.interrupted for s in self.steps if s.interrupted), 0)
+
+    @property
+    def interruption(self) -> str:
+        """What an interruption left behind: "" (none), COMPLETED or UNKNOWN."""
+        if not self.signal:
+            return ""
+        return UNKNOWN if any(s.code is None and s.action == "off" for s in self.steps) else COMPLETED
+
     def to_dict(self) -> dict[str, object]:
         return {
             "host_id": self.host_id,
@@ -48,7 +69,17 @@ class Outcome(Frozen):
 
 
 def _step(action: str, answer: Answer) -> Step:
-    return Step(action, answer.code, answer.message, answer.elapsed)
+    return Step(action, answer.code, answer.message, answer.elapsed, answer.interrupted)
+
+
+def _run(method: FenceMethod, action: str, timeout: float) -> Step:
+    """One action; a method that lets a signal through (a plugin's) leaves its effect unknown (code None)."""
+    began = time.monotonic()
+    try:
+        return _step(action, method.run(action, timeout))
+    except KeyboardInterrupt as exc:
+        said = f"{method.name or 'the fence method'}'s {action} was interrupted: its effect is unknown"
+        return Step(action, None, said, time.monotonic() - began, getattr(exc, "signum", 2))
 
 
 def power(code: int | None) -> str:
@@ -57,12 +88,16 @@ def power(code: int | None) -> str:
 
 
 def power_off(method: FenceMethod, host_id: int, device: str, timeout: float) -> Outcome:
-    """``off``, then ``status`` must say off."""
-    off = _step("off", method.run("off", timeout))
+    """``off``, then ``status`` must say off. An interrupted ``off`` ends it there (not confirmed)."""
+    off = _run(method, "off", timeout)
+    if off.interrupted:
+        said = "unknown" if off.code is None else f"exited {off.code}"
+        why = f"interrupted during the device's off ({said}): its power was not confirmed"
+        return Outcome(host_id, device, False, "unknown", why, (off,))
     if off.code != 0:
         why = "timed out" if off.code is None else "failed"
         return Outcome(host_id, device, False, "unknown", f"the device's off {why}: {off.message}", (off,))
-    status = _step("status", method.run("status", timeout))
+    status = _run(method, "status", timeout)
     said = power(status.code)
     if said == "off":
         return Outcome(host_id, device, True, "off", "the device powered the host off and reports it off", (off, status))

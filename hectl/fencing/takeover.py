@@ -31,12 +31,16 @@ class Takeover(Frozen):
 def fence_and_free(
     method: FenceMethod, host_id: int, device: str, fence_timeout: float, paths: DomainPaths, io_timeout: float
 ) -> Takeover:
+    """Off, confirmed, then the host id freed. A signal before the off propagates (nothing was sent); one
+    during an action ends the sequence once that action ended (``Outcome.interruption``): nothing is freed."""
     try:
         seen: lease.DeltaLease | None = lease.read_delta(paths, host_id, io_timeout)
         problem = ""
     except HectlError as exc:
         seen, problem = None, f"its delta lease could not be read before the power-off: {exc.message}"
     outcome = fence.power_off(method, host_id, device, fence_timeout)
+    if outcome.signal:
+        return Takeover(outcome, False, "interrupted before its host id was freed")
     if not outcome.confirmed or seen is None:
         return Takeover(outcome, False, problem)
     try:

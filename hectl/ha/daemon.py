@@ -210,6 +210,7 @@ def run(
     env = HostEnv(cfg, store, leases, clock, plugins, problem, runtime)
     agent = Agent(env, agent_config(cfg))
     _resume_maintenance_count(agent, cfg)
+    _resume_fencings(agent, cfg, clock)
     joiner = Joiner(leases)
     joiner.start()
     log.info("agent of host %d (%s) started; joining sanlock lockspace", cfg.host.id, cfg.host.hostname)
@@ -254,6 +255,7 @@ def run(
             delay, immediate = cfg.ha.loop, 0
         _sleep(clock, max(0.0, delay - (clock.monotonic() - start)), stop, notifier if progress else None)
     notifier.send(STOPPING="1", STATUS="stopping")
+    env.fencer.wait()
     if exporter is not None:
         exporter.close()
     agent.stop()
@@ -298,6 +300,29 @@ def _sleep(clock: Clock, seconds: float, stop: threading.Event, notifier: sdnoti
     end = clock.monotonic() + seconds
     while (left := end - clock.monotonic()) > 0 and not clock.sleep(min(left, notifier.watchdog / 2), stop):
         notifier.send(WATCHDOG="1")
+
+
+def _fencings(mem: fsm.Memory, now: float, wall: float) -> tuple[tuple[int, str, float], ...]:
+    """``mem``'s fencings with wall times, for a restarted agent (``_resume_fencings``)."""
+    kinds = ((fsm.FENCED, mem.fenced), (fsm.FENCE_FAILED, mem.fence_failed))
+    return tuple((host, kind, wall - (now - at)) for kind, entries in kinds for host, at in entries)
+
+
+def _resume_fencings(agent: Agent, cfg: Config, clock: Clock) -> None:
+    """A restarted agent remembers whom its predecessor fenced and failed to fence (not fenced again within
+    retry_window; a fenced host counted dead until it returns). A wall time ahead of ours counts as now."""
+    view = localstate.read_agent_view(cfg.paths.state_dir)
+    if view is None or view.host_id != cfg.host.id:
+        return
+    now, wall = clock.monotonic(), clock.wall()
+    kept: dict[str, list[tuple[int, float]]] = {fsm.FENCED: [], fsm.FENCE_FAILED: []}
+    for host, kind, at in view.fencings:
+        age = max(0.0, wall - at)
+        if kind in kept and age < cfg.ha.retry_window:
+            kept[kind].append((host, now - age))
+    mem = agent.memory
+    fenced, failed = (*mem.fenced, *kept[fsm.FENCED]), (*mem.fence_failed, *kept[fsm.FENCE_FAILED])
+    agent.memory = mem._replace(fenced=fenced, fence_failed=failed)
 
 
 def _resume_maintenance_count(agent: Agent, cfg: Config) -> None:
@@ -396,6 +421,7 @@ def _write_view(agent: Agent, env: HostEnv, cfg: Config, clock: Clock) -> locals
         timers=tuple(timers),
         global_seq=agent.maintenance.seq,
         global_left=left,
+        fencings=_fencings(agent.memory, now, clock.wall()),
         storage=tuple(agent.storage.items()),
     )
     try:

@@ -13,7 +13,7 @@ import threading
 
 from hectl import audit
 from hectl.errors import HectlError
-from hectl.fencing import device, takeover
+from hectl.fencing import agent, device, takeover
 from hectl.ha.fsm import DONE, FAILED, RUNNING, Outcome
 from hectl.storage import records
 
@@ -37,18 +37,25 @@ class Fencer:
         self.clock = clock
         self.methods = methods
         self.worker: threading.Thread | None = None
+        self.worker_target = 0
         self.began = 0.0
+        self.attempt = 0  # only the current attempt's worker sets ``outcome``: a late one is never read for another
         self.outcome = Outcome()
 
     def limit(self) -> float:
-        """How long one fencing may take: the device's off and status, and the lockspace reads and write."""
-        return 2 * self.cfg.fencing.timeout + 4 * self.cfg.storage.timeout + 5
+        """How long one fencing can take at worst: the device's off and status (each killed after
+        ``[fencing] timeout`` and then awaited ``KILL_WAIT``), four lockspace operations (a read before
+        the off; read, release and read after it) and 5 s for starting processes."""
+        return 2 * (self.cfg.fencing.timeout + agent.KILL_WAIT) + 4 * self.cfg.storage.timeout + 5
 
     def begin(self, target: int, why: str) -> None:
-        if self.worker is not None and self.worker.is_alive():
+        self.attempt += 1
+        if self.worker is not None and self.worker.is_alive():  # past limit(): never two at once
+            late = self.clock.monotonic() - self.began
+            self.outcome = Outcome(FAILED, f"the fencing of host {self.worker_target} begun {late:.0f} s ago has not ended")
             return
-        self.outcome, self.began = Outcome(RUNNING), self.clock.monotonic()
-        self.worker = threading.Thread(target=self._run, args=(target, why), name="fence", daemon=True)
+        self.outcome, self.began, self.worker_target = Outcome(RUNNING), self.clock.monotonic(), target
+        self.worker = threading.Thread(target=self._run, args=(target, why, self.attempt), name="fence", daemon=True)
         self.worker.start()
 
     def result(self) -> Outcome:
@@ -56,7 +63,14 @@ class Fencer:
             return Outcome(FAILED, f"fencing did not finish within {self.limit():.0f} s")
         return self.outcome
 
-    def _run(self, target: int, why: str) -> None:
+    def wait(self) -> None:
+        """Let a fencing under way end (at most ``limit()``), so that what it did is recorded before the agent exits."""
+        if self.worker is not None and self.worker.is_alive():
+            left = max(0.0, self.limit() - (self.clock.monotonic() - self.began))
+            log.warning("waiting up to %.0f s for the fencing of host %d to end before stopping", left, self.worker_target)
+            self.worker.join(left)
+
+    def _run(self, target: int, why: str, attempt: int) -> None:
         cfg = self.cfg
         entry: dict[str, object] = {"action": "fence-off", "host_id": target, "by": "agent", "why": why}
         try:
@@ -66,18 +80,18 @@ class Fencer:
             paths = self.backend.paths()
             done = takeover.fence_and_free(method, target, dev.describe(), cfg.fencing.timeout, paths, cfg.storage.timeout)
         except HectlError as exc:
-            self._done(entry, Outcome(FAILED, exc.message))
+            self._done(entry, Outcome(FAILED, exc.message), attempt)
             return
         if not done.outcome.confirmed:
-            self._done(entry, Outcome(FAILED, done.outcome.reason))
+            self._done(entry, Outcome(FAILED, done.outcome.reason), attempt)
         elif not done.freed:
-            self._done(entry, Outcome(FAILED, f"the host is off but its sanlock host id is not free: {done.problem}"))
+            self._done(entry, Outcome(FAILED, f"the host is off but its sanlock host id is not free: {done.problem}"), attempt)
         else:
             took = done.outcome.elapsed
             how = f"{dev.describe()} reported it off in {took:.1f} s; its sanlock host id is free"
-            self._done(entry, Outcome(DONE, how))
+            self._done(entry, Outcome(DONE, how), attempt)
 
-    def _done(self, entry: dict[str, object], outcome: Outcome) -> None:
+    def _done(self, entry: dict[str, object], outcome: Outcome, attempt: int) -> None:
         result = "confirmed" if outcome.status == DONE else "failed"  # the audit log's words
         entry |= {"at": records.iso_time(self.clock.wall()), "by_host_id": self.cfg.host.id, "result": result}
         entry["reason"] = outcome.detail
@@ -85,4 +99,5 @@ class Fencer:
         (log.warning if result == "failed" else log.info)("fencing host %s %s: %s", entry["host_id"], result, outcome.detail)
         if problem:
             log.warning("%s", problem)
-        self.outcome = outcome
+        if attempt == self.attempt:
+            self.outcome = outcome
