@@ -660,12 +660,35 @@ def conflicts(cfg: Config) -> list[Conflict]:
             (("notify", "username"), ("notify", "starttls"), ("notify", "implicit_tls")),
             "[notify] username needs starttls = yes or implicit_tls = yes (a password is never sent in clear text)",
         ))  # fmt: skip
+    targets: dict[tuple[str, str, str], int] = {}
+    for host, text in fencing.devices:
+        target = _device_target(text)
+        if target is None:
+            continue
+        if target in targets:
+            first, what = targets[target], " ".join(filter(None, target))
+            out.append(Conflict(
+                (("fencing", f"host{first}"), ("fencing", f"host{host}")),
+                f"[fencing] host{first} and host{host} name the same device and outlet ({what}): "
+                "one of them would power off the wrong host",
+            ))  # fmt: skip
+        targets.setdefault(target, host)
     if score.cpu_min > score.cpu_max:
         out.append(Conflict(
             (("score", "cpu_min"), ("score", "cpu_max")),
             f"[score] cpu_min ({score.cpu_min:g}) must not exceed cpu_max ({score.cpu_max:g})",
         ))  # fmt: skip
     return out
+
+
+def _device_target(text: str) -> tuple[str, str, str] | None:
+    """What a device line powers, as fence agents read it: (ip or ipaddr, ipport, plug or port); None without an address."""
+    params = dict(parse.fence_device(text)[1])
+    address = (params.get("ip") or params.get("ipaddr") or "").lower()
+    outlet = params.get("plug") or params.get("port", "")
+    if not address:
+        return None
+    return f"ip={address}", f"ipport={params['ipport']}" if "ipport" in params else "", f"plug={outlet}" if outlet else ""
 
 
 def _one_line(exc: Exception) -> str:

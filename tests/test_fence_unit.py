@@ -486,3 +486,52 @@ def test_the_finding_cannot_be_set_and_a_forged_one_runs_nothing(domain, tmp_pat
     res = run_hectl(["cluster-config", "show"], env=domain.env)  # why: the document is refused, never used
     assert res.returncode == 4 and "fence_openstack is not a fence agent hectl runs" in res.stderr, res.stderr
     assert not marker.exists()
+
+
+class Sequenced(Scripted):
+    """Answers each action from its list in turn (``status``: on before the off, off after it)."""
+
+    def __init__(self, codes: dict[str, list[int | None]]) -> None:
+        super().__init__({})
+        self.seq = {k: list(v) for k, v in codes.items()}
+
+    def run(self, action: str, timeout: float) -> Answer:
+        self.calls.append(action)
+        code = self.seq[action].pop(0)
+        return Answer(code, f"{action} said {code}", 0.1)
+
+
+def test_the_agents_fencing_reads_again_and_asks_the_device_first(tmp_path: Path) -> None:
+    """The agent's fencing (``judged``): a renewal since the judgement, or a device already saying off, stops it
+    before any power-off and frees nothing; else status, off, status, then the host id is freed."""
+    judged = lease.DeltaLease(2, 3, 1000)
+    paths = lockspace(tmp_path, sector(1, 1, 500), sector(2, 3, 1001))  # renewed after it was judged dead
+    method = Sequenced({"status": [0, 2], "off": [0]})
+    renewed = takeover.fence_and_free(method, 2, "scripted", 5, paths, 2, judged=judged)
+    assert method.calls == [] and not renewed.freed and "renewed its sanlock lease" in renewed.outcome.reason
+    paths = lockspace(tmp_path, sector(1, 1, 500), sector(2, 3, 1000))
+    for said, power in ((2, "off"), (1, "unknown"), (None, "unknown")):
+        method = Sequenced({"status": [said], "off": [0]})
+        wrong = takeover.fence_and_free(method, 2, "scripted", 5, paths, 2, judged=judged)
+        assert method.calls == ["status"] and not wrong.outcome.confirmed and not wrong.freed, said
+        assert wrong.outcome.power == power and "refused, its host id is not freed" in wrong.outcome.reason
+    assert (
+        "may power another machine"
+        in takeover.fence_and_free(Sequenced({"status": [2]}), 2, "scripted", 5, paths, 2, judged=judged).outcome.reason
+    )
+    method = Sequenced({"status": [0, 2], "off": [0]})
+    with pytest.MonkeyPatch.context() as mp:
+        freed: list[lease.DeltaLease] = []
+        mp.setattr(lease, "free_host_id", lambda p, seen, t: freed.append(seen))
+        done = takeover.fence_and_free(method, 2, "scripted", 5, paths, 2, judged=judged)
+    assert method.calls == ["status", "off", "status"] and done.outcome.confirmed and done.freed and freed == [judged]
+    assert [s.action for s in done.outcome.steps] == ["status", "off", "status"]
+
+
+def test_two_hosts_devices_may_not_power_the_same_outlet() -> None:
+    same = "fence_apc ip=192.0.2.9 plug=4"
+    with pytest.raises(ConfigError, match="host1 and host3 name the same device and outlet"):
+        base_config(f"host1 = {same}\nhost2 = fence_apc ip=192.0.2.9 plug=5\nhost3 = {same} username=x\n")
+    with pytest.raises(ConfigError, match="host1 and host2 name the same device"):
+        base_config("host1 = fence_ipmilan ip=192.0.2.11\nhost2 = fence_ipmilan ipaddr=192.0.2.11\n")
+    base_config("host1 = fence_ipmilan ip=192.0.2.11\nhost2 = fence_ipmilan ip=192.0.2.12\n")

@@ -105,6 +105,30 @@ def power_off(method: FenceMethod, host_id: int, device: str, timeout: float) ->
     return Outcome(host_id, device, False, said, f"the device accepted off but {why}", (off, status))
 
 
+def refused(host_id: int, device: str, reason: str, steps: tuple[Step, ...] = ()) -> Outcome:
+    """A power-off not even tried, and why."""
+    return Outcome(host_id, device, False, "unknown", reason, steps)
+
+
+def status(method: FenceMethod, host_id: int, device: str, timeout: float) -> Outcome:
+    """Ask the device before an agent's power-off: it must say *on* (never confirmed; ``power`` says what it saw).
+
+    *off* for a host just judged dead by its silence is what a device powering another machine (a swapped
+    address, a shared outlet) or a host already off looks like: either way the device cannot be trusted
+    to have stopped the engine's host, so the caller refuses and frees nothing.
+    """
+    step = _run(method, "status", timeout)
+    said = power(step.code)
+    if said == "on":
+        return Outcome(host_id, device, False, "on", "", (step,))
+    why = (
+        "the device already reports the host off although it was live a moment ago: it may power another machine"
+        if said == "off"
+        else f"the device cannot tell the host's power ({step.message})"
+    )
+    return Outcome(host_id, device, False, said, f"{why}; refused, its host id is not freed", (step,))
+
+
 class Check(Frozen):
     host_id: int
     device: str

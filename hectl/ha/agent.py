@@ -63,9 +63,9 @@ class Env(Protocol):
         """The engine VM on this host."""
         ...
 
-    def act(self, action: str, target: int = 0, why: str = "") -> None:
+    def act(self, action: str, target: int = 0, why: str = "", judged: fsm.Judged | None = None) -> None:
         """Begin ``start``, ``shutdown``, ``poweroff``, ``migrate`` (to host ``target``) or ``fence`` (host
-        ``target``) because of ``why``; progress shows in ``vm()`` or ``fence_result()`` later."""
+        ``target``, judged dead on ``judged``) because of ``why``; progress shows in ``vm()`` or ``fence_result()``."""
         ...
 
     def renewals(self, host_ids: tuple[int, ...]) -> dict[int, tuple[int, int]]:
@@ -122,6 +122,8 @@ class Agent:
         self.lease_tracker = LivenessTracker(cfg.fence_after or 0.0)  # with fencing: the hosts' delta leases, timed
         self.fence_notes: dict[int, tuple[float, str]] = {}  # host id -> (monotonic time, record line) of its fencing
         self.fence_why = ""  # why the current fencing began
+        self.reading_since: float | None = None  # since when this agent's metadata and lockspace reads all succeeded
+        self.published_score = 0  # the score in this host's record on the domain (what the others go by)
 
     def cycle(self) -> fsm.Decision:
         """Run one cycle; return the decision (its ``delay`` is how long to sleep)."""
@@ -143,6 +145,8 @@ class Agent:
             engine_lease=self.env.engine_lease() if storage_ok else LEASE_UNKNOWN,
             fence_after=self.cfg.fence_after,
             fence=self.env.fence_result() if self.memory.state == fsm.S.FENCE else fsm.Outcome(),
+            readable_for=0.0 if self.reading_since is None else now - self.reading_since,
+            published_score=self.published_score,
         )
         decision = fsm.step(self.memory, obs, self.cfg.score, self.cfg.timings)
         if self.memory.state == fsm.S.FENCE and decision.state != fsm.S.FENCE:
@@ -153,11 +157,20 @@ class Agent:
             self.env.transition(self.cfg.host_id, self.memory.state, decision.state, decision.reason)
         self.memory = decision.memory
         for action in decision.actions:
-            self.env.act(action, decision.memory.target, decision.reason)
+            judged = self._judged(decision.memory.target) if action == fsm.FENCE else None
+            self.env.act(action, decision.memory.target, decision.reason, judged)
         if storage_ok:
             self._publish(vm, decision, obs.local_maintenance)
         self.last = decision
         return decision
+
+    def _judged(self, host_id: int) -> fsm.Judged | None:
+        """What host ``host_id`` was judged dead on: its record's sequence number and its delta lease as last read."""
+        record, renewal = self.tracker.seen(host_id), self.lease_tracker.seen(host_id)
+        if record is None or renewal is None:
+            return None
+        generation, timestamp = divmod(renewal.seq, 1 << 64)
+        return fsm.Judged(host_id, record.seq, generation, timestamp)
 
     def _note_fencing(self, d: fsm.Decision, now: float) -> None:
         """Keep what a fencing ended in on this host's record for ``retry_window`` (vm-status shows it)."""
@@ -186,11 +199,14 @@ class Agent:
             snap = self.env.read_metadata()
         except StorageError as exc:
             self.storage.update(read_ok=False, read_error=exc.message)
+            self.reading_since = None  # silence of others is counted again only from the next good read
             return False  # keep the last view; the state machine knows it is old
         self.storage.update(
             read_ok=True, read_ms=snap.read_ms, direct_io=snap.direct_io, read_error="", metadata_problem=snap.truncation()
         )
         self.snapshot = snap
+        if self.reading_since is None:
+            self.reading_since = now
         if self.last_read is None or now - self.last_read > self.cfg.liveness_window:
             self.observing_since = now  # a gap in what we saw: a new host's record might be old, watch a while
         self.last_read = now
@@ -204,7 +220,7 @@ class Agent:
                 continue  # corrupt, foreign or too new: never a live host
             if rec.host_id == self.cfg.host_id:
                 if self.seq is None:
-                    self.seq = rec.seq
+                    self.seq, self.published_score = rec.seq, 0 if rec.stopped else rec.score
                 continue
             live, silent = self.tracker.observe(rec.host_id, rec.seq, now)
             hosts.append(
@@ -232,7 +248,7 @@ class Agent:
         try:
             leases = self.env.renewals(watch)
         except StorageError:
-            leases = {}
+            leases, self.reading_since = {}, None
         timed = {h: lease for h, lease in leases.items() if lease[1] != LEASE_FREE}  # unread or released: untimed
         self.lease_tracker.forget(set(timed))
         out = []
@@ -254,6 +270,7 @@ class Agent:
         except StorageError as exc:
             self.storage.update(write_ok=False, write_error=exc.message)
             return
+        self.published_score = rec.score
         self.storage.update(write_ok=True, write_ms=round((self.env.clock.monotonic() - start) * 1000, 3), write_error="")
 
     def _record(

@@ -101,11 +101,11 @@ class HostEnv:
     def vm(self) -> fsm.LocalVM:
         return self.runtime.vm()
 
-    def act(self, action: str, target: int = 0, why: str = "") -> None:
+    def act(self, action: str, target: int = 0, why: str = "", judged: fsm.Judged | None = None) -> None:
         if action == fsm.MIGRATE:
             self.runtime.migrate(target, self._hostname(target))
         elif action == fsm.FENCE:
-            self.fencer.begin(target, why)
+            self.fencer.begin(target, why, judged)
         else:
             self.runtime.act(action)
 

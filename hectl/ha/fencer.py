@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from hectl import audit
-from hectl.errors import HectlError
+from hectl import audit, lease
+from hectl.errors import HectlError, LockHeld
 from hectl.fencing import agent, device, takeover
-from hectl.ha.fsm import DONE, FAILED, RUNNING, Outcome
+from hectl.ha.fsm import DONE, FAILED, RUNNING, Judged, Outcome
 from hectl.storage import records
 
 TYPE_CHECKING = False
@@ -43,19 +43,21 @@ class Fencer:
         self.outcome = Outcome()
 
     def limit(self) -> float:
-        """How long one fencing can take at worst: the device's off and status (each killed after
-        ``[fencing] timeout`` and then awaited ``KILL_WAIT``), four lockspace operations (a read before
-        the off; read, release and read after it) and 5 s for starting processes."""
-        return 2 * (self.cfg.fencing.timeout + agent.KILL_WAIT) + 4 * self.cfg.storage.timeout + 5
+        """How long one fencing can take at worst: three device actions (status, off, status; each killed
+        after ``[fencing] timeout`` and then awaited ``KILL_WAIT``), five storage operations (the record and
+        the delta lease read again before the off; read, release and read after it) and 5 s for starting
+        processes."""
+        return 3 * (self.cfg.fencing.timeout + agent.KILL_WAIT) + 5 * self.cfg.storage.timeout + 5
 
-    def begin(self, target: int, why: str) -> None:
+    def begin(self, target: int, why: str, judged: Judged | None = None) -> None:
         self.attempt += 1
         if self.worker is not None and self.worker.is_alive():  # past limit(): never two at once
             late = self.clock.monotonic() - self.began
             self.outcome = Outcome(FAILED, f"the fencing of host {self.worker_target} begun {late:.0f} s ago has not ended")
             return
         self.outcome, self.began, self.worker_target = Outcome(RUNNING), self.clock.monotonic(), target
-        self.worker = threading.Thread(target=self._run, args=(target, why, self.attempt), name="fence", daemon=True)
+        args = (target, why, judged, self.attempt)
+        self.worker = threading.Thread(target=self._run, args=args, name="fence", daemon=True)
         self.worker.start()
 
     def result(self) -> Outcome:
@@ -70,7 +72,7 @@ class Fencer:
             log.warning("waiting up to %.0f s for the fencing of host %d to end before stopping", left, self.worker_target)
             self.worker.join(left)
 
-    def _run(self, target: int, why: str, attempt: int) -> None:
+    def _run(self, target: int, why: str, judged: Judged | None, attempt: int) -> None:
         cfg = self.cfg
         entry: dict[str, object] = {"action": "fence-off", "host_id": target, "by": "agent", "why": why}
         try:
@@ -78,7 +80,13 @@ class Fencer:
             dev, method = device.build(cfg.fencing, target, self.methods())
             entry["device"] = dev.describe()
             paths = self.backend.paths()
-            done = takeover.fence_and_free(method, target, dev.describe(), cfg.fencing.timeout, paths, cfg.storage.timeout)
+            seen = None
+            if judged is not None:
+                self._record_unchanged(judged)
+                seen = lease.DeltaLease(target, judged.generation, judged.timestamp)
+            done = takeover.fence_and_free(
+                method, target, dev.describe(), cfg.fencing.timeout, paths, cfg.storage.timeout, judged=seen
+            )
         except HectlError as exc:
             self._done(entry, Outcome(FAILED, exc.message), attempt)
             return
@@ -90,6 +98,18 @@ class Fencer:
             took = done.outcome.elapsed
             how = f"{dev.describe()} reported it off in {took:.1f} s; its sanlock host id is free"
             self._done(entry, Outcome(DONE, how), attempt)
+
+    def _record_unchanged(self, judged: Judged) -> None:
+        """``LockHeld`` when the host's record changed since it was judged dead (it lives: no power-off)."""
+        from hectl.storage.metadata import MetadataStore
+
+        rec = MetadataStore(self.backend, self.clock, self.cfg.storage.timeout).read_slot(judged.host_id).record
+        if not isinstance(rec, records.HostRecord) or rec.seq != judged.record_seq:
+            now = rec.seq if isinstance(rec, records.HostRecord) else "unreadable"
+            raise LockHeld(
+                f"host {judged.host_id}'s record changed since it was judged dead (sequence {judged.record_seq} -> {now}): "
+                "not powered off"
+            )
 
     def _done(self, entry: dict[str, object], outcome: Outcome, attempt: int) -> None:
         result = "confirmed" if outcome.status == DONE else "failed"  # the audit log's words

@@ -161,6 +161,19 @@ class Observations(Frozen):
     engine_lease: int = LEASE_UNKNOWN  # who holds the engine VM lease per sanlock: a host id, LEASE_FREE or LEASE_UNKNOWN
     fence_after: float | None = None  # [fencing] dead_after when fencing is enabled (None: it is not)
     fence: Outcome = Outcome()  # this agent's fencing of ``Memory.target`` (DONE: confirmed off, with how)
+    readable_for: float = float("inf")  # seconds this agent's metadata and lockspace reads have all succeeded: others'
+    # silence counts for fencing only over time it could have seen them write
+    published_score: int | None = None  # the score in this host's record as the others last saw it (None: unknown)
+
+
+class Judged(Frozen):
+    """What a host was judged dead on, as this agent last read it: its record and its delta lease. The fencing
+    re-reads both right before the power-off; any change aborts it."""
+
+    host_id: int
+    record_seq: int
+    generation: int
+    timestamp: int
 
 
 class Memory(Frozen):
@@ -310,18 +323,22 @@ def renewal_overdue(t: HAConfig) -> float:
     return 2 * t.io_timeout + 1
 
 
-def dead_for(h: RemoteHost, fence_after: float, t: HAConfig) -> float:
+def dead_for(h: RemoteHost, fence_after: float, t: HAConfig, readable: float = float("inf")) -> float:
     """Seconds until ``h`` is judged dead for fencing (0: it is): its record silent ``fence_after`` seconds,
-    and its sanlock delta lease unchanged as long and past a renewal it should have written."""
+    and its sanlock delta lease unchanged as long and past a renewal it should have written, both counted
+    only over the last ``readable`` seconds (this agent's own reads worked all along)."""
     if h.renewal_silent is None:
         return float("inf")
-    return max(fence_after - h.silent, max(fence_after, renewal_overdue(t)) - h.renewal_silent, 0.0)
+    silent, renewal_silent = min(h.silent, readable), min(h.renewal_silent, readable)
+    return max(fence_after - silent, max(fence_after, renewal_overdue(t)) - renewal_silent, 0.0)
 
 
 def fence_target(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> RemoteHost | None:
     """The engine's host, when this host is the one to fence it now (see the module docstring); else None."""
     owner = _fence_candidate(mem, obs, cfg, t)
-    return owner if owner is not None and obs.fence_after is not None and dead_for(owner, obs.fence_after, t) == 0 else None
+    if owner is None or obs.fence_after is None:
+        return None
+    return owner if dead_for(owner, obs.fence_after, t, obs.readable_for) == 0 else None
 
 
 def _fence_candidate(
@@ -349,6 +366,8 @@ def _fence_candidate(
     if any(h.live and h.state == S.FENCE for h in others.hosts):
         return None
     my = _score(mem, obs, cfg, t).total
+    if obs.published_score is not None:  # the others judge who goes first by what this host published
+        my = min(my, obs.published_score)  # (an agent just restarted, scoring 0 while collecting history, ...)
     if my <= 0 or _engine_elsewhere(others) is not None or _claims(others, my):
         return None
     return owner
@@ -444,6 +463,12 @@ def migration_target(obs: Observations) -> RemoteHost | None:
     return min(able, key=lambda h: (-h.score, h.host_id), default=None)
 
 
+def _lease_holder_alive_elsewhere(obs: Observations) -> int:
+    """The other host that holds the engine lease per sanlock while sanlock sees its host id live (0: none)."""
+    holder = _lease_elsewhere(obs)
+    return holder if any(h.host_id == holder and h.lease == "live" for h in obs.hosts) else 0
+
+
 def _lease_elsewhere(obs: Observations) -> int:
     """The other host that holds the engine lease per sanlock (0: none, or not known)."""
     return obs.engine_lease if obs.engine_lease > 0 and obs.engine_lease != obs.host_id else 0
@@ -459,6 +484,10 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
     st, vm, age = mem.state, obs.vm, obs.now - mem.since
     if obs.global_maintenance:
         return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None, NONE
+    usurper = _lease_holder_alive_elsewhere(obs)
+    if vm.state == "up" and usurper:  # this QEMU runs without the lease: never two engines
+        why = f"sanlock says host {usurper}, alive, holds the engine lease while the engine runs here: powering it off"
+        return S.FORCE_STOP, (POWEROFF,), why, None, NONE
     if st == S.MIGRATE_AWAY:
         return _migrating(mem, obs, age)
     if st == S.FENCE:
@@ -570,7 +599,7 @@ def _fence_pending(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig
     owner = _fence_candidate(mem, obs, cfg, t, missed_write=False)
     if owner is None or obs.fence_after is None:
         return None
-    return owner, max(0.5, min(t.loop, dead_for(owner, obs.fence_after, t)))
+    return owner, max(0.5, min(t.loop, dead_for(owner, obs.fence_after, t, obs.readable_for)))
 
 
 def _down(obs: Observations, t: HAConfig, cfg: ScoreConfig, mem: Memory) -> Step:

@@ -262,9 +262,9 @@ class SimEnv:
             return fsm.LocalVM("starting", "unknown", detail=vm.detail)
         return fsm.LocalVM(vm.state, "unknown", down_reason=vm.down_reason, detail=vm.detail)
 
-    def act(self, action: str, target: int = 0, why: str = "") -> None:
+    def act(self, action: str, target: int = 0, why: str = "", judged: fsm.Judged | None = None) -> None:
         if action == fsm.FENCE:
-            self.world.fence(self.host, self.world.hosts[target])
+            self.world.fence(self.host, self.world.hosts[target], judged)
         else:
             self.world.vm_action(self.host, action, target)
 
@@ -272,12 +272,8 @@ class SimEnv:
         """The delta leases on disk: (lockspace generation, renewal time in ms; 0 when released)."""
         if not self.host.sanlock_ok():
             raise StorageTimeout("simulated storage does not answer")
-        w, out = self.world, {}
-        for h in host_ids:
-            slot = w.slots.get(h)
-            if slot is not None:
-                out[h] = (w.ls_generation.get(h, 0), 0 if slot.free else int(w.renewals.get(h, 0.0) * 1000) + 1)
-        return out
+        leases = {h: self.world.delta(h) for h in host_ids}
+        return {h: lease for h, lease in leases.items() if lease is not None}
 
     def fence_result(self) -> fsm.Outcome:
         return self.host.fence_outcome
@@ -433,14 +429,20 @@ class World:
             self.log(h.id, "sanlock: lockspace left", "host id released")
         h.joined_at = None
 
-    def fence(self, h: SimHost, target: SimHost) -> None:
+    def fence(self, h: SimHost, target: SimHost, judged: fsm.Judged | None = None) -> None:
         """``h`` fences ``target`` through its device: off, status off, then its host id freed (by ``h``'s sanlock I/O).
 
+        First the record and the delta lease are read again: if either changed since ``judged``, nothing is done.
         A device that fails, never answers (``fence_timeout``) or keeps the host on fails the fencing: the outage may
         then last as long as without fencing."""
         if h.fence_outcome.status == fsm.RUNNING:
             return
+        if judged is not None and self._changed_since(target.id, judged):
+            h.fence_outcome = fsm.Outcome(fsm.FAILED, f"host {target.id} wrote again since it was judged dead: not fenced")
+            self.log(h.id, "fence: aborted", f"host {target.id} wrote again since it was judged dead")
+            return
         h.fence_outcome, generation, device = fsm.Outcome(fsm.RUNNING), h.generation, target.fence_device
+        seen = self.delta(target.id)  # read before the off; freed after it only if unchanged (lease.free_host_id)
         self.log(h.id, "fence: powering off", f"host {target.id} (its device {device})")
 
         def failed(why: str) -> None:
@@ -458,6 +460,9 @@ class World:
             if not h.sanlock_ok():
                 failed("the device confirmed it off, but its host id could not be freed (storage)")
                 return
+            if self.delta(target.id) != seen:  # a slow off that landed after the host renewed: nothing freed
+                failed("the host renewed its lease before the off landed: its host id is not freed")
+                return
             self.renewals.pop(target.id, None)
             self.slots[target.id] = Slot(self.slots.get(target.id, Slot(0, True)).daemon, free=True)
             h.fence_outcome = fsm.Outcome(fsm.DONE, f"host {target.id} off; its sanlock host id is free")
@@ -473,6 +478,19 @@ class World:
             )
         else:
             self.at(self.now + 4.0, lambda: failed("the device accepted off but still reports the host on"))
+
+    def _changed_since(self, host_id: int, judged: fsm.Judged) -> bool:
+        """Host ``host_id``'s record or delta lease on disk differ from what it was judged dead on."""
+        rec = records.decode_slot(host_id, bytes(self.meta[host_id * records.SLOT_SIZE : (host_id + 1) * records.SLOT_SIZE]))
+        seq = rec.record.seq if isinstance(rec.record, records.HostRecord) else None
+        return seq != judged.record_seq or self.delta(host_id) != (judged.generation, judged.timestamp)
+
+    def delta(self, host_id: int) -> tuple[int, int] | None:
+        """Host ``host_id``'s delta lease on disk: (lockspace generation, renewal time in ms; 0 when released)."""
+        slot = self.slots.get(host_id)
+        if slot is None:
+            return None
+        return self.ls_generation.get(host_id, 0), 0 if slot.free else int(self.renewals.get(host_id, 0.0) * 1000) + 1
 
     # --- engine VM model ---------------------------------------------------------------------
 

@@ -40,8 +40,8 @@ def test_the_limit_covers_the_worst_case_and_a_late_outcome_is_never_read_for_a_
     clock = VirtualClock()
     held = Held()
     fencer = Fencer(cfg, domain.app().backend(), clock, lambda: {"held": lambda dev, secrets, cfg: held})
-    # two device actions, each killed at its timeout and awaited KILL_WAIT, and four lockspace operations
-    assert fencer.limit() >= 2 * (7 + KILL_WAIT) + 4 * cfg.storage.timeout
+    # three device actions, each killed at its timeout and awaited KILL_WAIT, and five storage operations
+    assert fencer.limit() >= 3 * (7 + KILL_WAIT) + 5 * cfg.storage.timeout
     fencer.begin(2, "judged dead")
     assert fencer.result() == fsm.Outcome(fsm.RUNNING)
     clock.advance(fencer.limit() + 1)

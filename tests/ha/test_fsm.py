@@ -25,6 +25,7 @@ from hectl.ha.fsm import (
     RemoteHost,
     S,
     claim_wait,
+    dead_for,
     ineligible,
     step,
 )
@@ -485,3 +486,32 @@ def test_a_live_engine_host_is_never_announced_for_fencing() -> None:
     live = DEAD2._replace(live=True, silent=2.0, renewal_silent=3.0)
     d = go(S.DOWN, hosts=(live,), **FENCING)
     assert d.state == S.DOWN and "fencing" not in d.reason and d.delay == T.loop, d.reason
+
+
+def test_an_engine_running_here_while_another_live_host_holds_its_lease_is_powered_off_at_once() -> None:
+    """Defence in depth: this QEMU runs without the lease (a wrong fencing freed it, say): never two engines."""
+    for state in (S.UP, S.STARTING, S.MIGRATE_AWAY, S.UP_BAD):
+        d = go(state, vm=UP, engine_lease=2, hosts=(remote(2, lease="live", vm="up"),))
+        assert (d.state, d.actions) == (S.FORCE_STOP, (POWEROFF,)) and "host 2, alive, holds the engine lease" in d.reason
+    for lease in ("fail", "dead", "unknown"):  # not alive by sanlock: the usual rules
+        assert go(S.UP, vm=UP, engine_lease=2, hosts=(remote(2, lease=lease),)).actions == ()
+    assert go(S.UP, vm=UP, engine_lease=1, hosts=(remote(2),)).actions == ()  # it is ours
+    paused = LocalVM("paused", "unknown")  # a switch-over of a live migration: the source is paused
+    assert POWEROFF not in go(S.UP, vm=paused, engine_lease=2, hosts=(remote(2),)).actions
+
+
+def test_silence_counts_for_fencing_only_over_time_this_agent_could_read() -> None:
+    assert dead_for(DEAD2, 15.0, T, readable=30.0) == 0
+    assert dead_for(DEAD2, 15.0, T, readable=5.0) == pytest.approx(16.0)  # its own reads failed until 5 s ago
+    assert go(S.DOWN, hosts=(DEAD2,), readable_for=5.0, **FENCING).state == S.DOWN
+    assert go(S.DOWN, hosts=(DEAD2,), readable_for=60.0, **FENCING).state == S.FENCE
+
+
+def test_a_host_fences_by_the_score_the_others_see_it_publish() -> None:
+    """Just restarted (its record still says 0 while it collects history), it is not first in anyone's eyes: another
+    host fences; it fences once its record shows the score it has."""
+    assert go(S.DOWN, hosts=(DEAD2,), published_score=0, **FENCING).state == S.DOWN
+    assert go(S.DOWN, hosts=(DEAD2,), published_score=3400, **FENCING).state == S.FENCE
+    third = remote(3, score=3000)  # goes after this host by the published 3400, before it by a published 2000
+    assert go(S.DOWN, hosts=(DEAD2, third), published_score=3400, **FENCING).state == S.FENCE
+    assert go(S.DOWN, hosts=(DEAD2, third), published_score=2000, **FENCING).state == S.DOWN
