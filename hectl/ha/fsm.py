@@ -105,6 +105,7 @@ NONE = ""
 ENGINE_FAILURE = "engine-failure"  # a failed start, a crash, bad health: counted in ``failed_starts``
 FENCED = "fenced"  # ``Memory.target`` confirmed off: counted dead until it returns
 FENCE_FAILED = "fence-failed"  # not fenced again within retry_window
+MIGRATION_WAIT = "migration-wait"  # local maintenance waits for a host that can soon take the engine live
 
 # A background action's status (the runtime's fencing and migration), as ``Outcome.status``.
 RUNNING, DONE, FAILED = "running", "done", "failed"
@@ -142,6 +143,7 @@ class LocalVM(Frozen):
     # migration-failed (an incoming migration that did not complete) | ""
     detail: str = ""
     migration: Outcome = Outcome()  # this agent's migration of the VM (RUNNING, FAILED with why)
+    switch_over: bool = False  # paused by libvirt for an outgoing migration's switch-over (the lease handed on)
 
 
 class Observations(Frozen):
@@ -188,6 +190,7 @@ class Memory(Frozen):
     fenced: tuple[tuple[int, float], ...] = ()  # (host id, when): hosts this agent fenced, counted dead until they return
     fence_failed: tuple[tuple[int, float], ...] = ()  # (host id, when): not fenced again within retry_window (unless
     # it returns in between: dying again is another incident)
+    migration_wait: float | None = None  # local maintenance: since when it waits for a host to take the engine live
 
 
 class Decision(Frozen):
@@ -228,6 +231,10 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
         mem = mem._replace(fence_failed=(*mem.fence_failed, (mem.target, now)))
     elif event == ENGINE_FAILURE:
         mem = mem._replace(failed_starts=(*mem.failed_starts, now))
+    if event == MIGRATION_WAIT:
+        mem = mem._replace(migration_wait=now if mem.migration_wait is None else mem.migration_wait)
+    elif mem.migration_wait is not None:
+        mem = mem._replace(migration_wait=None)
     return Decision(mem, actions, t.loop if delay is None else delay, reason, _score(mem, obs, cfg, t))
 
 
@@ -463,6 +470,20 @@ def migration_target(obs: Observations) -> RemoteHost | None:
     return min(able, key=lambda h: (-h.score, h.host_id), default=None)
 
 
+def migration_wait(t: HAConfig) -> float:
+    """How long local maintenance waits for a host that will soon be able to take the engine live (one that
+    collects history, or whose sanlock host id is not yet live here) before it shuts the engine down instead."""
+    return t.history + claim_wait(t)
+
+
+def _migration_target_soon(obs: Observations) -> RemoteHost | None:
+    """A live host, not in local maintenance, just started (StartUp) or down, that cannot take the engine yet
+    only for its score of 0 or its sanlock host id not live yet: as after a deploy, or a reboot."""
+    ready = (S.START, S.DOWN, S.GLOBAL_MAINTENANCE)
+    soon = [h for h in obs.hosts if h.live and not h.local_maintenance and h.state in ready and h.lease in ("live", "unknown")]
+    return min(soon, key=lambda h: h.host_id, default=None)
+
+
 def _lease_holder_alive_elsewhere(obs: Observations) -> int:
     """The other host that holds the engine lease per sanlock while sanlock sees its host id live (0: none)."""
     holder = _lease_elsewhere(obs)
@@ -500,6 +521,11 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
             if target is not None:
                 why = f"local maintenance: migrating the engine to host {target.host_id} (score {target.score})"
                 return S.MIGRATE_AWAY, (MIGRATE,), why, None, NONE
+            soon = _migration_target_soon(obs) if vm.state == "up" and st in (S.UP, S.UP_BAD) else None
+            waited = 0.0 if mem.migration_wait is None else obs.now - mem.migration_wait
+            if soon is not None and waited < migration_wait(t):
+                why = f"local maintenance: waiting for host {soon.host_id} to be able to take the engine live"
+                return st, (), f"{why} ({waited:.0f} of {migration_wait(t):.0f} s)", None, MIGRATION_WAIT
             alone = ": no other host can take it live" if vm.state == "up" else ""
             return S.STOP, (SHUTDOWN,), f"local maintenance: shutting the engine down here{alone}", None, NONE
         if vm.state == "down" or st == S.LOCAL_MAINTENANCE:
@@ -679,6 +705,9 @@ def _up(st: str, age: float, obs: Observations, t: HAConfig, cfg: ScoreConfig, m
     what = "paused" if vm.state == "paused" else f"health {vm.health}"
     if st == S.UP:
         return S.UP_BAD, (), f"engine {what}", None, NONE
+    if vm.switch_over and vm.migration.status != RUNNING and age >= 2 * t.loop:  # a switch-over takes a second
+        why = f"engine VM left paused by a migration that failed {age:.0f} s ago: powering it off to start it again"
+        return S.FORCE_STOP, (POWEROFF,), f"{why} under its lease", None, NONE
     if age >= t.bad_health:
         return S.STOP, (SHUTDOWN,), f"{_FAILED}engine {what} for {t.bad_health:.0f} s", None, ENGINE_FAILURE
     return S.UP_BAD, (), f"engine {what} ({age:.0f} of {t.bad_health:.0f} s)", None, NONE
@@ -704,6 +733,8 @@ def timers(mem: Memory, now: float, t: HAConfig, history: float) -> list[tuple[s
         out.append(("may retry the engine here: few enough recent failures", _retry_in(mem, now, t)))
     if mem.waiting_since is not None:
         out.append(("pass over the host waited on: its claim is not backed by sanlock", mem.waiting_since + claim_wait(t) - now))
+    if mem.migration_wait is not None:
+        out.append(("shut the engine down here instead: no host took it live", mem.migration_wait + migration_wait(t) - now))
     out += [(f"believe host {i}'s record again (it claimed without acting)", until - now) for i, until in mem.passed_over]
     out += [(f"may fence host {i} again (fencing it failed)", at + t.retry_window - now) for i, at in mem.fence_failed]
     return out

@@ -167,7 +167,7 @@ class EngineRuntime:
             health, why = self._health()
             return fsm.LocalVM("up", health, detail=detail if health == "good" else f"{detail}; {why}")
         if info.state in ("paused", "starting") or starting:
-            return fsm.LocalVM("starting" if starting else info.state, "unknown", detail=detail)
+            return fsm.LocalVM("starting" if starting else info.state, "unknown", detail=detail, switch_over=info.switch_over)
         return fsm.LocalVM("down", "unknown", down_reason=self._down_reason(previous, info), detail=info.detail)
 
     def _down_reason(self, previous: VMInfo | None, now: VMInfo) -> str:

@@ -44,6 +44,7 @@ class VMInfo(Frozen):
     pid: int = 0
     graphics: Graphics | None = None
     cpu_seconds: float = 0.0  # CPU time used by the VM since it started
+    switch_over: bool = False  # paused by libvirt for an outgoing migration's switch-over (its lease handed on)
 
 
 class MigrationRequest(Frozen):

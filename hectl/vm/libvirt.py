@@ -144,10 +144,12 @@ class LibvirtHypervisor:
                 return VMInfo("down", "not running")
             raise _error(exc, f"cannot read the state of VM {name}") from None
         ha_state, word = _STATES.get(state, ("unknown", str(state)))
+        switch_over = False
         if state == 3 and reason == _PAUSED_STARTING:
             ha_state, word = "starting", "starting up"
         elif state == 3 and reason == _PAUSED_MIGRATION:
-            ha_state, word = ("starting", INCOMING) if _incoming(dom) else ("paused", "paused for the migration switch-over")
+            switch_over = not _incoming(dom)
+            ha_state, word = ("paused", "paused for the migration switch-over") if switch_over else ("starting", INCOMING)
         meta = xml.find(f"metadata/{{{HECTL_NS}}}engine")
         gfx = xml.find("devices/graphics")
         graphics = None
@@ -161,6 +163,7 @@ class LibvirtHypervisor:
             pid=self._qemu_pid(xml.findtext("uuid", "")),
             graphics=graphics,
             cpu_seconds=cpu_ns / 1e9,
+            switch_over=switch_over,
         )
 
     def _qemu_pid(self, uuid: str) -> int:
@@ -262,12 +265,24 @@ class LibvirtHypervisor:
             progress(self._migration_progress(dom, elapsed))
         seconds = time.monotonic() - began
         if failure:
-            after = self.info(name).state
+            after = self._resume_after(name)
             if aborted and failure[0].get_error_code() == libvirt.VIR_ERR_OPERATION_ABORTED:
                 raise WaitTimeout(f"the migration did not finish within {request.timeout:g} s and was aborted; {_where(after)}")
             raise _migration_error(failure[0], after)
         downtime, transferred = self._completed(name, request.dest_uri)
         return MigrationResult(round(seconds, 3), downtime, transferred)
+
+    def _resume_after(self, name: str) -> str:
+        """The VM's state here after a failed migration, resumed first when libvirt left it paused for the
+        switch-over (the target refused the lease and the source could not take it back by itself): resuming
+        acquires the engine lease again through libvirt's sanlock driver, or fails and leaves it paused."""
+        libvirt = _libvirt()
+        info = self.info(name)
+        if info.switch_over:
+            with contextlib.suppress(libvirt.libvirtError):
+                self._require(name).resume()
+            info = self.info(name)
+        return info.state
 
     def _migration_progress(self, dom: Any, elapsed: float) -> MigrationProgress:
         libvirt = _libvirt()

@@ -27,6 +27,7 @@ from hectl.ha.fsm import (
     claim_wait,
     dead_for,
     ineligible,
+    migration_wait,
     step,
 )
 from hectl.ha.score import HostHealth
@@ -132,9 +133,9 @@ TABLE: list[tuple[str, dict[str, Any], float, str, tuple[str, ...], str]] = [
         "no other host can take it live",
     ),
     (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(local_maintenance=True),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
-    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(score=0),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
+    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(score=0),)), 5, S.UP, (), "waiting for host 2"),  # it may soon
     (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(state=S.UNKNOWN_VM),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
-    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(score=2**31 - 1),)), 5, S.STOP, (SHUTDOWN,), "no other host"),
+    (S.UP, dict(vm=UP, local_maintenance=True, hosts=(remote(score=2**31 - 1),)), 5, S.UP, (), "waiting for host 2"),
     (S.STARTING, dict(vm=LocalVM("starting"), local_maintenance=True, hosts=(remote(),)), 5, S.STOP, (SHUTDOWN,), "shutting"),
     # EngineMigratingAway: the outcome of the migration
     (
@@ -515,3 +516,31 @@ def test_a_host_fences_by_the_score_the_others_see_it_publish() -> None:
     third = remote(3, score=3000)  # goes after this host by the published 3400, before it by a published 2000
     assert go(S.DOWN, hosts=(DEAD2, third), published_score=3400, **FENCING).state == S.FENCE
     assert go(S.DOWN, hosts=(DEAD2, third), published_score=2000, **FENCING).state == S.DOWN
+
+
+def test_an_engine_left_paused_by_a_failed_switch_over_is_restarted_not_counted_as_a_failure() -> None:
+    stuck = LocalVM("paused", "unknown", switch_over=True)
+    assert go(S.UP, vm=stuck).state == S.UP_BAD  # a switch-over under way looks like this for a second
+    assert go(S.UP_BAD, age=T.loop, vm=stuck).actions == ()
+    d = go(S.UP_BAD, age=2 * T.loop, vm=stuck)
+    assert (d.state, d.actions, d.memory.failed_starts) == (S.FORCE_STOP, (POWEROFF,), ())
+    assert "left paused by a migration" in d.reason
+    running = stuck._replace(migration=Outcome(RUNNING))  # this agent's own migration: its timer decides
+    assert go(S.UP_BAD, age=2 * T.loop, vm=running).actions == ()
+    paused = LocalVM("paused", "unknown")  # paused for another reason: the bad-health timer, as before
+    assert go(S.UP_BAD, age=2 * T.loop, vm=paused).actions == ()
+
+
+def test_local_maintenance_waits_a_while_for_a_host_that_can_soon_take_the_engine_live() -> None:
+    """Right after a deploy the other hosts still collect history (score 0): migrate once one can, not cold."""
+    young = remote(2, score=0, state=S.DOWN)
+    d = go(S.UP, vm=UP, local_maintenance=True, hosts=(young,))
+    assert (d.state, d.actions, d.memory.migration_wait) == (S.UP, (), NOW) and "waiting for host 2" in d.reason
+    later = step(d.memory, observe(now=NOW + 5, vm=UP, local_maintenance=True, hosts=(remote(2),)), CFG, T)
+    assert (later.state, later.actions, later.memory.target) == (S.MIGRATE_AWAY, (MIGRATE,), 2)
+    assert later.memory.migration_wait is None
+    late = d.memory._replace(migration_wait=NOW - migration_wait(T))  # waited long enough: the cold move
+    cold = step(late, observe(vm=UP, local_maintenance=True, hosts=(young,)), CFG, T)
+    assert (cold.state, cold.actions) == (S.STOP, (SHUTDOWN,)) and "no other host can take it live" in cold.reason
+    alone = go(S.UP, vm=UP, local_maintenance=True, hosts=(remote(2, local_maintenance=True),))
+    assert alone.actions == (SHUTDOWN,)  # nobody will come: no wait
