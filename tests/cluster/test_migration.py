@@ -95,6 +95,30 @@ def all_live(cluster: lab_cluster.Cluster) -> None:
     wait_until(settled, 240, "every host live and settled")
 
 
+def test_local_maintenance_right_after_deploy_waits_for_a_host_and_migrates_live(
+    lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo],
+) -> None:
+    """The agents have just started: the other hosts still collect history (score 0) and their sanlock host ids
+    may not be live yet. Local maintenance waits for one and migrates the engine live (bench_failover's planned
+    move right after deploy used to fall back to the cold move: "no other host can take it live")."""
+    cluster, watcher = lab
+    source = engine_host(cluster)
+    states: set[str] = set()
+    assert source.hectl("set-maintenance", "--mode", "local", "--reason", "right after deploy").returncode == 0
+
+    def moved() -> int:
+        states.add(source.agent_state())
+        holders = cluster.engine_hosts()
+        return holders[0] if holders and holders != [source.id] else 0
+
+    took, new = wait_until(moved, 120, "the engine migrated away", every=0.5)
+    print(f"\nlocal maintenance right after deploy: migrated to host {new} in {took:.1f} s; states {sorted(states)}")
+    assert "EngineMigratingAway" in states and arrived_live(cluster.hosts[new - 1], cluster), states
+    wait_until(lambda: source.agent_state() == "LocalMaintenance", 60, "local maintenance")
+    assert source.hectl("set-maintenance", "--mode", "none").returncode == 0
+    assert watcher.violations == []
+
+
 def test_vm_migrate_moves_the_running_engine_with_one_short_gap(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> None:
     cluster, watcher = lab
     all_live(cluster)
