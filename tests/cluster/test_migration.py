@@ -58,6 +58,13 @@ def arrived_live(host: lab_cluster.Host, cluster: lab_cluster.Cluster) -> bool:
         conn.close()
 
 
+def moved_away(cluster: lab_cluster.Cluster, source: lab_cluster.Host, states: set[str]) -> int:
+    """The host the engine runs on once it left ``source`` (0: not yet); ``states`` collects the source's agent's."""
+    states.add(source.agent_state())
+    holders = cluster.engine_hosts()
+    return holders[0] if holders and holders != [source.id] else 0
+
+
 def settle(lab: tuple[lab_cluster.Cluster, lab_cluster.NeverTwo]) -> tuple[lab_cluster.Host, lab_cluster.Host, list[int]]:
     """Once every host is settled: the engine's host, another host, and the engine's QEMU."""
     cluster, _ = lab
@@ -105,13 +112,7 @@ def test_local_maintenance_right_after_deploy_waits_for_a_host_and_migrates_live
     source = engine_host(cluster)
     states: set[str] = set()
     assert source.hectl("set-maintenance", "--mode", "local", "--reason", "right after deploy").returncode == 0
-
-    def moved() -> int:
-        states.add(source.agent_state())
-        holders = cluster.engine_hosts()
-        return holders[0] if holders and holders != [source.id] else 0
-
-    took, new = wait_until(moved, 120, "the engine migrated away", every=0.5)
+    took, new = wait_until(lambda: moved_away(cluster, source, states), 120, "the engine migrated away", every=0.5)
     print(f"\nlocal maintenance right after deploy: migrated to host {new} in {took:.1f} s; states {sorted(states)}")
     assert "EngineMigratingAway" in states and arrived_live(cluster.hosts[new - 1], cluster), states
     wait_until(lambda: source.agent_state() == "LocalMaintenance", 60, "local maintenance")
@@ -153,13 +154,7 @@ def test_local_maintenance_migrates_and_none_does_not_move_it_back(lab: tuple[la
     with HealthProbe(others(cluster, source)[-1].netns, cluster.health_url) as probe:
         t0 = time.monotonic()
         assert source.hectl("set-maintenance", "--mode", "local", "--reason", "patching").returncode == 0
-
-        def moved() -> int:
-            states.add(source.agent_state())
-            holders = cluster.engine_hosts()
-            return holders[0] if holders and holders != [source.id] else 0
-
-        took, new = wait_until(moved, 120, "the engine migrated away", every=0.5)
+        took, new = wait_until(lambda: moved_away(cluster, source, states), 120, "the engine migrated away", every=0.5)
         wait_until(lambda: source.agent_state() == "LocalMaintenance", 60, "local maintenance")
     target = cluster.hosts[new - 1]
     gaps = probe.outages(since=t0)
