@@ -521,10 +521,17 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
             if target is not None:
                 why = f"local maintenance: migrating the engine to host {target.host_id} (score {target.score})"
                 return S.MIGRATE_AWAY, (MIGRATE,), why, None, NONE
-            soon = _migration_target_soon(obs) if vm.state == "up" and st in (S.UP, S.UP_BAD) else None
+            waiting_states = (S.START, S.STARTING, S.UP, S.UP_BAD)  # (an agent just started finds the engine running)
+            soon = _migration_target_soon(obs) if vm.state == "up" and st in waiting_states else None
+            young = vm.state == "up" and st in waiting_states and obs.history < t.history  # not seen the others yet
             waited = 0.0 if mem.migration_wait is None else obs.now - mem.migration_wait
-            if soon is not None and waited < migration_wait(t):
-                why = f"local maintenance: waiting for host {soon.host_id} to be able to take the engine live"
+            if (soon is not None or young) and waited < migration_wait(t):
+                who = (
+                    f"host {soon.host_id} to be able to take"
+                    if soon
+                    else "the other hosts' records (collecting history) to place"
+                )
+                why = f"local maintenance: waiting for {who} the engine live"
                 return st, (), f"{why} ({waited:.0f} of {migration_wait(t):.0f} s)", None, MIGRATION_WAIT
             alone = ": no other host can take it live" if vm.state == "up" else ""
             return S.STOP, (SHUTDOWN,), f"local maintenance: shutting the engine down here{alone}", None, NONE

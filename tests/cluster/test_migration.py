@@ -112,11 +112,13 @@ def test_local_maintenance_right_after_deploy_waits_for_a_host_and_migrates_live
     source = engine_host(cluster)
     states: set[str] = set()
     assert source.hectl("set-maintenance", "--mode", "local", "--reason", "right after deploy").returncode == 0
-    took, new = wait_until(lambda: moved_away(cluster, source, states), 120, "the engine migrated away", every=0.5)
-    print(f"\nlocal maintenance right after deploy: migrated to host {new} in {took:.1f} s; states {sorted(states)}")
-    assert "EngineMigratingAway" in states and arrived_live(cluster.hosts[new - 1], cluster), states
-    wait_until(lambda: source.agent_state() == "LocalMaintenance", 60, "local maintenance")
-    assert source.hectl("set-maintenance", "--mode", "none").returncode == 0
+    try:
+        took, new = wait_until(lambda: moved_away(cluster, source, states), 120, "the engine migrated away", every=0.5)
+        print(f"\nlocal maintenance right after deploy: migrated to host {new} in {took:.1f} s; states {sorted(states)}")
+        assert "EngineMigratingAway" in states and arrived_live(cluster.hosts[new - 1], cluster), states
+        wait_until(lambda: source.agent_state() == "LocalMaintenance", 60, "local maintenance")
+    finally:
+        assert source.hectl("set-maintenance", "--mode", "none").returncode == 0
     assert watcher.violations == []
 
 

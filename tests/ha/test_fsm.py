@@ -544,3 +544,17 @@ def test_local_maintenance_waits_a_while_for_a_host_that_can_soon_take_the_engin
     assert (cold.state, cold.actions) == (S.STOP, (SHUTDOWN,)) and "no other host can take it live" in cold.reason
     alone = go(S.UP, vm=UP, local_maintenance=True, hosts=(remote(2, local_maintenance=True),))
     assert alone.actions == (SHUTDOWN,)  # nobody will come: no wait
+
+
+def test_an_agent_just_started_waits_for_a_migration_target_too() -> None:
+    young = remote(2, score=0, state=S.START)
+    for state in (S.START, S.STARTING):
+        d = go(state, vm=UP, local_maintenance=True, hosts=(young,))
+        assert (d.state, d.actions) == (state, ()) and "waiting for host 2" in d.reason
+
+
+def test_an_agent_that_has_not_seen_the_others_yet_does_not_shut_the_engine_down_for_local_maintenance() -> None:
+    d = step(Memory(S.START, NOW), observe(vm=UP, local_maintenance=True, history=2.0), CFG, T)
+    assert (d.state, d.actions) == (S.START, ()) and "collecting history" in d.reason
+    d = step(Memory(S.START, NOW), observe(vm=UP, local_maintenance=True, history=T.history), CFG, T)
+    assert d.actions == (SHUTDOWN,)  # seen long enough: nobody can take it
