@@ -191,6 +191,8 @@ class Memory(Frozen):
     fence_failed: tuple[tuple[int, float], ...] = ()  # (host id, when): not fenced again within retry_window (unless
     # it returns in between: dying again is another incident)
     migration_wait: float | None = None  # local maintenance: since when it waits for a host to take the engine live
+    usurped_since: float | None = None  # since when sanlock names another live host as the lease's holder while
+    # the engine VM runs here (a live migration's switch-over looks like that for a moment)
 
 
 class Decision(Frozen):
@@ -215,6 +217,8 @@ def step(mem: Memory, obs: Observations, cfg: ScoreConfig, t: HAConfig) -> Decis
         fenced=tuple(f for f in mem.fenced if not _returned(obs, f[0])),
     )
     obs = _fenced_dead(obs, mem)
+    usurped = obs.vm.state == "up" and _lease_holder_alive_elsewhere(obs) > 0
+    mem = mem._replace(usurped_since=(mem.usurped_since if mem.usurped_since is not None else now) if usurped else None)
     mem, obs, passed = _judge_claims(mem, obs, cfg, t)
     nxt, actions, reason, delay, event = _transition(mem, obs, t, cfg)
     if passed and nxt == S.START_VM:
@@ -506,7 +510,8 @@ def _transition(mem: Memory, obs: Observations, t: HAConfig, cfg: ScoreConfig) -
     if obs.global_maintenance:
         return S.GLOBAL_MAINTENANCE, (), "global maintenance: hands off the engine", None, NONE
     usurper = _lease_holder_alive_elsewhere(obs)
-    if vm.state == "up" and usurper:  # this QEMU runs without the lease: never two engines
+    if vm.state == "up" and usurper and mem.usurped_since is not None and obs.now > mem.usurped_since:
+        # seen on two cycles in a row (not a switch-over): this QEMU runs without the lease; never two engines
         why = f"sanlock says host {usurper}, alive, holds the engine lease while the engine runs here: powering it off"
         return S.FORCE_STOP, (POWEROFF,), why, None, NONE
     if st == S.MIGRATE_AWAY:

@@ -492,7 +492,10 @@ def test_a_live_engine_host_is_never_announced_for_fencing() -> None:
 def test_an_engine_running_here_while_another_live_host_holds_its_lease_is_powered_off_at_once() -> None:
     """Defence in depth: this QEMU runs without the lease (a wrong fencing freed it, say): never two engines."""
     for state in (S.UP, S.STARTING, S.MIGRATE_AWAY, S.UP_BAD):
-        d = go(state, vm=UP, engine_lease=2, hosts=(remote(2, lease="live", vm="up"),))
+        obs = dict(vm=UP, engine_lease=2, hosts=(remote(2, lease="live", vm="up"),))
+        first = go(state, **obs)  # once: a live migration's switch-over looks like this for a moment
+        assert POWEROFF not in first.actions and first.memory.usurped_since == NOW
+        d = step(first.memory, observe(now=NOW + 1, **obs), CFG, T)  # the next cycle: still so
         assert (d.state, d.actions) == (S.FORCE_STOP, (POWEROFF,)) and "host 2, alive, holds the engine lease" in d.reason
     for lease in ("fail", "dead", "unknown"):  # not alive by sanlock: the usual rules
         assert go(S.UP, vm=UP, engine_lease=2, hosts=(remote(2, lease=lease),)).actions == ()
