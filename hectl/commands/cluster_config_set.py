@@ -9,7 +9,7 @@ from hectl.commands.options import KeyValue, format_options, pick_format
 from hectl.context import AppContext
 from hectl.errors import signals_interrupt
 from hectl.output import Output, note
-from hectl.storage import cluster, clusterkey
+from hectl.storage import cluster, clusterkey, sealed
 
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -56,7 +56,7 @@ def command(app: AppContext, changes: dict[str, dict[str, str]], replace: bool, 
     key = app.cluster_key()
     if key is None:
         _, data = cluster.read_bytes(app.backend(), app.timeout)
-        if data.strip(b"\0 \n") and not replace:  # --replace trusts nothing of the old document
+        if sealed.written(data) and not replace:  # --replace trusts nothing of the old document
             raise cluster.NoKey(local.cluster_key)
         key = clusterkey.generate()
         clusterkey.save(local.cluster_key, key)

@@ -82,7 +82,7 @@ class NoKey(ConfigError):
 
 def decode(data: bytes, where: str, key: ClusterKey | None, key_path: str = "") -> ClusterConfig | None:
     """The document in ``data``, authenticated with ``key``; ``StorageError`` (``Unauthenticated``) when unusable."""
-    if key is None and data.strip(b"\0 \n"):
+    if key is None and sealed.written(data):
         raise NoKey(key_path)
     try:
         body = sealed.unseal("cluster", data, key)

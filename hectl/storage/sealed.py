@@ -53,6 +53,11 @@ def seal(key: str, body: dict[str, object], size: int, signer: ClusterKey | None
     return data.ljust(size, b" ")
 
 
+def written(data: bytes) -> bool:
+    """Whether the region holds anything (a never-written one is empty, zeros or spaces)."""
+    return bool(data.rstrip(b"\0 \n"))
+
+
 def unseal(key: str, data: bytes, signer: ClusterKey | None = None) -> dict[str, object] | None:
     """The body stored under ``key``; ``None`` when nothing was ever written; ``Corrupt`` says what is wrong.
 
